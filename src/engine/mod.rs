@@ -1,0 +1,197 @@
+//! The engine: one DataFusion catalog (the database) shared by every session, built from
+//! the config — channels, unified views, `pg_catalog`, and the userql functions.
+//!
+//! Architecture invariant: nothing here speaks the wire protocol; the server and the
+//! `userql query` CLI both drive the engine through [`session::Session`].
+
+pub mod catalog;
+pub mod channels;
+pub mod pg_settings;
+pub mod session;
+pub mod settings;
+pub mod views;
+
+use std::sync::Arc;
+
+use datafusion::catalog::MemorySchemaProvider;
+use datafusion::execution::context::SessionState;
+use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use crate::config::{Config, parse_byte_size};
+use crate::error::UserqlError;
+
+pub use session::Session;
+
+/// Why the engine could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// A channel could not be opened.
+    #[error(transparent)]
+    Channel(#[from] channels::ChannelError),
+    /// A `[settings]` default was refused.
+    #[error("invalid config settings.{key}: {message}")]
+    Setting { key: String, message: String },
+    /// Building the catalog failed.
+    #[error("cannot build the catalog: {0}")]
+    Catalog(String),
+}
+
+/// The schema channels are registered in.
+pub const CHANNELS_SCHEMA: &str = "channels";
+
+/// Shared state of a running server (or one `userql query`).
+#[derive(Debug)]
+pub struct Engine {
+    config: Config,
+    /// Fully set-up state every session starts as a copy of: cloning it is far cheaper
+    /// than registering functions and catalog tables per connection.
+    template: SessionState,
+}
+
+impl Engine {
+    /// Build the catalog from a config: channels, views, pg_catalog, functions.
+    pub async fn open(config: Config) -> Result<Arc<Self>, EngineError> {
+        let db = config.server.database.clone();
+        let mut session_config = SessionConfig::new()
+            .with_default_catalog_and_schema(&db, "public")
+            .with_create_default_catalog_and_schema(true)
+            .with_information_schema(true)
+            .set_str("datafusion.sql_parser.dialect", "PostgreSQL");
+        let mut userql = settings::UserqlSettings::default();
+        for (key, value) in config.setting_defaults() {
+            let name = key.trim_start_matches("userql.");
+            userql
+                .set_value(name, &value)
+                .map_err(|e| EngineError::Setting {
+                    key: name.to_string(),
+                    message: UserqlError::from(e).message,
+                })?;
+        }
+        session_config.options_mut().extensions.insert(userql);
+        session_config
+            .options_mut()
+            .extensions
+            .insert(pg_settings::PgSettings::default());
+
+        let mut runtime = RuntimeEnvBuilder::new();
+        if let Some(limit) = &config.server.memory_limit {
+            let bytes = parse_byte_size(limit).map_err(|m| EngineError::Setting {
+                key: "server.memory_limit".into(),
+                message: m,
+            })?;
+            runtime = runtime.with_memory_pool(Arc::new(FairSpillPool::new(bytes)));
+        }
+        let runtime = runtime
+            .build_arc()
+            .map_err(|e| EngineError::Catalog(e.to_string()))?;
+        let state = SessionStateBuilder::new()
+            .with_config(session_config)
+            .with_runtime_env(runtime)
+            .with_default_features()
+            .build();
+        let ctx = SessionContext::new_with_state(state);
+        let catalog = ctx
+            .catalog(&db)
+            .ok_or_else(|| EngineError::Catalog(format!("catalog {db} was not created")))?;
+
+        let channels_schema = Arc::new(MemorySchemaProvider::new());
+        catalog
+            .register_schema(CHANNELS_SCHEMA, channels_schema.clone())
+            .map_err(|e| EngineError::Catalog(e.to_string()))?;
+        let opened = channels::open_all(&config, &ctx.state()).await?;
+        for ch in &opened {
+            use datafusion::catalog::SchemaProvider;
+            channels_schema
+                .register_table(ch.config.name.clone(), ch.table.clone())
+                .map_err(|e| EngineError::Catalog(e.to_string()))?;
+        }
+        let channel_configs: Vec<_> = opened.iter().map(|c| c.config.clone()).collect();
+        for (name, sql) in [
+            ("identities", views::identities_sql(&channel_configs)),
+            ("orders", views::orders_sql(&channel_configs)),
+            ("events", views::events_sql(&channel_configs)),
+        ] {
+            create_view(&ctx, name, &sql).await?;
+        }
+
+        catalog::install(&ctx, &db).map_err(|e| EngineError::Catalog(e.to_string()))?;
+        crate::functions::register_all(&ctx);
+
+        // The resolved customer: cached OneID over the channels, and the record-level
+        // views with a customer_id.
+        let channel_paths = channel_configs
+            .iter()
+            .map(|c| config.resolve(&c.path))
+            .collect();
+        let public = catalog
+            .schema("public")
+            .ok_or_else(|| EngineError::Catalog("schema public missing".into()))?;
+        public
+            .register_table(
+                "customer_ids".into(),
+                Arc::new(crate::functions::identity::table::CustomerIds::new(
+                    channel_paths,
+                )),
+            )
+            .map_err(|e| EngineError::Catalog(e.to_string()))?;
+        for (name, sql) in [
+            (
+                "customer_orders",
+                "SELECT c.one_id AS customer_id, o.channel, o.record_id, o.order_ts, o.amount \
+                 FROM public.orders o JOIN public.customer_ids c ON o.record_id = c.record_id",
+            ),
+            (
+                "customer_events",
+                "SELECT c.one_id AS customer_id, e.channel, e.record_id, e.event_ts, e.event \
+                 FROM public.events e JOIN public.customer_ids c ON e.record_id = c.record_id",
+            ),
+        ] {
+            create_view(&ctx, name, sql).await?;
+        }
+
+        Ok(Arc::new(Self {
+            config,
+            template: ctx.state(),
+        }))
+    }
+
+    /// The configuration the engine was built from.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The database (catalog) name.
+    pub fn database(&self) -> &str {
+        &self.config.server.database
+    }
+
+    /// A fresh DataFusion context for one session, sharing the catalog and memory pool.
+    pub fn new_context(&self) -> SessionContext {
+        let state = SessionStateBuilder::new_from_existing(self.template.clone())
+            .with_session_id(uuid_like())
+            .build();
+        SessionContext::new_with_state(state)
+    }
+
+    /// A new session for a user.
+    pub fn session(self: &Arc<Self>, user: &str) -> Session {
+        Session::new(self.clone(), self.new_context(), user)
+    }
+}
+
+async fn create_view(ctx: &SessionContext, name: &str, sql: &str) -> Result<(), EngineError> {
+    let stmt = format!("CREATE OR REPLACE VIEW public.{name} AS {sql}");
+    ctx.sql(&stmt).await.map_err(|e| {
+        EngineError::Catalog(format!("view {name}: {}", UserqlError::from(e).message))
+    })?;
+    Ok(())
+}
+
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    format!("session-{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}

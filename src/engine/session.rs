@@ -1,0 +1,793 @@
+//! One client session: parses statements, answers the ones PostgreSQL clients send that
+//! DataFusion does not know (SET/SHOW/RESET of PostgreSQL settings, BEGIN/COMMIT), and
+//! hands everything else to DataFusion.
+//!
+//! Transactions: userql runs every statement in autocommit. `BEGIN`/`COMMIT`/`ROLLBACK`
+//! are accepted so drivers and dbt work, and the wire status reflects the block, but a
+//! `ROLLBACK` does not undo statements that already ran; it says so with a WARNING
+//! notice when the block wrote anything.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray, UInt64Array};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::ParamValues;
+use datafusion::logical_expr::Expr;
+use datafusion::logical_expr::{DdlStatement, LogicalPlan, WriteOp};
+use datafusion::prelude::{DataFrame, SessionContext};
+use datafusion::sql::parser::Statement as DFStatement;
+use datafusion::sql::sqlparser::ast::{
+    Expr as SqlExpr, ObjectName, ObjectType, Reset, Set, Statement, Value,
+};
+use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
+
+use super::Engine;
+use super::pg_settings::{self, PgSettings};
+use super::settings::{self, UserqlSettings};
+use crate::error::{UserqlError, sqlstate};
+
+/// A statement ready to execute (the result of Parse in the extended protocol).
+#[derive(Debug, Clone)]
+pub enum Planned {
+    /// Planned by DataFusion.
+    Query {
+        /// The parsed statement, for its command tag.
+        statement: Box<Statement>,
+        /// The logical plan, possibly with `$n` placeholders.
+        plan: LogicalPlan,
+    },
+    /// Answered by the session itself.
+    Utility(Utility),
+}
+
+/// Statements the session answers without DataFusion.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Utility {
+    /// `SET name = value` (`None`: `DEFAULT`).
+    Set { name: String, value: Option<String> },
+    /// `RESET name` / `RESET ALL` (`None`).
+    Reset(Option<String>),
+    /// `SHOW name` / `SHOW ALL`.
+    Show(String),
+    /// `BEGIN` / `START TRANSACTION`.
+    Begin,
+    /// `COMMIT` / `END`.
+    Commit,
+    /// `ROLLBACK` / `ABORT`.
+    Rollback,
+    /// Accepted and ignored, answering with this command tag.
+    Noop(&'static str),
+}
+
+/// What running a statement produced.
+pub enum Outcome {
+    /// Rows to stream to the client.
+    Rows(DataFrame),
+    /// A small result computed in memory (SHOW).
+    Batches(SchemaRef, Vec<RecordBatch>),
+    /// A command that returns no rows: its tag (`CREATE TABLE`, `INSERT 0 5`).
+    Command(CommandTag),
+    /// `BEGIN`.
+    TransactionStart,
+    /// `COMMIT` / `ROLLBACK`, with the tag to answer.
+    TransactionEnd(&'static str),
+}
+
+/// A PostgreSQL command-completion tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandTag {
+    /// The command word(s), e.g. `INSERT`, `CREATE TABLE`.
+    pub command: String,
+    /// Rows affected, for DML.
+    pub rows: Option<usize>,
+}
+
+impl CommandTag {
+    fn new(command: &str) -> Self {
+        Self {
+            command: command.to_string(),
+            rows: None,
+        }
+    }
+}
+
+/// A client session.
+pub struct Session {
+    engine: Arc<Engine>,
+    ctx: SessionContext,
+    user: String,
+    in_block: bool,
+    block_wrote: bool,
+    parser: Arc<PostgresCompatibilityParser>,
+}
+
+impl Session {
+    pub(super) fn new(engine: Arc<Engine>, ctx: SessionContext, user: &str) -> Self {
+        {
+            let state_ref = ctx.state_ref();
+            let mut state = state_ref.write();
+            let options = state.config_mut().options_mut();
+            let mut pg = options
+                .extensions
+                .get::<PgSettings>()
+                .cloned()
+                .unwrap_or_default();
+            pg.set_user(user);
+            options.extensions.insert(pg);
+        }
+        Self {
+            engine,
+            ctx,
+            user: user.to_string(),
+            in_block: false,
+            block_wrote: false,
+            parser: shared_parser(),
+        }
+    }
+
+    /// The DataFusion context behind the session.
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// The engine the session belongs to.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// The connected user.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// This session's PostgreSQL settings.
+    pub fn pg_settings(&self) -> PgSettings {
+        self.ctx
+            .state()
+            .config()
+            .options()
+            .extensions
+            .get::<PgSettings>()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// This session's `userql.*` settings.
+    pub fn userql_settings(&self) -> UserqlSettings {
+        settings::of_session(self.ctx.state().config().options())
+    }
+
+    /// Apply a startup parameter (`application_name`, `client_encoding`, `DateStyle`...).
+    /// Unknown ones are ignored, as PostgreSQL ignores none but clients send many.
+    pub fn apply_startup_parameter(&mut self, name: &str, value: &str) {
+        let canonical = pg_settings::canonical_name(name);
+        if pg_settings::is_known(&canonical) || canonical.starts_with("userql.") {
+            if let Err(e) = self.set(&canonical, Some(value)) {
+                tracing::debug!("ignoring startup parameter {name}={value}: {e}");
+            }
+        }
+    }
+
+    /// Split SQL text into statements (PostgreSQL dialect, with the rewrites that make
+    /// client catalog queries plannable).
+    pub fn parse(&self, sql: &str) -> Result<Vec<Statement>, UserqlError> {
+        Ok(self.parser.parse(sql)?)
+    }
+
+    /// Plan one statement.
+    pub async fn plan(&self, statement: Statement) -> Result<Planned, UserqlError> {
+        if let Some(utility) = utility_of(&statement)? {
+            return Ok(Planned::Utility(utility));
+        }
+        let state = self.ctx.state();
+        let plan = state
+            .statement_to_plan(DFStatement::Statement(Box::new(statement.clone())))
+            .await?;
+        let plan = type_cast_placeholders(plan)?;
+        Ok(Planned::Query {
+            statement: Box::new(statement),
+            plan,
+        })
+    }
+
+    /// Whether the session is inside `BEGIN ... COMMIT`.
+    pub fn in_transaction_block(&self) -> bool {
+        self.in_block
+    }
+
+    /// Run a planned statement with bound parameters.
+    pub async fn execute(
+        &mut self,
+        planned: &Planned,
+        params: Option<ParamValues>,
+    ) -> Result<Outcome, UserqlError> {
+        match planned {
+            Planned::Utility(u) => self.execute_utility(u),
+            Planned::Query { statement, plan } => {
+                let plan = match params {
+                    Some(p) => plan.clone().replace_params_with_values(&p)?,
+                    None => plan.clone(),
+                };
+                self.execute_plan(statement, plan).await
+            }
+        }
+    }
+
+    /// Parse, plan and run SQL text that holds exactly one statement.
+    pub async fn run(&mut self, sql: &str) -> Result<Outcome, UserqlError> {
+        let mut statements = self.parse(sql)?;
+        if statements.len() != 1 {
+            return Err(UserqlError::new(
+                sqlstate::SYNTAX_ERROR,
+                format!("expected one statement, found {}", statements.len()),
+            ));
+        }
+        let planned = self.plan(statements.remove(0)).await?;
+        self.execute(&planned, None).await
+    }
+
+    async fn execute_plan(
+        &mut self,
+        statement: &Statement,
+        plan: LogicalPlan,
+    ) -> Result<Outcome, UserqlError> {
+        match &plan {
+            LogicalPlan::Dml(dml) => {
+                let verb = match dml.op {
+                    WriteOp::Insert(_) => "INSERT",
+                    WriteOp::Delete => "DELETE",
+                    WriteOp::Update => "UPDATE",
+                    WriteOp::Ctas => "SELECT",
+                    WriteOp::Truncate => "TRUNCATE TABLE",
+                    _ => "UPDATE",
+                };
+                let df = self.ctx.execute_logical_plan(plan).await?;
+                let batches = df.collect().await?;
+                let rows = affected_rows(&batches);
+                self.note_write();
+                Ok(Outcome::Command(CommandTag {
+                    command: verb.to_string(),
+                    rows: Some(rows),
+                }))
+            }
+            LogicalPlan::Ddl(ddl) => {
+                let tag = ddl_tag(ddl, statement);
+                self.ctx.execute_logical_plan(plan).await?.collect().await?;
+                self.note_write();
+                Ok(Outcome::Command(CommandTag::new(&tag)))
+            }
+            _ => Ok(Outcome::Rows(self.ctx.execute_logical_plan(plan).await?)),
+        }
+    }
+
+    fn note_write(&mut self) {
+        if self.in_block {
+            self.block_wrote = true;
+        }
+    }
+
+    fn execute_utility(&mut self, utility: &Utility) -> Result<Outcome, UserqlError> {
+        match utility {
+            Utility::Set { name, value } => {
+                self.set(name, value.as_deref())?;
+                Ok(Outcome::Command(CommandTag::new("SET")))
+            }
+            Utility::Reset(None) => {
+                let defaults = self.engine.template.config().options().as_ref().clone();
+                let state_ref = self.ctx.state_ref();
+                *state_ref.write().config_mut().options_mut() = defaults;
+                Ok(Outcome::Command(CommandTag::new("RESET")))
+            }
+            Utility::Reset(Some(name)) => {
+                self.set(name, None)?;
+                Ok(Outcome::Command(CommandTag::new("RESET")))
+            }
+            Utility::Show(name) => self.show(name),
+            Utility::Begin => {
+                self.in_block = true;
+                self.block_wrote = false;
+                Ok(Outcome::TransactionStart)
+            }
+            Utility::Commit => {
+                self.in_block = false;
+                Ok(Outcome::TransactionEnd("COMMIT"))
+            }
+            Utility::Rollback => {
+                self.in_block = false;
+                Ok(Outcome::TransactionEnd("ROLLBACK"))
+            }
+            Utility::Noop(tag) => Ok(Outcome::Command(CommandTag::new(tag))),
+        }
+    }
+
+    /// Whether the transaction block being rolled back had written anything (the server
+    /// warns: autocommit already made those writes durable).
+    pub fn take_block_wrote(&mut self) -> bool {
+        std::mem::take(&mut self.block_wrote)
+    }
+
+    /// Set (or, with `None`, reset to default) one setting.
+    pub fn set(&mut self, name: &str, value: Option<&str>) -> Result<(), UserqlError> {
+        let lower = name.to_ascii_lowercase();
+        let state_ref = self.ctx.state_ref();
+        let mut state = state_ref.write();
+        let options = state.config_mut().options_mut();
+        if let Some(key) = lower.strip_prefix("userql.") {
+            let spec = settings::spec(key).ok_or_else(|| {
+                UserqlError::new(
+                    sqlstate::UNDEFINED_OBJECT,
+                    format!("unrecognized configuration parameter \"{name}\""),
+                )
+                .with_hint(format!(
+                    "userql settings: {}",
+                    settings::SETTINGS
+                        .iter()
+                        .map(|s| s.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })?;
+            let default = self
+                .engine
+                .template_setting(&format!("userql.{}", spec.name))
+                .unwrap_or_else(|| spec.default.to_string());
+            let value = value.map(str::to_string).unwrap_or(default);
+            let mut ext = options
+                .extensions
+                .get::<UserqlSettings>()
+                .cloned()
+                .unwrap_or_default();
+            ext.set_value(key, &value).map_err(invalid_value)?;
+            options.extensions.insert(ext);
+            return Ok(());
+        }
+        if lower.starts_with("datafusion.") {
+            let value = match value {
+                Some(v) => v.to_string(),
+                None => self.engine.template_setting(&lower).ok_or_else(|| {
+                    UserqlError::new(
+                        sqlstate::UNDEFINED_OBJECT,
+                        format!("unrecognized configuration parameter \"{name}\""),
+                    )
+                })?,
+            };
+            options.set(&lower, &value).map_err(invalid_value)?;
+            return Ok(());
+        }
+        let canonical = pg_settings::canonical_name(&lower);
+        if !pg_settings::is_known(&canonical) {
+            return Err(UserqlError::new(
+                sqlstate::UNDEFINED_OBJECT,
+                format!("unrecognized configuration parameter \"{name}\""),
+            ));
+        }
+        let default = pg_settings::PG_SETTINGS
+            .iter()
+            .find(|(n, _, _)| *n == canonical)
+            .map(|(_, d, _)| d.to_string())
+            .unwrap_or_default();
+        let value = value.map(str::to_string).unwrap_or(default);
+        let mut pg = options
+            .extensions
+            .get::<PgSettings>()
+            .cloned()
+            .unwrap_or_default();
+        pg.set_value(&canonical, &value).map_err(invalid_value)?;
+        match canonical.as_str() {
+            "search_path" => {
+                options.catalog.default_schema = first_schema(&value);
+            }
+            "timezone" => {
+                let tz = value.trim().to_string();
+                if tz.eq_ignore_ascii_case("utc") || tz.eq_ignore_ascii_case("gmt") {
+                    options.execution.time_zone = Some("+00:00".into());
+                } else {
+                    options.execution.time_zone = Some(tz);
+                }
+            }
+            _ => {}
+        }
+        options.extensions.insert(pg);
+        Ok(())
+    }
+
+    fn show(&self, name: &str) -> Result<Outcome, UserqlError> {
+        let lower = name.to_ascii_lowercase();
+        let state = self.ctx.state();
+        let options = state.config().options();
+        if lower == "all" {
+            let mut names = Vec::new();
+            let mut values = Vec::new();
+            let mut descriptions = Vec::new();
+            let pg = self.pg_settings();
+            for (n, _, d) in pg_settings::PG_SETTINGS {
+                names.push(n.to_string());
+                values.push(pg.get(n).unwrap_or("").to_string());
+                descriptions.push(d.to_string());
+            }
+            for e in self.userql_settings().entries_for_show() {
+                names.push(e.0);
+                values.push(e.1);
+                descriptions.push(e.2);
+            }
+            let schema = show_schema("all");
+            let batch = RecordBatch::try_new(
+                schema.clone(),
+                vec![
+                    Arc::new(StringArray::from(names)) as ArrayRef,
+                    Arc::new(StringArray::from(values)),
+                    Arc::new(StringArray::from(descriptions)),
+                ],
+            )?;
+            return Ok(Outcome::Batches(schema, vec![batch]));
+        }
+        let value = if let Some(key) = lower.strip_prefix("userql.") {
+            self.userql_settings()
+                .get(key)
+                .map(str::to_string)
+                .ok_or_else(|| unrecognized(name))?
+        } else if lower.starts_with("datafusion.") {
+            options
+                .entries()
+                .into_iter()
+                .find(|e| e.key == lower)
+                .map(|e| e.value.unwrap_or_default())
+                .ok_or_else(|| unrecognized(name))?
+        } else {
+            let canonical = pg_settings::canonical_name(&lower);
+            match canonical.as_str() {
+                "session_authorization" | "session_user" => self.user.clone(),
+                _ => self
+                    .pg_settings()
+                    .get(&canonical)
+                    .map(str::to_string)
+                    .ok_or_else(|| unrecognized(name))?,
+            }
+        };
+        let schema = show_schema(&lower);
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(StringArray::from(vec![value])) as ArrayRef],
+        )?;
+        Ok(Outcome::Batches(schema, vec![batch]))
+    }
+}
+
+impl UserqlSettings {
+    /// `(userql.name, value, description)` rows for `SHOW ALL`.
+    fn entries_for_show(&self) -> Vec<(String, String, String)> {
+        use datafusion::common::config::ExtensionOptions;
+        self.entries()
+            .into_iter()
+            .map(|e| {
+                (
+                    e.key,
+                    e.value.unwrap_or_default(),
+                    e.description.to_string(),
+                )
+            })
+            .collect()
+    }
+}
+
+impl Engine {
+    /// A setting's value in the template every session starts from (the server default).
+    pub(crate) fn template_setting(&self, key: &str) -> Option<String> {
+        let options = self.template.config().options();
+        if let Some(name) = key.strip_prefix("userql.") {
+            return options
+                .extensions
+                .get::<UserqlSettings>()
+                .and_then(|u| u.get(name).map(str::to_string));
+        }
+        options
+            .entries()
+            .into_iter()
+            .find(|e| e.key == key)
+            .and_then(|e| e.value)
+    }
+}
+
+/// The columns a planned statement returns, or `None` for a command.
+pub fn result_schema_of(planned: &Planned) -> Option<SchemaRef> {
+    match planned {
+        Planned::Query { plan, .. } => {
+            if matches!(plan, LogicalPlan::Ddl(_) | LogicalPlan::Dml(_)) {
+                None
+            } else {
+                Some(Arc::new(plan.schema().as_arrow().clone()))
+            }
+        }
+        Planned::Utility(Utility::Show(name)) => Some(show_schema(&name.to_ascii_lowercase())),
+        Planned::Utility(_) => None,
+    }
+}
+
+/// Types of the `$1..$n` parameters, in order (`None`: not inferable).
+pub fn parameter_types_of(planned: &Planned) -> Result<Vec<Option<DataType>>, UserqlError> {
+    let Planned::Query { plan, .. } = planned else {
+        return Ok(vec![]);
+    };
+    let types = plan.get_parameter_types()?;
+    let mut ordered: Vec<(usize, Option<DataType>)> = types
+        .into_iter()
+        .filter_map(|(k, v)| {
+            k.trim_start_matches('$')
+                .parse::<usize>()
+                .ok()
+                .map(|i| (i, v))
+        })
+        .collect();
+    ordered.sort_by_key(|(i, _)| *i);
+    let n = ordered.last().map(|(i, _)| *i).unwrap_or(0);
+    let mut out = vec![None; n];
+    for (i, t) in ordered {
+        if i >= 1 {
+            out[i - 1] = t;
+        }
+    }
+    Ok(out)
+}
+
+/// `$1::BIGINT`: give an untyped placeholder the type it is cast to, as PostgreSQL infers
+/// it, so clients that send no parameter types (tokio-postgres, asyncpg) learn it.
+fn type_cast_placeholders(plan: LogicalPlan) -> Result<LogicalPlan, UserqlError> {
+    use datafusion::common::tree_node::{Transformed, TreeNode};
+    use datafusion::logical_expr::expr::{Cast, Placeholder};
+    let rewritten = plan.transform_up_with_subqueries(|node| {
+        node.map_expressions(|e| {
+            e.transform_up(|e| match e {
+                Expr::Cast(Cast { expr, field }) => match *expr {
+                    Expr::Placeholder(Placeholder { id, field: None }) => {
+                        let typed = Expr::Placeholder(Placeholder {
+                            id,
+                            field: Some(field.clone()),
+                        });
+                        Ok(Transformed::yes(Expr::Cast(Cast {
+                            expr: Box::new(typed),
+                            field,
+                        })))
+                    }
+                    other => Ok(Transformed::no(Expr::Cast(Cast {
+                        expr: Box::new(other),
+                        field,
+                    }))),
+                },
+                other => Ok(Transformed::no(other)),
+            })
+        })
+    })?;
+    Ok(rewritten.data)
+}
+
+fn shared_parser() -> Arc<PostgresCompatibilityParser> {
+    static PARSER: std::sync::OnceLock<Arc<PostgresCompatibilityParser>> =
+        std::sync::OnceLock::new();
+    PARSER
+        .get_or_init(|| Arc::new(PostgresCompatibilityParser::new()))
+        .clone()
+}
+
+fn invalid_value(e: datafusion::error::DataFusionError) -> UserqlError {
+    UserqlError::from(e)
+}
+
+fn unrecognized(name: &str) -> UserqlError {
+    UserqlError::new(
+        sqlstate::UNDEFINED_OBJECT,
+        format!("unrecognized configuration parameter \"{name}\""),
+    )
+}
+
+/// The schema of a SHOW result: one text column named after the setting, or
+/// `name, setting, description` for `SHOW ALL`.
+fn show_schema(name: &str) -> SchemaRef {
+    if name == "all" {
+        Arc::new(Schema::new(vec![
+            Field::new("name", DataType::Utf8, false),
+            Field::new("setting", DataType::Utf8, false),
+            Field::new("description", DataType::Utf8, false),
+        ]))
+    } else {
+        let col = name.rsplit('.').next().unwrap_or(name).replace(' ', "_");
+        Arc::new(Schema::new(vec![Field::new(col, DataType::Utf8, false)]))
+    }
+}
+
+/// The first real schema of a search path (`"$user", public` → `public`).
+fn first_schema(path: &str) -> String {
+    path.split(',')
+        .map(|s| s.trim().trim_matches('"').trim_matches('\'').to_string())
+        .find(|s| !s.is_empty() && s != "$user" && s != "pg_catalog" && s != "pg_temp")
+        .unwrap_or_else(|| "public".into())
+}
+
+fn affected_rows(batches: &[RecordBatch]) -> usize {
+    batches
+        .first()
+        .and_then(|b| b.column_by_name("count"))
+        .and_then(|c| c.as_any().downcast_ref::<UInt64Array>())
+        .map(|a| a.iter().flatten().sum::<u64>() as usize)
+        .unwrap_or(0)
+}
+
+fn ddl_tag(ddl: &DdlStatement, statement: &Statement) -> String {
+    match ddl {
+        DdlStatement::CreateExternalTable(_) | DdlStatement::CreateMemoryTable(_) => {
+            if matches!(statement, Statement::CreateTable(ct) if ct.query.is_some()) {
+                "SELECT".into()
+            } else {
+                "CREATE TABLE".into()
+            }
+        }
+        DdlStatement::CreateView(_) => "CREATE VIEW".into(),
+        DdlStatement::CreateCatalogSchema(_) => "CREATE SCHEMA".into(),
+        DdlStatement::CreateCatalog(_) => "CREATE DATABASE".into(),
+        DdlStatement::CreateIndex(_) => "CREATE INDEX".into(),
+        DdlStatement::DropTable(_) => "DROP TABLE".into(),
+        DdlStatement::DropView(_) => "DROP VIEW".into(),
+        DdlStatement::DropCatalogSchema(_) => "DROP SCHEMA".into(),
+        DdlStatement::CreateFunction(_) => "CREATE FUNCTION".into(),
+        DdlStatement::DropFunction(_) => "DROP FUNCTION".into(),
+    }
+}
+
+fn value_text(expr: &SqlExpr) -> String {
+    match expr {
+        SqlExpr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s)
+            | Value::DoubleQuotedString(s)
+            | Value::EscapedStringLiteral(s) => s.clone(),
+            Value::Number(n, _) => n.to_string(),
+            Value::Boolean(b) => if *b { "on" } else { "off" }.to_string(),
+            other => other.to_string(),
+        },
+        SqlExpr::Identifier(id) => id.value.clone(),
+        SqlExpr::UnaryOp { op, expr } => format!("{op}{}", value_text(expr)),
+        other => other.to_string(),
+    }
+}
+
+fn object_name_text(name: &ObjectName) -> String {
+    name.0
+        .iter()
+        .map(|p| match p.as_ident() {
+            Some(id) => id.value.clone(),
+            None => p.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// Recognise the statements the session answers itself.
+fn utility_of(statement: &Statement) -> Result<Option<Utility>, UserqlError> {
+    Ok(Some(match statement {
+        Statement::Set(set) => match set {
+            Set::SingleAssignment {
+                variable, values, ..
+            } => {
+                let name = object_name_text(variable);
+                let value = if values.len() == 1
+                    && matches!(&values[0], SqlExpr::Identifier(id) if id.value.eq_ignore_ascii_case("default") && id.quote_style.is_none())
+                {
+                    None
+                } else {
+                    Some(values.iter().map(value_text).collect::<Vec<_>>().join(", "))
+                };
+                Utility::Set { name, value }
+            }
+            Set::SetTimeZone { value, .. } => Utility::Set {
+                name: "timezone".into(),
+                value: Some(value_text(value)),
+            },
+            Set::SetNames { charset_name, .. } => Utility::Set {
+                name: "client_encoding".into(),
+                value: Some(charset_name.value.clone()),
+            },
+            Set::SetNamesDefault {} => Utility::Set {
+                name: "client_encoding".into(),
+                value: None,
+            },
+            Set::SetTransaction { .. } => Utility::Noop("SET"),
+            Set::SetSessionAuthorization(_) | Set::SetRole { .. } => Utility::Noop("SET"),
+            other => {
+                return Err(UserqlError::unsupported(format!(
+                    "unsupported SET form: {other}"
+                )));
+            }
+        },
+        Statement::ShowVariable { variable } => Utility::Show(
+            variable
+                .iter()
+                .map(|i| i.value.clone())
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        Statement::Reset(r) => match &r.reset {
+            Reset::ALL => Utility::Reset(None),
+            Reset::ConfigurationParameter(name) => Utility::Reset(Some(object_name_text(name))),
+        },
+        Statement::StartTransaction { .. } => Utility::Begin,
+        Statement::Commit { .. } => Utility::Commit,
+        Statement::Rollback {
+            savepoint: None, ..
+        } => Utility::Rollback,
+        Statement::Rollback {
+            savepoint: Some(_), ..
+        } => Utility::Noop("ROLLBACK"),
+        Statement::Savepoint { .. } => Utility::Noop("SAVEPOINT"),
+        Statement::ReleaseSavepoint { .. } => Utility::Noop("RELEASE"),
+        Statement::Discard { .. } => Utility::Noop("DISCARD ALL"),
+        Statement::Deallocate { .. } => Utility::Noop("DEALLOCATE"),
+        Statement::Comment { object_type, .. }
+            if !matches!(
+                object_type,
+                datafusion::sql::sqlparser::ast::CommentObject::Column
+            ) =>
+        {
+            Utility::Noop("COMMENT")
+        }
+        Statement::Drop {
+            object_type: ObjectType::Index,
+            ..
+        } => Utility::Noop("DROP INDEX"),
+        _ => return Ok(None),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_path_first_schema() {
+        assert_eq!(first_schema("\"$user\", public"), "public");
+        assert_eq!(first_schema("marts, public"), "marts");
+        assert_eq!(first_schema(""), "public");
+    }
+
+    fn utility(sql: &str) -> Option<Utility> {
+        let stmts = shared_parser().parse(sql).unwrap();
+        utility_of(&stmts[0]).unwrap()
+    }
+
+    #[test]
+    fn recognises_utilities() {
+        assert_eq!(
+            utility("SET search_path TO marts, public"),
+            Some(Utility::Set {
+                name: "search_path".into(),
+                value: Some("marts, public".into())
+            })
+        );
+        assert_eq!(
+            utility("SET userql.rfm_bins = 4"),
+            Some(Utility::Set {
+                name: "userql.rfm_bins".into(),
+                value: Some("4".into())
+            })
+        );
+        assert_eq!(
+            utility("SET extra_float_digits = 3"),
+            Some(Utility::Set {
+                name: "extra_float_digits".into(),
+                value: Some("3".into())
+            })
+        );
+        assert_eq!(
+            utility("SET statement_timeout = DEFAULT"),
+            Some(Utility::Set {
+                name: "statement_timeout".into(),
+                value: None
+            })
+        );
+        assert_eq!(
+            utility("SHOW DateStyle"),
+            Some(Utility::Show("DateStyle".into()))
+        );
+        assert_eq!(utility("BEGIN"), Some(Utility::Begin));
+        assert_eq!(utility("COMMIT"), Some(Utility::Commit));
+        assert_eq!(utility("ROLLBACK"), Some(Utility::Rollback));
+        assert_eq!(utility("SELECT 1"), None);
+    }
+}

@@ -1,0 +1,423 @@
+//! `oneid(input)`, `oneid_links(input)` and the server-maintained `customer_ids`.
+//!
+//! The settings are captured when the call is planned (from the calling session), the
+//! input is read when it is scanned, and the graph is resolved on a blocking thread so a
+//! ten-million-row resolution never stalls the server's other sessions.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{
+    Array, ArrayRef, BooleanBuilder, Int64Array, Int64Builder, RecordBatch, StringArray,
+    StringBuilder,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
+use datafusion::datasource::TableType;
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::prelude::SessionContext;
+use futures::StreamExt;
+
+use super::graph::IdentityGraph;
+use super::settings::{OverrideAction, ResolverConfig};
+use super::udf::literal_text;
+use crate::engine::settings::{self as userql_settings, UserqlSettings};
+use crate::error::sqlstate;
+use crate::functions::input::{self, Expect, user_error};
+
+/// Which table function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Resolve,
+    Links,
+}
+
+/// Everything a resolution depends on besides the input rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OneIdSettings {
+    resolver: ResolverConfig,
+    overrides: Option<String>,
+    previous: Option<String>,
+}
+
+impl OneIdSettings {
+    /// Read from a session's `userql.*` settings.
+    pub fn from_session(settings: &UserqlSettings) -> Result<Self> {
+        let names = [
+            "default_region",
+            "oneid_max_records_per_value",
+            "oneid_blocked_values",
+            "oneid_type_limits",
+            "oneid_type_priority",
+        ];
+        let mut resolver = ResolverConfig::default();
+        for name in names {
+            resolver
+                .set(name, settings.text(name))
+                .map_err(|e| user_error(sqlstate::INVALID_PARAMETER_VALUE, e.to_string()))?;
+        }
+        let table = |name: &str| {
+            let t = settings.text(name).trim();
+            (!t.is_empty()).then(|| t.to_string())
+        };
+        Ok(Self {
+            resolver,
+            overrides: table("oneid_overrides"),
+            previous: table("oneid_previous"),
+        })
+    }
+}
+
+fn output_schema(kind: Kind) -> SchemaRef {
+    Arc::new(match kind {
+        Kind::Resolve => Schema::new(vec![
+            Field::new("record_id", DataType::Utf8, false),
+            Field::new("one_id", DataType::Int64, false),
+            Field::new("component_size", DataType::Int64, false),
+        ]),
+        Kind::Links => Schema::new(vec![
+            Field::new("record_id", DataType::Utf8, false),
+            Field::new("linked_record_id", DataType::Utf8, false),
+            Field::new("id_type", DataType::Utf8, true),
+            Field::new("id_value", DataType::Utf8, true),
+            Field::new("used", DataType::Boolean, false),
+            Field::new("reason", DataType::Utf8, false),
+        ]),
+    })
+}
+
+/// `oneid(...)` / `oneid_links(...)` as table functions.
+#[derive(Debug)]
+struct OneIdFunction {
+    kind: Kind,
+}
+
+impl TableFunctionImpl for OneIdFunction {
+    fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
+        let name = match self.kind {
+            Kind::Resolve => "oneid",
+            Kind::Links => "oneid_links",
+        };
+        let [arg] = args.exprs() else {
+            return Err(user_error(
+                sqlstate::UNDEFINED_FUNCTION,
+                format!(
+                    "{name}(input) takes one argument, got {}",
+                    args.exprs().len()
+                ),
+            ));
+        };
+        let input = literal_text(arg, &format!("{name}(input)"))?;
+        let settings = userql_settings::of_session(args.session().config().options());
+        Ok(Arc::new(OneIdTable {
+            kind: self.kind,
+            input,
+            settings: OneIdSettings::from_session(&settings)?,
+            schema: output_schema(self.kind),
+        }))
+    }
+}
+
+/// A planned `oneid` call: resolved when scanned.
+#[derive(Debug)]
+struct OneIdTable {
+    kind: Kind,
+    input: String,
+    settings: OneIdSettings,
+    schema: SchemaRef,
+}
+
+#[async_trait]
+impl TableProvider for OneIdTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Temporary
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let batch = compute(state, self.kind, &self.input, &self.settings).await?;
+        MemorySourceConfig::try_new_exec(&[vec![batch]], self.schema.clone(), projection.cloned())
+            .map(|e| e as Arc<dyn ExecutionPlan>)
+    }
+}
+
+/// Build the graph from the input (and the overrides / previous tables) and resolve it.
+async fn compute(
+    state: &dyn Session,
+    kind: Kind,
+    input: &str,
+    settings: &OneIdSettings,
+) -> Result<RecordBatch> {
+    let function = match kind {
+        Kind::Resolve => "oneid",
+        Kind::Links => "oneid_links",
+    };
+    let mut graph = IdentityGraph::new();
+    let mut stream = input::read(
+        state,
+        function,
+        input,
+        &[
+            ("record_id", Expect::Text),
+            ("id_type", Expect::Text),
+            ("id_value", Expect::Text),
+        ],
+    )
+    .await?;
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        let (records, types, values) = (text(&batch, 0)?, text(&batch, 1)?, text(&batch, 2)?);
+        for i in 0..batch.num_rows() {
+            if records.is_null(i) {
+                continue;
+            }
+            let record = records.value(i);
+            let added = if types.is_null(i) || values.is_null(i) {
+                graph.add_record(record)
+            } else {
+                graph.add_identifier(record, types.value(i), values.value(i))
+            };
+            added.map_err(oneid_error)?;
+        }
+    }
+    if let Some(table) = &settings.overrides {
+        let mut s = input::read(
+            state,
+            "userql.oneid_overrides",
+            table,
+            &[
+                ("record_a", Expect::Text),
+                ("record_b", Expect::Text),
+                ("action", Expect::Text),
+            ],
+        )
+        .await?;
+        while let Some(batch) = s.next().await {
+            let batch = batch?;
+            let (a, b, action) = (text(&batch, 0)?, text(&batch, 1)?, text(&batch, 2)?);
+            for i in 0..batch.num_rows() {
+                if a.is_null(i) || b.is_null(i) || action.is_null(i) {
+                    continue;
+                }
+                let act = OverrideAction::parse(action.value(i)).map_err(|e| {
+                    user_error(sqlstate::INVALID_PARAMETER_VALUE, format!("{table}: {e}"))
+                })?;
+                graph
+                    .add_override(a.value(i), b.value(i), act)
+                    .map_err(oneid_error)?;
+            }
+        }
+    }
+    if let Some(table) = &settings.previous {
+        let ctx = input::context_of(state)?;
+        let df = ctx
+            .sql(&format!(
+                "SELECT CAST(record_id AS VARCHAR) AS record_id, CAST(one_id AS BIGINT) AS one_id FROM {table}"
+            ))
+            .await
+            .map_err(|e| {
+                user_error(
+                    sqlstate::UNDEFINED_TABLE,
+                    format!(
+                        "userql.oneid_previous = '{table}': {} (expected a table with columns record_id text, one_id bigint)",
+                        crate::error::UserqlError::from(e).message
+                    ),
+                )
+            })?;
+        let mut s = df.execute_stream().await?;
+        while let Some(batch) = s.next().await {
+            let batch = batch?;
+            let ids = text(&batch, 0)?;
+            let one = batch
+                .column(1)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .ok_or_else(|| DataFusionError::Internal("one_id is not bigint".into()))?;
+            for i in 0..batch.num_rows() {
+                if !ids.is_null(i) && !one.is_null(i) {
+                    graph
+                        .add_previous(ids.value(i), one.value(i))
+                        .map_err(oneid_error)?;
+                }
+            }
+        }
+    }
+    graph.shrink_to_fit();
+    let resolver = settings.resolver.clone();
+    tokio::task::spawn_blocking(move || build_output(&graph, kind, &resolver))
+        .await
+        .map_err(|e| DataFusionError::Execution(format!("OneID resolution failed: {e}")))?
+}
+
+fn build_output(graph: &IdentityGraph, kind: Kind, cfg: &ResolverConfig) -> Result<RecordBatch> {
+    let schema = output_schema(kind);
+    match kind {
+        Kind::Resolve => {
+            let resolution = graph.resolve(cfg).map_err(oneid_error)?;
+            let n = resolution.len();
+            let mut ids = StringBuilder::with_capacity(n, n * 16);
+            let mut one = Int64Builder::with_capacity(n);
+            let mut size = Int64Builder::with_capacity(n);
+            for row in resolution.iter() {
+                ids.append_value(row.record_id);
+                one.append_value(row.one_id);
+                size.append_value(row.component_size);
+            }
+            let columns: Vec<ArrayRef> = vec![
+                Arc::new(ids.finish()),
+                Arc::new(one.finish()),
+                Arc::new(size.finish()),
+            ];
+            Ok(RecordBatch::try_new(schema, columns)?)
+        }
+        Kind::Links => {
+            let explanation = graph.explain(cfg).map_err(oneid_error)?;
+            let mut a = StringBuilder::new();
+            let mut b = StringBuilder::new();
+            let mut t = StringBuilder::new();
+            let mut v = StringBuilder::new();
+            let mut used = BooleanBuilder::new();
+            let mut reason = StringBuilder::new();
+            for row in explanation.links() {
+                a.append_value(row.record_id);
+                b.append_value(row.linked_record_id);
+                t.append_option(row.id_type);
+                v.append_option(row.id_value);
+                used.append_value(row.used);
+                reason.append_value(row.reason.as_str());
+            }
+            let columns: Vec<ArrayRef> = vec![
+                Arc::new(a.finish()),
+                Arc::new(b.finish()),
+                Arc::new(t.finish()),
+                Arc::new(v.finish()),
+                Arc::new(used.finish()),
+                Arc::new(reason.finish()),
+            ];
+            Ok(RecordBatch::try_new(schema, columns)?)
+        }
+    }
+}
+
+fn oneid_error(e: super::error::OneIdError) -> DataFusionError {
+    user_error(sqlstate::INVALID_PARAMETER_VALUE, e.to_string())
+}
+
+fn text(batch: &RecordBatch, i: usize) -> Result<&StringArray> {
+    batch
+        .column(i)
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .ok_or_else(|| DataFusionError::Internal(format!("column {i} is not text")))
+}
+
+/// `customer_ids(record_id, one_id)`: `oneid('identities')` (plus every record that has
+/// orders or events but no identifier) under the current settings, computed on first use
+/// and cached until a `userql.oneid_*` setting or a channel file changes.
+#[derive(Debug)]
+pub struct CustomerIds {
+    schema: SchemaRef,
+    /// Paths whose modification times make up part of the cache key.
+    channel_paths: Vec<std::path::PathBuf>,
+    cache: Mutex<Option<(CacheKey, RecordBatch)>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct CacheKey {
+    settings: OneIdSettings,
+    files: Vec<Option<std::time::SystemTime>>,
+}
+
+/// The query `customer_ids` resolves.
+const CUSTOMER_IDS_INPUT: &str = "SELECT record_id, id_type, id_value FROM public.identities \
+     UNION ALL SELECT DISTINCT record_id, CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR) FROM public.orders \
+     UNION ALL SELECT DISTINCT record_id, CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR) FROM public.events";
+
+impl CustomerIds {
+    /// A provider whose cache also watches these channel paths.
+    pub fn new(channel_paths: Vec<std::path::PathBuf>) -> Self {
+        Self {
+            schema: Arc::new(Schema::new(vec![
+                Field::new("record_id", DataType::Utf8, false),
+                Field::new("one_id", DataType::Int64, false),
+            ])),
+            channel_paths,
+            cache: Mutex::new(None),
+        }
+    }
+
+    fn key(&self, settings: OneIdSettings) -> CacheKey {
+        CacheKey {
+            settings,
+            files: self
+                .channel_paths
+                .iter()
+                .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+                .collect(),
+        }
+    }
+}
+
+#[async_trait]
+impl TableProvider for CustomerIds {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let settings =
+            OneIdSettings::from_session(&userql_settings::of_session(state.config().options()))?;
+        let key = self.key(settings);
+        let cached = self.cache.lock().ok().and_then(|c| {
+            c.as_ref()
+                .filter(|(k, _)| *k == key)
+                .map(|(_, b)| b.clone())
+        });
+        let batch = match cached {
+            Some(b) => b,
+            None => {
+                let full = compute(state, Kind::Resolve, CUSTOMER_IDS_INPUT, &key.settings).await?;
+                let b = full.project(&[0, 1])?;
+                if let Ok(mut c) = self.cache.lock() {
+                    *c = Some((key, b.clone()));
+                }
+                b
+            }
+        };
+        MemorySourceConfig::try_new_exec(&[vec![batch]], self.schema.clone(), projection.cloned())
+            .map(|e| e as Arc<dyn ExecutionPlan>)
+    }
+}
+
+/// Register `oneid` and `oneid_links`.
+pub fn register(ctx: &SessionContext) {
+    ctx.register_udtf(
+        "oneid",
+        Arc::new(OneIdFunction {
+            kind: Kind::Resolve,
+        }),
+    );
+    ctx.register_udtf("oneid_links", Arc::new(OneIdFunction { kind: Kind::Links }));
+}

@@ -1,0 +1,122 @@
+//! The `input` argument every table function takes: a table or view name
+//! (`'identities'`, `'channels.tmall'`) or a full query (`'SELECT ... FROM ...'`), read with
+//! the calling session's catalog and settings, checked for the named columns.
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::catalog::Session;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::context::SessionState;
+use datafusion::logical_expr::{cast, col};
+use datafusion::prelude::{DataFrame, SessionContext};
+
+use crate::error::{UserqlError, sqlstate};
+
+/// What a column must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// Any string type; read as `Utf8`.
+    Text,
+}
+
+impl Expect {
+    fn accepts(self, dt: &DataType) -> bool {
+        match self {
+            Expect::Text => {
+                matches!(
+                    dt,
+                    DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null
+                ) || matches!(dt, DataType::Dictionary(_, v) if matches!(**v, DataType::Utf8 | DataType::LargeUtf8))
+            }
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Expect::Text => "text",
+        }
+    }
+
+    fn arrow(self) -> DataType {
+        match self {
+            Expect::Text => DataType::Utf8,
+        }
+    }
+}
+
+/// A user-facing error carried through DataFusion with its SQLSTATE.
+pub fn user_error(code: &'static str, message: String) -> DataFusionError {
+    DataFusionError::External(Box::new(UserqlError::new(code, message)))
+}
+
+fn is_query(input: &str) -> bool {
+    let head = input.trim_start().to_ascii_lowercase();
+    ["select", "with", "values", "("]
+        .iter()
+        .any(|k| head.starts_with(k))
+}
+
+/// A context over the calling session's state (catalog, settings).
+pub fn context_of(session: &dyn Session) -> Result<SessionContext> {
+    let state = session
+        .as_any()
+        .downcast_ref::<SessionState>()
+        .ok_or_else(|| DataFusionError::Internal("unexpected session type".into()))?;
+    Ok(SessionContext::new_with_state(state.clone()))
+}
+
+/// Read `input`, keeping only `columns` (by name, cast to their expected types).
+pub async fn read(
+    session: &dyn Session,
+    function: &str,
+    input: &str,
+    columns: &[(&str, Expect)],
+) -> Result<SendableRecordBatchStream> {
+    let df = frame(session, function, input, columns).await?;
+    df.execute_stream().await
+}
+
+/// As [`read`], as a DataFrame.
+pub async fn frame(
+    session: &dyn Session,
+    function: &str,
+    input: &str,
+    columns: &[(&str, Expect)],
+) -> Result<DataFrame> {
+    let ctx = context_of(session)?;
+    let df = if is_query(input) {
+        ctx.sql(input).await?
+    } else {
+        ctx.table(input).await?
+    };
+    let schema = df.schema().clone();
+    let mut exprs = Vec::with_capacity(columns.len());
+    for (name, expect) in columns {
+        let Some((_, field)) = schema
+            .iter()
+            .find(|(_, f)| f.name().eq_ignore_ascii_case(name))
+        else {
+            let available: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+            return Err(user_error(
+                sqlstate::UNDEFINED_COLUMN,
+                format!(
+                    "{function}(input): input has no column \"{name}\" (expected {}; input columns: {})",
+                    expect.name(),
+                    available.join(", ")
+                ),
+            ));
+        };
+        if !expect.accepts(field.data_type()) {
+            return Err(user_error(
+                sqlstate::DATATYPE_MISMATCH,
+                format!(
+                    "{function}(input): column \"{name}\" is {}, expected {}",
+                    field.data_type(),
+                    expect.name()
+                ),
+            ));
+        }
+        exprs.push(cast(col(format!("\"{}\"", field.name())), expect.arrow()).alias(*name));
+    }
+    df.select(exprs)
+}

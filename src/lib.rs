@@ -1,0 +1,17 @@
+//! userql: a PostgreSQL-wire SQL server on Apache DataFusion that turns a business's
+//! scattered customer data into one customer view, with customer operations (OneID,
+//! RFM, LTV, lifecycle, funnels, privacy) as SQL functions.
+//!
+//! Embedding: build a [`config::Config`], open an [`engine::Engine`], then either serve
+//! it ([`server::Server`]) or run statements on an [`engine::Session`].
+
+pub mod config;
+pub mod demo;
+pub mod engine;
+pub mod error;
+pub mod functions;
+pub mod server;
+
+pub use config::Config;
+pub use engine::{Engine, Session};
+pub use error::UserqlError;

@@ -1,0 +1,288 @@
+//! The `userql` command: `serve`, `demo`, `query`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use datafusion::arrow::util::pretty::pretty_format_batches;
+use futures::TryStreamExt;
+use userql::config::{Config, DEFAULT_DATA_DIR};
+use userql::demo::{DemoOptions, generate};
+use userql::engine::session::Outcome;
+use userql::{Engine, UserqlError};
+
+#[derive(Parser)]
+#[command(
+    name = "userql",
+    version,
+    about = "A PostgreSQL-compatible SQL server for one customer view: OneID, RFM, LTV, lifecycle, funnels"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the channels over the PostgreSQL wire protocol.
+    ///
+    /// Without --config, ./userql.toml is used when it exists; otherwise (or with --demo)
+    /// the demo data is generated under <data-dir>/demo/ on first start and served.
+    Serve {
+        /// The config file (userql.toml) declaring channels and settings.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Address to listen on, e.g. 127.0.0.1:5433 (overrides [server] listen).
+        #[arg(long)]
+        listen: Option<String>,
+        /// Where tables users write and the demo data live (overrides [server] data_dir).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Serve the built-in demo data (generated on first start).
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Write the demo channel files, a matching userql.toml and ground_truth.csv.
+    Demo {
+        /// Output folder.
+        #[arg(long, default_value = "userql-demo")]
+        out: PathBuf,
+        /// Number of people behind the records.
+        #[arg(long, default_value_t = 20_000)]
+        customers: usize,
+        /// Random seed: the same seed and size give byte-identical files.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+    /// Run SQL in-process and print the result as a table.
+    Query {
+        /// The config file; as for serve, ./userql.toml or else the demo data.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Data directory (overrides [server] data_dir).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// The SQL to run (several statements separated by ';' are run in order).
+        sql: String,
+    },
+}
+
+/// A failure of the command itself, printed as one line.
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    #[error(transparent)]
+    Config(#[from] userql::config::ConfigError),
+    #[error(transparent)]
+    Engine(#[from] userql::engine::EngineError),
+    #[error(transparent)]
+    Demo(#[from] userql::demo::DemoError),
+    #[error("{0}")]
+    Sql(#[from] UserqlError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(match e {
+                CliError::Config(_) | CliError::Engine(_) => 2,
+                _ => 1,
+            })
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::Serve {
+            config,
+            listen,
+            data_dir,
+            demo,
+        } => {
+            let mut config = resolve_config(config.as_deref(), data_dir.as_deref(), demo)?;
+            if let Some(listen) = listen {
+                config.server.listen = listen;
+            }
+            config.validate()?;
+            serve(config).await
+        }
+        Command::Demo {
+            out,
+            customers,
+            seed,
+        } => {
+            let summary = generate(&DemoOptions {
+                out,
+                customers,
+                seed,
+                progress: true,
+            })?;
+            println!(
+                "wrote {} people, {} identifier rows, {} channels; config: {}",
+                summary.people,
+                summary.identifier_rows,
+                summary.channels.len(),
+                summary.config_path.display()
+            );
+            for (name, rows) in &summary.channels {
+                println!("  {name}: {rows} rows");
+            }
+            Ok(())
+        }
+        Command::Query {
+            config,
+            data_dir,
+            sql,
+        } => {
+            let config = resolve_config(config.as_deref(), data_dir.as_deref(), false)?;
+            query(config, &sql).await
+        }
+    }
+}
+
+/// The config to use: an explicit file, ./userql.toml, or the demo data.
+fn resolve_config(
+    explicit: Option<&Path>,
+    data_dir: Option<&Path>,
+    demo: bool,
+) -> Result<Config, CliError> {
+    let local = Path::new("userql.toml");
+    let mut config = match explicit {
+        Some(path) if !demo => Config::load(path)?,
+        None if !demo && local.exists() => Config::load(local)?,
+        _ => {
+            let base = data_dir
+                .map(Path::to_path_buf)
+                .or_else(|| {
+                    explicit
+                        .and_then(|p| Config::load(p).ok())
+                        .map(|c| c.server.data_dir)
+                })
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+            let demo_config = demo_config(&base)?;
+            let mut c = Config::load(&demo_config)?;
+            c.server.data_dir = base;
+            c
+        }
+    };
+    if let Some(dir) = data_dir {
+        config.server.data_dir = dir.to_path_buf();
+    }
+    Ok(config)
+}
+
+/// Generate the demo under `<data_dir>/demo/` unless it is already there.
+fn demo_config(data_dir: &Path) -> Result<PathBuf, CliError> {
+    let out = data_dir.join("demo");
+    let config_path = out.join("userql.toml");
+    if config_path.exists() && out.join("ground_truth.csv").exists() {
+        return Ok(config_path);
+    }
+    tracing::info!("generating the demo data into {}", out.display());
+    let summary = generate(&DemoOptions {
+        out,
+        customers: 20_000,
+        seed: 42,
+        progress: false,
+    })?;
+    Ok(summary.config_path)
+}
+
+async fn serve(config: Config) -> Result<(), CliError> {
+    let addr = config.listen_addr()?;
+    let engine = Engine::open(config).await?;
+    let server = userql::server::Server::bind(engine.clone(), addr)
+        .await
+        .map_err(|source| CliError::Listen {
+            addr: addr.to_string(),
+            source,
+        })?;
+    let bound = server.local_addr().map_err(|source| CliError::Listen {
+        addr: addr.to_string(),
+        source,
+    })?;
+    tracing::info!(
+        "userql {} serving database \"{}\" on {bound} — connect with: psql -h {} -p {} -U analyst {}",
+        env!("CARGO_PKG_VERSION"),
+        engine.database(),
+        bound.ip(),
+        bound.port(),
+        engine.database()
+    );
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        userql::server::shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    server
+        .run(stop_rx)
+        .await
+        .map_err(|source| CliError::Listen {
+            addr: addr.to_string(),
+            source,
+        })?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn query(config: Config, sql: &str) -> Result<(), CliError> {
+    let engine = Engine::open(config).await?;
+    let mut session = Arc::clone(&engine).session("userql");
+    let statements = session.parse(sql)?;
+    for statement in statements {
+        let planned = session.plan(statement).await?;
+        match session.execute(&planned, None).await? {
+            Outcome::Rows(df) => {
+                let batches: Vec<_> = df
+                    .execute_stream()
+                    .await
+                    .map_err(UserqlError::from)?
+                    .try_collect()
+                    .await
+                    .map_err(UserqlError::from)?;
+                print_batches(&batches)?;
+            }
+            Outcome::Batches(_, batches) => print_batches(&batches)?,
+            Outcome::Command(tag) => match tag.rows {
+                Some(n) => println!("{} {n}", tag.command),
+                None => println!("{}", tag.command),
+            },
+            Outcome::TransactionStart => println!("BEGIN"),
+            Outcome::TransactionEnd(tag) => println!("{tag}"),
+        }
+    }
+    Ok(())
+}
+
+fn print_batches(batches: &[datafusion::arrow::record_batch::RecordBatch]) -> Result<(), CliError> {
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    let table = pretty_format_batches(batches).map_err(UserqlError::from)?;
+    println!("{table}");
+    println!("({rows} row{})", if rows == 1 { "" } else { "s" });
+    Ok(())
+}

@@ -1,0 +1,550 @@
+//! One client connection: startup (trust, database check, session creation), the simple
+//! and extended query protocols, and turning [`Outcome`]s into wire responses.
+//!
+//! Each connection gets its own handler set (pgwire asks for them per socket), so the
+//! session — its settings, its transaction-block flag — needs no lookup by connection id.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::{DataType, Schema};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::prelude::DataFrame;
+use futures::{Sink, SinkExt, Stream, StreamExt, stream};
+use pgwire::api::auth::{
+    DefaultServerParameterProvider, StartupHandler, finish_authentication, protocol_negotiation,
+    save_startup_parameters_to_metadata,
+};
+use pgwire::api::cancel::DefaultCancelHandler;
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::stmt::QueryParser;
+use pgwire::api::store::PortalStore;
+use pgwire::api::{
+    ClientInfo, ClientPortalStore, ConnectionHandle, ConnectionManager, METADATA_DATABASE,
+    METADATA_USER, PgWireServerHandlers, PidSecretKeyGenerator, RandomPidSecretKeyGenerator, Type,
+};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::response::TransactionStatus;
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use pgwire::types::format::FormatOptions;
+use tokio::sync::Mutex;
+
+use super::errors::{ErrorMapper, error_info, fatal, to_pg};
+use crate::engine::session::{Outcome, Planned, Utility};
+use crate::engine::{Engine, Session};
+use crate::error::{UserqlError, sqlstate};
+
+/// What every connection shares.
+pub struct Shared {
+    /// The engine sessions are made from.
+    pub engine: Arc<Engine>,
+    /// Live connections, for CancelRequest.
+    pub connections: Arc<ConnectionManager>,
+    /// Backend pid / secret key generator.
+    pub pids: RandomPidSecretKeyGenerator,
+    /// Answers CancelRequest by pid and secret.
+    pub cancel: Arc<DefaultCancelHandler>,
+}
+
+impl Shared {
+    /// Shared state for a server over `engine`.
+    pub fn new(engine: Arc<Engine>) -> Arc<Self> {
+        let connections = Arc::new(ConnectionManager::new());
+        Arc::new(Self {
+            engine,
+            cancel: Arc::new(DefaultCancelHandler::new(connections.clone())),
+            connections,
+            pids: RandomPidSecretKeyGenerator::default(),
+        })
+    }
+}
+
+type SessionSlot = Arc<Mutex<Option<Session>>>;
+
+/// The handler set of one connection.
+pub struct Connection {
+    startup: Arc<Startup>,
+    queries: Arc<Queries>,
+    shared: Arc<Shared>,
+}
+
+impl Connection {
+    /// Handlers for a new socket.
+    pub fn new(shared: Arc<Shared>) -> Self {
+        let slot: SessionSlot = Arc::new(Mutex::new(None));
+        Self {
+            startup: Arc::new(Startup {
+                shared: shared.clone(),
+                slot: slot.clone(),
+            }),
+            queries: Arc::new(Queries {
+                planner: Arc::new(Planner { slot: slot.clone() }),
+                slot,
+            }),
+            shared,
+        }
+    }
+}
+
+impl PgWireServerHandlers for Connection {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        self.queries.clone()
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        self.queries.clone()
+    }
+
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        self.startup.clone()
+    }
+
+    fn error_handler(&self) -> Arc<impl pgwire::api::ErrorHandler> {
+        Arc::new(ErrorMapper)
+    }
+
+    fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
+        self.shared.cancel.clone()
+    }
+}
+
+/// Startup: protocol negotiation, trust check, database check, session creation.
+pub struct Startup {
+    shared: Arc<Shared>,
+    slot: SessionSlot,
+}
+
+fn server_parameters() -> DefaultServerParameterProvider {
+    let mut p = DefaultServerParameterProvider::default();
+    p.server_version = "15.0".to_string();
+    p
+}
+
+#[async_trait]
+impl StartupHandler for Startup {
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let PgWireFrontendMessage::Startup(ref startup) = message else {
+            return Ok(());
+        };
+        protocol_negotiation(client, startup).await?;
+        save_startup_parameters_to_metadata(client, startup);
+
+        let peer = client.socket_addr();
+        if !peer.ip().is_loopback() {
+            tracing::warn!(%peer, "refused: no users configured, only loopback connections are trusted");
+            return Err(fatal(
+                "28000",
+                format!(
+                    "no pg_hba.conf-style entry for host \"{}\": userql has no users configured, so it accepts only loopback connections",
+                    peer.ip()
+                ),
+            ));
+        }
+        let user = client
+            .metadata()
+            .get(METADATA_USER)
+            .cloned()
+            .ok_or(PgWireError::UserNameRequired)?;
+        let database = client
+            .metadata()
+            .get(METADATA_DATABASE)
+            .cloned()
+            .unwrap_or_else(|| user.clone());
+        let expected = self.shared.engine.database();
+        if database != expected {
+            return Err(fatal(
+                sqlstate::INVALID_CATALOG_NAME,
+                format!(
+                    "database \"{database}\" does not exist (this server's database is \"{expected}\")"
+                ),
+            ));
+        }
+
+        let (pid, secret) = self.shared.pids.generate(client);
+        client.set_pid_and_secret_key(pid, secret.clone());
+        let (handle, guard) = self.shared.connections.register(pid, secret);
+        client
+            .session_extensions()
+            .insert::<Arc<ConnectionHandle>>(handle);
+        client.session_extensions().insert(guard);
+
+        let mut session = self.shared.engine.session(&user);
+        for (k, v) in client.metadata().iter() {
+            if !matches!(k.as_str(), "user" | "database") {
+                session.apply_startup_parameter(k, v);
+            }
+        }
+        *self.slot.lock().await = Some(session);
+        tracing::debug!(%peer, %user, pid, "session started");
+        finish_authentication(client, &server_parameters()).await?;
+        Ok(())
+    }
+}
+
+/// A prepared statement: the plan and the parameter types the client declared.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    planned: Planned,
+    client_types: Vec<Option<Type>>,
+}
+
+/// Plans statements for the extended protocol.
+pub struct Planner {
+    slot: SessionSlot,
+}
+
+fn no_session() -> PgWireError {
+    fatal(
+        sqlstate::PROTOCOL_VIOLATION,
+        "query before startup completed",
+    )
+}
+
+#[async_trait]
+impl QueryParser for Planner {
+    type Statement = Arc<Prepared>;
+
+    async fn parse_sql<C>(
+        &self,
+        _client: &C,
+        sql: &str,
+        types: &[Option<Type>],
+    ) -> PgWireResult<Option<Self::Statement>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let guard = self.slot.lock().await;
+        let session = guard.as_ref().ok_or_else(no_session)?;
+        let mut statements = session.parse(sql).map_err(to_pg)?;
+        if statements.is_empty() {
+            return Ok(None);
+        }
+        if statements.len() > 1 {
+            return Err(to_pg(UserqlError::new(
+                sqlstate::SYNTAX_ERROR,
+                "cannot insert multiple commands into a prepared statement",
+            )));
+        }
+        let planned = session.plan(statements.remove(0)).await.map_err(to_pg)?;
+        Ok(Some(Arc::new(Prepared {
+            planned,
+            client_types: types.to_vec(),
+        })))
+    }
+
+    fn get_parameter_types(&self, stmt: &Self::Statement) -> PgWireResult<Vec<Type>> {
+        let inferred = parameter_types(&stmt.planned).map_err(to_pg)?;
+        let n = inferred.len().max(stmt.client_types.len());
+        (0..n)
+            .map(|i| {
+                if let Some(Some(t)) = stmt.client_types.get(i) {
+                    return Ok(t.clone());
+                }
+                match inferred.get(i).cloned().flatten() {
+                    Some(dt) => arrow_pg::datatypes::into_pg_type(&dt),
+                    None => Ok(Type::TEXT),
+                }
+            })
+            .collect()
+    }
+
+    fn get_result_schema(
+        &self,
+        stmt: &Self::Statement,
+        column_format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
+        match result_schema(&stmt.planned) {
+            Some(schema) => arrow_pg::datatypes::arrow_schema_to_pg_fields(
+                &schema,
+                column_format.unwrap_or(&Format::UnifiedText),
+                None,
+            ),
+            None => Ok(vec![]),
+        }
+    }
+}
+
+/// `Session::parameter_types` without a session: the plan alone decides.
+fn parameter_types(planned: &Planned) -> Result<Vec<Option<DataType>>, UserqlError> {
+    crate::engine::session::parameter_types_of(planned)
+}
+
+fn result_schema(planned: &Planned) -> Option<Arc<Schema>> {
+    crate::engine::session::result_schema_of(planned)
+}
+
+/// Runs statements for both protocols.
+pub struct Queries {
+    planner: Arc<Planner>,
+    slot: SessionSlot,
+}
+
+fn is_transaction_end(planned: &Planned) -> bool {
+    matches!(
+        planned,
+        Planned::Utility(Utility::Commit | Utility::Rollback)
+    )
+}
+
+fn aborted() -> UserqlError {
+    UserqlError::new(
+        "25P02",
+        "current transaction is aborted, commands ignored until end of transaction block",
+    )
+}
+
+impl Queries {
+    /// Run one planned statement and turn its outcome into a wire response.
+    async fn respond<C>(
+        &self,
+        client: &mut C,
+        session: &mut Session,
+        planned: &Planned,
+        params: Option<datafusion::common::ParamValues>,
+        format: &Format,
+    ) -> Result<Response, UserqlError>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if client.transaction_status() == TransactionStatus::Error && !is_transaction_end(planned) {
+            return Err(aborted());
+        }
+        let timeout = session.pg_settings().statement_timeout();
+        let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+        let run = session.execute(planned, params);
+        let outcome = match deadline {
+            Some(d) => tokio::time::timeout_at(d, run)
+                .await
+                .map_err(|_| UserqlError::canceled("statement timeout"))??,
+            None => run.await?,
+        };
+        let format_options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
+        Ok(match outcome {
+            Outcome::Rows(df) => {
+                Response::Query(rows_response(df, format, format_options, deadline).await?)
+            }
+            Outcome::Batches(schema, batches) => {
+                let mut resp = batches_response(&schema, batches, format, format_options)?;
+                if matches!(planned, Planned::Utility(Utility::Show(_))) {
+                    resp.set_command_tag("SHOW");
+                }
+                Response::Query(resp)
+            }
+            Outcome::Command(tag) => {
+                let mut t = Tag::new(&tag.command);
+                if tag.command == "INSERT" {
+                    t = t.with_oid(0);
+                }
+                if let Some(rows) = tag.rows {
+                    t = t.with_rows(rows);
+                }
+                Response::Execution(t)
+            }
+            Outcome::TransactionStart => Response::TransactionStart(Tag::new("BEGIN")),
+            Outcome::TransactionEnd(tag) => {
+                let failed = client.transaction_status() == TransactionStatus::Error;
+                if tag == "ROLLBACK" && session.take_block_wrote() {
+                    let notice = ErrorInfo::new(
+                        "WARNING".into(),
+                        "01000".into(),
+                        "ROLLBACK does not undo statements already run: userql commits each statement on its own".into(),
+                    );
+                    client
+                        .feed(PgWireBackendMessage::NoticeResponse(notice.into()))
+                        .await
+                        .map_err(|e| {
+                            UserqlError::new(
+                                sqlstate::IO_ERROR,
+                                format!("{:?}", PgWireError::from(e)),
+                            )
+                        })?;
+                }
+                Response::TransactionEnd(Tag::new(if failed { "ROLLBACK" } else { tag }))
+            }
+        })
+    }
+}
+
+#[async_trait]
+impl SimpleQueryHandler for Queries {
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let mut guard = self.slot.lock().await;
+        let session = guard.as_mut().ok_or_else(no_session)?;
+        let statements = session.parse(query).map_err(to_pg)?;
+        let mut responses = Vec::with_capacity(statements.len());
+        for statement in statements {
+            let result = async {
+                let planned = session.plan(statement).await?;
+                self.respond(client, session, &planned, None, &Format::UnifiedText)
+                    .await
+            }
+            .await;
+            match result {
+                Ok(r) => responses.push(r),
+                Err(e) => {
+                    // PostgreSQL stops at the first failing statement of a simple query.
+                    responses.push(Response::Error(Box::new(error_info(e))));
+                    break;
+                }
+            }
+        }
+        Ok(responses)
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for Queries {
+    type Statement = Arc<Prepared>;
+    type QueryParser = Planner;
+
+    fn query_parser(&self) -> Arc<Self::QueryParser> {
+        self.planner.clone()
+    }
+
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Self::Statement>,
+        _max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let prepared = &portal.statement.statement;
+        let mut guard = self.slot.lock().await;
+        let session = guard.as_mut().ok_or_else(no_session)?;
+        let params = match &prepared.planned {
+            Planned::Query { .. } => {
+                let inferred = parameter_types(&prepared.planned).map_err(to_pg)?;
+                let server_types = self.planner.get_parameter_types(prepared)?;
+                let inferred_refs: Vec<Option<&DataType>> =
+                    inferred.iter().map(|t| t.as_ref()).collect();
+                let server_refs: Vec<Option<&Type>> = server_types.iter().map(Some).collect();
+                Some(
+                    arrow_pg::datatypes::df::deserialize_parameters_with_server_types(
+                        portal,
+                        &inferred_refs,
+                        &server_refs,
+                    )?,
+                )
+            }
+            Planned::Utility(_) => None,
+        };
+        self.respond(
+            client,
+            session,
+            &prepared.planned,
+            params,
+            &portal.result_column_format,
+        )
+        .await
+        .map_err(to_pg)
+    }
+}
+
+fn pg_to_userql(e: PgWireError) -> UserqlError {
+    match e {
+        PgWireError::UserError(info) => UserqlError::new(sqlstate::INTERNAL_ERROR, info.message),
+        PgWireError::ApiError(inner) => crate::error::from_boxed(inner.as_ref()),
+        other => UserqlError::new(sqlstate::INTERNAL_ERROR, other.to_string()),
+    }
+}
+
+fn fields_for(
+    schema: &Schema,
+    format: &Format,
+    options: Arc<FormatOptions>,
+) -> Result<Arc<Vec<FieldInfo>>, UserqlError> {
+    arrow_pg::datatypes::arrow_schema_to_pg_fields(schema, format, Some(options))
+        .map(Arc::new)
+        .map_err(|e| {
+            UserqlError::unsupported(format!(
+                "cannot send this result: {}",
+                pg_to_userql(e).message
+            ))
+        })
+}
+
+/// Stream a DataFrame's rows, failing with 57014 if the statement deadline passes.
+async fn rows_response(
+    df: DataFrame,
+    format: &Format,
+    options: Arc<FormatOptions>,
+    deadline: Option<tokio::time::Instant>,
+) -> Result<QueryResponse, UserqlError> {
+    let schema = df.schema().as_arrow().clone();
+    let fields = fields_for(&schema, format, options)?;
+    let batches = df.execute_stream().await?;
+    let encode_fields = fields.clone();
+    let rows = batches
+        .map(
+            move |batch| -> Box<dyn Iterator<Item = PgWireResult<_>> + Send> {
+                match batch {
+                    Ok(b) => arrow_pg::encode_recordbatch(encode_fields.clone(), b),
+                    Err(e) => Box::new(std::iter::once(Err(PgWireError::ApiError(Box::new(e))))),
+                }
+            },
+        )
+        .flat_map(stream::iter);
+    Ok(match deadline {
+        None => QueryResponse::new(fields, rows),
+        Some(d) => QueryResponse::new(fields, until_deadline(rows, d)),
+    })
+}
+
+/// Ends a row stream with a statement-timeout error when the deadline passes.
+fn until_deadline<S, T>(
+    rows: S,
+    deadline: tokio::time::Instant,
+) -> impl Stream<Item = PgWireResult<T>> + Send
+where
+    S: Stream<Item = PgWireResult<T>> + Send + Unpin + 'static,
+    T: Send + 'static,
+{
+    let sleep = Box::pin(tokio::time::sleep_until(deadline));
+    stream::unfold(Some((rows, sleep)), |state| async move {
+        let (mut rows, mut sleep) = state?;
+        tokio::select! {
+            item = rows.next() => item.map(|i| (i, Some((rows, sleep)))),
+            _ = &mut sleep => Some((Err(to_pg(UserqlError::canceled("statement timeout"))), None)),
+        }
+    })
+}
+
+fn batches_response(
+    schema: &Schema,
+    batches: Vec<RecordBatch>,
+    format: &Format,
+    options: Arc<FormatOptions>,
+) -> Result<QueryResponse, UserqlError> {
+    let fields = fields_for(schema, format, options)?;
+    let encode_fields = fields.clone();
+    let rows: Vec<_> = batches
+        .into_iter()
+        .flat_map(move |b| arrow_pg::encode_recordbatch(encode_fields.clone(), b))
+        .collect();
+    Ok(QueryResponse::new(fields, stream::iter(rows)))
+}

@@ -1,0 +1,177 @@
+//! The PostgreSQL wire protocol front (pgwire): the accept loop, connection limit and
+//! graceful shutdown. Architecture invariant: only this module speaks the wire.
+
+pub mod connection;
+pub mod errors;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+use crate::engine::Engine;
+use connection::{Connection, Shared};
+
+/// How long a shutdown waits for open sessions before closing them.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A bound, not yet serving, server.
+pub struct Server {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    max_connections: usize,
+}
+
+impl Server {
+    /// Bind the listen address.
+    pub async fn bind(engine: Arc<Engine>, addr: SocketAddr) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        let max_connections = engine.config().server.max_connections;
+        Ok(Self {
+            listener,
+            shared: Shared::new(engine),
+            max_connections,
+        })
+    }
+
+    /// The address actually bound (port 0 picks a free one).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serve until `shutdown` turns true; then stop accepting and wait for sessions to end.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> std::io::Result<()> {
+        let permits = Arc::new(Semaphore::new(self.max_connections));
+        let mut sessions = JoinSet::new();
+        loop {
+            tokio::select! {
+                accepted = self.listener.accept() => {
+                    let (socket, peer) = match accepted {
+                        Ok(pair) => pair,
+                        Err(e) => {
+                            tracing::warn!("accept failed: {e}");
+                            continue;
+                        }
+                    };
+                    let _ = socket.set_nodelay(true);
+                    let shared = self.shared.clone();
+                    match permits.clone().try_acquire_owned() {
+                        Ok(permit) => {
+                            sessions.spawn(async move {
+                                let handlers = Connection::new(shared);
+                                if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await {
+                                    tracing::debug!(%peer, "connection ended with error: {e}");
+                                }
+                                drop(permit);
+                            });
+                        }
+                        Err(_) => {
+                            tracing::warn!(%peer, "refused: max_connections reached");
+                            sessions.spawn(refuse_too_many(socket));
+                        }
+                    }
+                }
+                Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
+                changed = shutdown.changed() => {
+                    if changed.is_err() || *shutdown.borrow() {
+                        break;
+                    }
+                }
+            }
+        }
+        tracing::info!(
+            open = sessions.len(),
+            "shutting down: no new connections; waiting up to {}s for open sessions",
+            SHUTDOWN_GRACE.as_secs()
+        );
+        let drain = async { while sessions.join_next().await.is_some() {} };
+        if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
+            tracing::warn!(
+                open = sessions.len(),
+                "closing sessions still open after the grace period"
+            );
+            sessions.shutdown().await;
+        }
+        Ok(())
+    }
+}
+
+/// Tell a client over the limit why, as PostgreSQL does (FATAL 53300), then close.
+///
+/// The client speaks first (an SSLRequest and/or a StartupMessage), so read what it
+/// sends, decline TLS, and answer the startup with the error.
+async fn refuse_too_many(mut socket: TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let refuse = async {
+        for _ in 0..2 {
+            let len = socket.read_i32().await? as usize;
+            let mut body = vec![0u8; len.saturating_sub(4).min(1 << 16)];
+            socket.read_exact(&mut body).await?;
+            let is_ssl_or_gss = body.len() == 4
+                && matches!(
+                    body[..],
+                    [0x04, 0xd2, 0x16, 0x2f] | [0x04, 0xd2, 0x16, 0x30]
+                );
+            if is_ssl_or_gss {
+                socket.write_all(b"N").await?;
+            } else {
+                break;
+            }
+        }
+        socket
+            .write_all(&error_response_bytes(
+                "FATAL",
+                crate::error::sqlstate::TOO_MANY_CONNECTIONS,
+                "sorry, too many clients already",
+            ))
+            .await?;
+        socket.flush().await
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), refuse).await;
+}
+
+/// A raw ErrorResponse message.
+fn error_response_bytes(severity: &str, code: &str, message: &str) -> Vec<u8> {
+    let mut fields = Vec::new();
+    for (tag, value) in [
+        (b'S', severity),
+        (b'V', severity),
+        (b'C', code),
+        (b'M', message),
+    ] {
+        fields.push(tag);
+        fields.extend_from_slice(value.as_bytes());
+        fields.push(0);
+    }
+    fields.push(0);
+    let mut out = vec![b'E'];
+    out.extend_from_slice(&((fields.len() + 4) as i32).to_be_bytes());
+    out.extend_from_slice(&fields);
+    out
+}
+
+/// Resolve when the process is asked to stop (Ctrl-C or SIGTERM).
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

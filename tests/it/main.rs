@@ -1,0 +1,9 @@
+//! The integration-test binary: everything that goes through the wire protocol against a
+//! real server, plus the sqllogictest files under `tests/slt/`.
+
+mod support;
+
+mod clients;
+mod config_errors;
+mod protocol;
+mod slt;

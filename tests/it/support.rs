@@ -1,0 +1,141 @@
+//! Test servers: one shared server over a small demo dataset (started once, on its own
+//! thread and runtime so every test can use it), and helpers for one-off servers.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use tokio::sync::watch;
+use userql::Engine;
+use userql::config::Config;
+use userql::demo::{DemoOptions, generate};
+use userql::server::Server;
+
+/// People in the test demo dataset: small enough to generate in well under a second.
+pub const DEMO_PEOPLE: usize = 2_000;
+
+/// A running server and what it serves.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    stop: watch::Sender<bool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stop accepting and wait for the server thread to finish.
+    pub fn stop(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+
+    /// A libpq-style connection string.
+    pub fn conn_str(&self, user: &str) -> String {
+        format!(
+            "host={} port={} user={user} dbname=userql",
+            self.addr.ip(),
+            self.addr.port()
+        )
+    }
+
+    /// Connect with tokio-postgres (the connection task is spawned on the caller's runtime).
+    pub async fn connect(&self) -> tokio_postgres::Client {
+        let (client, conn) =
+            tokio_postgres::connect(&self.conn_str("analyst"), tokio_postgres::NoTls)
+                .await
+                .expect("connect to the test server");
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        client
+    }
+}
+
+/// Folder with the generated demo data (generated once per test run).
+pub fn demo_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("userql-it-demo-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        generate(&DemoOptions {
+            out: dir.clone(),
+            customers: DEMO_PEOPLE,
+            seed: 42,
+            progress: false,
+        })
+        .expect("generate demo data");
+        dir
+    })
+}
+
+/// The demo config with its data dir in a fresh temp folder.
+pub fn demo_config() -> Config {
+    let mut config = Config::load(&demo_dir().join("userql.toml")).expect("demo config loads");
+    config.server.data_dir = fresh_dir("data");
+    config
+}
+
+/// A new empty temp folder.
+pub fn fresh_dir(tag: &str) -> PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "userql-it-{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    dir
+}
+
+/// Start a server for `config` on a free loopback port, on its own thread.
+pub fn start(mut config: Config) -> Running {
+    config.server.listen = "127.0.0.1:0".into();
+    let data_dir = config.server.data_dir.clone();
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let (stop, stop_rx) = watch::channel(false);
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let addr = config.listen_addr().expect("listen addr");
+            let engine = match Engine::open(config).await {
+                Ok(e) => e,
+                Err(e) => {
+                    let _ = addr_tx.send(Err(e.to_string()));
+                    return;
+                }
+            };
+            let server = Server::bind(engine, addr).await.expect("bind");
+            let _ = addr_tx.send(Ok(server.local_addr().expect("local addr")));
+            let _ = server.run(stop_rx).await;
+        });
+    });
+    let addr = addr_rx
+        .recv()
+        .expect("server thread answered")
+        .unwrap_or_else(|e| panic!("server failed to start: {e}"));
+    Running {
+        addr,
+        data_dir,
+        stop,
+        thread: Some(thread),
+    }
+}
+
+/// The shared demo server, started on first use and left running for the whole run.
+pub fn demo_server() -> &'static Running {
+    static SERVER: OnceLock<Arc<Running>> = OnceLock::new();
+    SERVER.get_or_init(|| Arc::new(start(demo_config())))
+}
+
+/// Open an engine in-process (no wire) on the demo config.
+pub async fn demo_engine() -> Arc<Engine> {
+    Engine::open(demo_config()).await.expect("engine opens")
+}
