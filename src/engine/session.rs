@@ -696,13 +696,15 @@ fn utility_of(statement: &Statement) -> Result<Option<Utility>, UserqlError> {
                 )));
             }
         },
-        Statement::ShowVariable { variable } => Utility::Show(
-            variable
-                .iter()
-                .map(|i| i.value.clone())
-                .collect::<Vec<_>>()
-                .join(" "),
-        ),
+        Statement::ShowVariable { variable } => {
+            let parts: Vec<&str> = variable.iter().map(|i| i.value.as_str()).collect();
+            // `SHOW userql.x` arrives as two identifiers; `SHOW TRANSACTION ISOLATION
+            // LEVEL` as several words.
+            let namespaced = parts.first().is_some_and(|p| {
+                p.eq_ignore_ascii_case("userql") || p.eq_ignore_ascii_case("datafusion")
+            });
+            Utility::Show(parts.join(if namespaced { "." } else { " " }))
+        }
         Statement::Reset(r) => match &r.reset {
             Reset::ALL => Utility::Reset(None),
             Reset::ConfigurationParameter(name) => Utility::Reset(Some(object_name_text(name))),

@@ -30,7 +30,11 @@ use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::response::TransactionStatus;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use pgwire::types::format::FormatOptions;
-use tokio::sync::Mutex;
+use std::collections::HashMap;
+
+use pgwire::api::cancel::CancelHandler;
+use pgwire::messages::cancel::CancelRequest;
+use tokio::sync::{Mutex, watch};
 
 use super::errors::{ErrorMapper, error_info, fatal, to_pg};
 use crate::engine::session::{Outcome, Planned, Utility};
@@ -46,7 +50,55 @@ pub struct Shared {
     /// Backend pid / secret key generator.
     pub pids: RandomPidSecretKeyGenerator,
     /// Answers CancelRequest by pid and secret.
-    pub cancel: Arc<DefaultCancelHandler>,
+    pub cancel: Arc<Canceller>,
+}
+
+/// A session's cancel signal: a generation counter bumped by each CancelRequest.
+type CancelSignal = Arc<watch::Sender<u64>>;
+
+/// CancelRequest: cancels the statement running on the addressed session, whether it is
+/// still being planned (pgwire's handle) or already streaming rows (our signal).
+pub struct Canceller {
+    pgwire: DefaultCancelHandler,
+    sessions: std::sync::Mutex<HashMap<(i32, Vec<u8>), CancelSignal>>,
+}
+
+impl Canceller {
+    fn register(self: &Arc<Self>, pid: i32, secret: Vec<u8>, signal: CancelSignal) -> CancelGuard {
+        if let Ok(mut m) = self.sessions.lock() {
+            m.insert((pid, secret.clone()), signal);
+        }
+        CancelGuard {
+            key: (pid, secret),
+            canceller: self.clone(),
+        }
+    }
+}
+
+#[async_trait]
+impl CancelHandler for Canceller {
+    async fn on_cancel_request(&self, request: CancelRequest) {
+        let key = (request.pid, request.secret_key.to_bytes().to_vec());
+        let signal = self.sessions.lock().ok().and_then(|m| m.get(&key).cloned());
+        if let Some(signal) = signal {
+            signal.send_modify(|g| *g += 1);
+        }
+        self.pgwire.on_cancel_request(request).await;
+    }
+}
+
+/// Removes a session from the cancel registry when its connection ends.
+struct CancelGuard {
+    key: (i32, Vec<u8>),
+    canceller: Arc<Canceller>,
+}
+
+impl Drop for CancelGuard {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.canceller.sessions.lock() {
+            m.remove(&self.key);
+        }
+    }
 }
 
 impl Shared {
@@ -55,7 +107,10 @@ impl Shared {
         let connections = Arc::new(ConnectionManager::new());
         Arc::new(Self {
             engine,
-            cancel: Arc::new(DefaultCancelHandler::new(connections.clone())),
+            cancel: Arc::new(Canceller {
+                pgwire: DefaultCancelHandler::new(connections.clone()),
+                sessions: std::sync::Mutex::new(HashMap::new()),
+            }),
             connections,
             pids: RandomPidSecretKeyGenerator::default(),
         })
@@ -75,14 +130,17 @@ impl Connection {
     /// Handlers for a new socket.
     pub fn new(shared: Arc<Shared>) -> Self {
         let slot: SessionSlot = Arc::new(Mutex::new(None));
+        let cancel: CancelSignal = Arc::new(watch::channel(0).0);
         Self {
             startup: Arc::new(Startup {
                 shared: shared.clone(),
                 slot: slot.clone(),
+                cancel: cancel.clone(),
             }),
             queries: Arc::new(Queries {
                 planner: Arc::new(Planner { slot: slot.clone() }),
                 slot,
+                cancel,
             }),
             shared,
         }
@@ -106,7 +164,7 @@ impl PgWireServerHandlers for Connection {
         Arc::new(ErrorMapper)
     }
 
-    fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
+    fn cancel_handler(&self) -> Arc<impl CancelHandler> {
         self.shared.cancel.clone()
     }
 }
@@ -115,6 +173,7 @@ impl PgWireServerHandlers for Connection {
 pub struct Startup {
     shared: Arc<Shared>,
     slot: SessionSlot,
+    cancel: CancelSignal,
 }
 
 fn server_parameters() -> DefaultServerParameterProvider {
@@ -174,6 +233,11 @@ impl StartupHandler for Startup {
 
         let (pid, secret) = self.shared.pids.generate(client);
         client.set_pid_and_secret_key(pid, secret.clone());
+        let cancel_guard =
+            self.shared
+                .cancel
+                .register(pid, secret.to_bytes().to_vec(), self.cancel.clone());
+        client.session_extensions().insert(cancel_guard);
         let (handle, guard) = self.shared.connections.register(pid, secret);
         client
             .session_extensions()
@@ -289,6 +353,7 @@ fn result_schema(planned: &Planned) -> Option<Arc<Schema>> {
 pub struct Queries {
     planner: Arc<Planner>,
     slot: SessionSlot,
+    cancel: CancelSignal,
 }
 
 fn is_transaction_end(planned: &Planned) -> bool {
@@ -325,18 +390,25 @@ impl Queries {
         }
         let timeout = session.pg_settings().statement_timeout();
         let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+        let mut cancelled = self.cancel.subscribe();
         let run = session.execute(planned, params);
-        let outcome = match deadline {
-            Some(d) => tokio::time::timeout_at(d, run)
-                .await
-                .map_err(|_| UserqlError::canceled("statement timeout"))??,
-            None => run.await?,
+        let outcome = tokio::select! {
+            r = run => r?,
+            _ = sleep_until_opt(deadline) => return Err(UserqlError::canceled("statement timeout")),
+            _ = cancelled.changed() => return Err(UserqlError::canceled("user request")),
         };
         let format_options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
         Ok(match outcome {
-            Outcome::Rows(df) => {
-                Response::Query(rows_response(df, format, format_options, deadline).await?)
-            }
+            Outcome::Rows(df) => Response::Query(
+                rows_response(
+                    df,
+                    format,
+                    format_options,
+                    deadline,
+                    self.cancel.subscribe(),
+                )
+                .await?,
+            ),
             Outcome::Batches(schema, batches) => {
                 let mut resp = batches_response(&schema, batches, format, format_options)?;
                 if matches!(planned, Planned::Utility(Utility::Show(_))) {
@@ -494,6 +566,7 @@ async fn rows_response(
     format: &Format,
     options: Arc<FormatOptions>,
     deadline: Option<tokio::time::Instant>,
+    cancelled: watch::Receiver<u64>,
 ) -> Result<QueryResponse, UserqlError> {
     let schema = df.schema().as_arrow().clone();
     let fields = fields_for(&schema, format, options)?;
@@ -509,27 +582,38 @@ async fn rows_response(
             },
         )
         .flat_map(stream::iter);
-    Ok(match deadline {
-        None => QueryResponse::new(fields, rows),
-        Some(d) => QueryResponse::new(fields, until_deadline(rows, d)),
-    })
+    Ok(QueryResponse::new(
+        fields,
+        interruptible(rows, deadline, cancelled),
+    ))
 }
 
-/// Ends a row stream with a statement-timeout error when the deadline passes.
-fn until_deadline<S, T>(
+/// Sleep until the deadline, or forever without one.
+async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Ends a row stream with 57014 when the statement deadline passes or a CancelRequest
+/// arrives while rows are still being computed.
+fn interruptible<S, T>(
     rows: S,
-    deadline: tokio::time::Instant,
+    deadline: Option<tokio::time::Instant>,
+    cancelled: watch::Receiver<u64>,
 ) -> impl Stream<Item = PgWireResult<T>> + Send
 where
     S: Stream<Item = PgWireResult<T>> + Send + Unpin + 'static,
     T: Send + 'static,
 {
-    let sleep = Box::pin(tokio::time::sleep_until(deadline));
-    stream::unfold(Some((rows, sleep)), |state| async move {
-        let (mut rows, mut sleep) = state?;
+    let sleep = Box::pin(sleep_until_opt(deadline));
+    stream::unfold(Some((rows, sleep, cancelled)), |state| async move {
+        let (mut rows, mut sleep, mut cancelled) = state?;
         tokio::select! {
-            item = rows.next() => item.map(|i| (i, Some((rows, sleep)))),
+            item = rows.next() => item.map(|i| (i, Some((rows, sleep, cancelled)))),
             _ = &mut sleep => Some((Err(to_pg(UserqlError::canceled("statement timeout"))), None)),
+            Ok(()) = cancelled.changed() => Some((Err(to_pg(UserqlError::canceled("user request"))), None)),
         }
     })
 }

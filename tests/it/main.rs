@@ -5,5 +5,6 @@ mod support;
 
 mod clients;
 mod config_errors;
+mod oneid;
 mod protocol;
 mod slt;

@@ -17,7 +17,6 @@ pub const DEMO_PEOPLE: usize = 2_000;
 /// A running server and what it serves.
 pub struct Running {
     pub addr: SocketAddr,
-    pub data_dir: PathBuf,
     stop: watch::Sender<bool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -94,7 +93,6 @@ pub fn fresh_dir(tag: &str) -> PathBuf {
 /// Start a server for `config` on a free loopback port, on its own thread.
 pub fn start(mut config: Config) -> Running {
     config.server.listen = "127.0.0.1:0".into();
-    let data_dir = config.server.data_dir.clone();
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
     let (stop, stop_rx) = watch::channel(false);
     let thread = std::thread::spawn(move || {
@@ -123,7 +121,6 @@ pub fn start(mut config: Config) -> Running {
         .unwrap_or_else(|e| panic!("server failed to start: {e}"));
     Running {
         addr,
-        data_dir,
         stop,
         thread: Some(thread),
     }
@@ -133,9 +130,4 @@ pub fn start(mut config: Config) -> Running {
 pub fn demo_server() -> &'static Running {
     static SERVER: OnceLock<Arc<Running>> = OnceLock::new();
     SERVER.get_or_init(|| Arc::new(start(demo_config())))
-}
-
-/// Open an engine in-process (no wire) on the demo config.
-pub async fn demo_engine() -> Arc<Engine> {
-    Engine::open(demo_config()).await.expect("engine opens")
 }

@@ -240,8 +240,8 @@ async fn compute(
         while let Some(batch) = s.next().await {
             let batch = batch?;
             let ids = text(&batch, 0)?;
-            let one = batch
-                .column(1)
+            let one_col = datafusion::arrow::compute::cast(batch.column(1), &DataType::Int64)?;
+            let one = one_col
                 .as_any()
                 .downcast_ref::<Int64Array>()
                 .ok_or_else(|| DataFusionError::Internal("one_id is not bigint".into()))?;
@@ -315,11 +315,17 @@ fn oneid_error(e: super::error::OneIdError) -> DataFusionError {
     user_error(sqlstate::INVALID_PARAMETER_VALUE, e.to_string())
 }
 
-fn text(batch: &RecordBatch, i: usize) -> Result<&StringArray> {
-    batch
-        .column(i)
-        .as_any()
+/// Column `i` as a plain `Utf8` array (views and large strings are cast).
+fn text(batch: &RecordBatch, i: usize) -> Result<StringArray> {
+    let col = batch.column(i);
+    let utf8 = if col.data_type() == &DataType::Utf8 {
+        col.clone()
+    } else {
+        datafusion::arrow::compute::cast(col, &DataType::Utf8)?
+    };
+    utf8.as_any()
         .downcast_ref::<StringArray>()
+        .cloned()
         .ok_or_else(|| DataFusionError::Internal(format!("column {i} is not text")))
 }
 
