@@ -55,7 +55,7 @@ pub fn install(ctx: &SessionContext, database: &str) -> Result<()> {
                 vec![DataType::Utf8, DataType::Boolean],
             ],
             DataType::Utf8,
-            |config, args| current_setting(config, args),
+            current_setting,
         ),
         SessionFn::new(
             "pg_get_function_result",

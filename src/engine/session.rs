@@ -161,10 +161,10 @@ impl Session {
     /// Unknown ones are ignored, as PostgreSQL ignores none but clients send many.
     pub fn apply_startup_parameter(&mut self, name: &str, value: &str) {
         let canonical = pg_settings::canonical_name(name);
-        if pg_settings::is_known(&canonical) || canonical.starts_with("userql.") {
-            if let Err(e) = self.set(&canonical, Some(value)) {
-                tracing::debug!("ignoring startup parameter {name}={value}: {e}");
-            }
+        if (pg_settings::is_known(&canonical) || canonical.starts_with("userql."))
+            && let Err(e) = self.set(&canonical, Some(value))
+        {
+            tracing::debug!("ignoring startup parameter {name}={value}: {e}");
         }
     }
 
