@@ -158,6 +158,14 @@ echo "PostgreSQL $PG_VERSION on 127.0.0.1:$PG_PORT; userql ($USERQL_BIN) on 127.
 echo "pgbench -n -f select1.sql -T $DURATION; $(nproc) cores"
 echo
 
+# Warm-up, discarded: the first seconds against a fresh server pay for cold caches
+# (binaries paged in, PostgreSQL's catalog caches, allocator growth) and would
+# otherwise land on whichever cell happens to run first.
+for port_db in "$PG_PORT postgres" "$UQ_PORT userql"; do
+    read -r port db <<<"$port_db"
+    "$PGBENCH" -n -f "$SCRIPT" -c 1 -T 2 -h 127.0.0.1 -p "$port" -U "$BENCH_USER" "$db" >/dev/null 2>&1 || true
+done
+
 declare -a ROWS=()
 for mode in simple extended; do
     for clients in 1 4; do

@@ -142,10 +142,7 @@ impl Session {
 
     /// This session's PostgreSQL settings.
     pub fn pg_settings(&self) -> PgSettings {
-        self.ctx
-            .state()
-            .config()
-            .options()
+        self.options()
             .extensions
             .get::<PgSettings>()
             .cloned()
@@ -154,7 +151,13 @@ impl Session {
 
     /// This session's `userql.*` settings.
     pub fn userql_settings(&self) -> UserqlSettings {
-        settings::of_session(self.ctx.state().config().options())
+        settings::of_session(&self.options())
+    }
+
+    /// The session's config, shared rather than copied: cloning the whole `SessionState`
+    /// (function registries included) per statement costs more than a `SELECT 1` runs.
+    fn options(&self) -> Arc<datafusion::config::ConfigOptions> {
+        self.ctx.state_ref().read().config().options().clone()
     }
 
     /// Apply a startup parameter (`application_name`, `client_encoding`, `DateStyle`...).
@@ -393,8 +396,7 @@ impl Session {
 
     fn show(&self, name: &str) -> Result<Outcome, UserqlError> {
         let lower = name.to_ascii_lowercase();
-        let state = self.ctx.state();
-        let options = state.config().options();
+        let options = self.options();
         if lower == "all" {
             let mut names = Vec::new();
             let mut values = Vec::new();
