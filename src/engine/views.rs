@@ -57,54 +57,67 @@ pub fn identities_sql(channels: &[ChannelConfig]) -> String {
     )
 }
 
-/// `orders(channel, record_id, order_ts, amount)`.
-pub fn orders_sql(channels: &[ChannelConfig]) -> String {
+/// A row-level view: for each channel with a mapping, its rows as
+/// `channel, record_id, <ts_name> (timestamp), <value_name> (value_type)`.
+fn rows_view_sql(
+    channels: &[ChannelConfig],
+    mapping: impl Fn(&ChannelConfig) -> Option<(&str, &str)>,
+    ts_name: &str,
+    value_name: &str,
+    value_type: &str,
+) -> String {
     let parts: Vec<String> = channels
         .iter()
         .filter_map(|ch| {
-            let o = ch.orders.as_ref()?;
+            let (ts, value) = mapping(ch)?;
             Some(format!(
-                "SELECT {} AS channel, {} AS record_id, CAST({} AS TIMESTAMP) AS order_ts, CAST({} AS DOUBLE) AS amount FROM {} WHERE {} IS NOT NULL",
+                "SELECT {} AS channel, {} AS record_id, CAST({} AS TIMESTAMP) AS {ts_name}, CAST({} AS {value_type}) AS {value_name} FROM {} WHERE {} IS NOT NULL",
                 quote_literal(&ch.name),
                 record_id_expr(ch),
-                quote_ident(&o.ts),
-                quote_ident(&o.amount),
+                quote_ident(ts),
+                quote_ident(value),
                 source(ch),
                 quote_ident(&ch.record_key),
             ))
         })
         .collect();
     if parts.is_empty() {
-        return "SELECT CAST(NULL AS VARCHAR) AS channel, CAST(NULL AS VARCHAR) AS record_id, \
-                CAST(NULL AS TIMESTAMP) AS order_ts, CAST(NULL AS DOUBLE) AS amount WHERE false"
-            .to_string();
+        return format!(
+            "SELECT CAST(NULL AS VARCHAR) AS channel, CAST(NULL AS VARCHAR) AS record_id, \
+             CAST(NULL AS TIMESTAMP) AS {ts_name}, CAST(NULL AS {value_type}) AS {value_name} WHERE false"
+        );
     }
     parts.join(" UNION ALL ")
 }
 
+/// `orders(channel, record_id, order_ts, amount)`.
+pub fn orders_sql(channels: &[ChannelConfig]) -> String {
+    rows_view_sql(
+        channels,
+        |ch| {
+            ch.orders
+                .as_ref()
+                .map(|o| (o.ts.as_str(), o.amount.as_str()))
+        },
+        "order_ts",
+        "amount",
+        "DOUBLE",
+    )
+}
+
 /// `events(channel, record_id, event_ts, event)`.
 pub fn events_sql(channels: &[ChannelConfig]) -> String {
-    let parts: Vec<String> = channels
-        .iter()
-        .filter_map(|ch| {
-            let e = ch.events.as_ref()?;
-            Some(format!(
-                "SELECT {} AS channel, {} AS record_id, CAST({} AS TIMESTAMP) AS event_ts, CAST({} AS VARCHAR) AS event FROM {} WHERE {} IS NOT NULL",
-                quote_literal(&ch.name),
-                record_id_expr(ch),
-                quote_ident(&e.ts),
-                quote_ident(&e.event),
-                source(ch),
-                quote_ident(&ch.record_key),
-            ))
-        })
-        .collect();
-    if parts.is_empty() {
-        return "SELECT CAST(NULL AS VARCHAR) AS channel, CAST(NULL AS VARCHAR) AS record_id, \
-                CAST(NULL AS TIMESTAMP) AS event_ts, CAST(NULL AS VARCHAR) AS event WHERE false"
-            .to_string();
-    }
-    parts.join(" UNION ALL ")
+    rows_view_sql(
+        channels,
+        |ch| {
+            ch.events
+                .as_ref()
+                .map(|e| (e.ts.as_str(), e.event.as_str()))
+        },
+        "event_ts",
+        "event",
+        "VARCHAR",
+    )
 }
 
 #[cfg(test)]

@@ -148,8 +148,7 @@ impl TableProvider for OneIdTable {
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let batch = compute(state, self.kind, &self.input, &self.settings).await?;
-        MemorySourceConfig::try_new_exec(&[vec![batch]], self.schema.clone(), projection.cloned())
-            .map(|e| e as Arc<dyn ExecutionPlan>)
+        memory_exec(batch, &self.schema, projection)
     }
 }
 
@@ -311,6 +310,16 @@ fn build_output(graph: &IdentityGraph, kind: Kind, cfg: &ResolverConfig) -> Resu
     }
 }
 
+/// A computed result as a scan.
+fn memory_exec(
+    batch: RecordBatch,
+    schema: &SchemaRef,
+    projection: Option<&Vec<usize>>,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    MemorySourceConfig::try_new_exec(&[vec![batch]], schema.clone(), projection.cloned())
+        .map(|e| e as Arc<dyn ExecutionPlan>)
+}
+
 fn oneid_error(e: super::error::OneIdError) -> DataFusionError {
     user_error(sqlstate::INVALID_PARAMETER_VALUE, e.to_string())
 }
@@ -412,8 +421,7 @@ impl TableProvider for CustomerIds {
                 b
             }
         };
-        MemorySourceConfig::try_new_exec(&[vec![batch]], self.schema.clone(), projection.cloned())
-            .map(|e| e as Arc<dyn ExecutionPlan>)
+        memory_exec(batch, &self.schema, projection)
     }
 }
 
