@@ -497,11 +497,75 @@ pub fn result_schema_of(planned: &Planned) -> Option<SchemaRef> {
             if matches!(plan, LogicalPlan::Ddl(_) | LogicalPlan::Dml(_)) {
                 None
             } else {
-                Some(Arc::new(plan.schema().as_arrow().clone()))
+                Some(pg_output_schema(plan))
             }
         }
         Planned::Utility(Utility::Show(name)) => Some(show_schema(&name.to_ascii_lowercase())),
         Planned::Utility(_) => None,
+    }
+}
+
+/// The output schema with columns labelled as PostgreSQL labels them: an unaliased
+/// function call is named after the function (`count`), any other unaliased expression
+/// `?column?`; column references and aliases keep their names.
+pub fn pg_output_schema(plan: &LogicalPlan) -> SchemaRef {
+    let schema = plan.schema().as_arrow().clone();
+    let Some((exprs, input)) = top_projection(plan) else {
+        return Arc::new(schema);
+    };
+    if exprs.len() != schema.fields().len() {
+        return Arc::new(schema);
+    }
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .zip(exprs)
+        .map(|(f, e)| match pg_label(e, input) {
+            Some(name) => f.as_ref().clone().with_name(name),
+            None => f.as_ref().clone(),
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
+/// The projection that produces a query's columns, and its input.
+fn top_projection(plan: &LogicalPlan) -> Option<(&[Expr], &LogicalPlan)> {
+    match plan {
+        LogicalPlan::Projection(p) => Some((&p.expr, &p.input)),
+        LogicalPlan::Sort(s) => top_projection(&s.input),
+        LogicalPlan::Limit(l) => top_projection(&l.input),
+        _ => None,
+    }
+}
+
+fn pg_label(expr: &Expr, input: &LogicalPlan) -> Option<String> {
+    match expr {
+        // DataFusion names some expressions itself with an alias such as `count(*)`;
+        // a user's alias has no parentheses unless quoted that way on purpose.
+        Expr::Alias(alias) if alias.name.contains('(') => {
+            Some(pg_label(&alias.expr, input).unwrap_or_else(|| "?column?".into()))
+        }
+        Expr::Alias(_) => None,
+        // A column of an aggregate below is the aggregate's own expression.
+        Expr::Column(c) => match input {
+            LogicalPlan::Aggregate(agg) => agg
+                .aggr_expr
+                .iter()
+                .find_map(|a| match a {
+                    Expr::Alias(alias) if alias.name == c.name => Some(alias.expr.as_ref()),
+                    other if other.schema_name().to_string() == c.name => Some(other),
+                    _ => None,
+                })
+                .and_then(|a| pg_label(a, &agg.input)),
+            _ => None,
+        },
+        Expr::ScalarFunction(f) => Some(f.name().to_string()),
+        Expr::AggregateFunction(a) => Some(a.func.name().to_string()),
+        Expr::Cast(c) => match c.expr.as_ref() {
+            Expr::Column(col) => Some(col.name.clone()),
+            inner => pg_label(inner, input),
+        },
+        _ => Some("?column?".to_string()),
     }
 }
 
@@ -742,6 +806,36 @@ fn utility_of(statement: &Statement) -> Result<Option<Utility>, UserqlError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn columns_are_labelled_like_postgresql() {
+        let ctx = SessionContext::new();
+        ctx.sql("CREATE TABLE t (a INT, b VARCHAR)").await.unwrap();
+        let names = |sql: &'static str| {
+            let ctx = ctx.clone();
+            async move {
+                let plan = ctx.state().create_logical_plan(sql).await.unwrap();
+                pg_output_schema(&plan)
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().clone())
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(names("SELECT 1").await, vec!["?column?"]);
+        assert_eq!(
+            names("SELECT count(*), max(a) AS m FROM t").await,
+            vec!["count", "m"]
+        );
+        assert_eq!(
+            names("SELECT a, upper(b), a + 1 FROM t ORDER BY a").await,
+            vec!["a", "upper", "?column?"]
+        );
+        assert_eq!(
+            names("SELECT b, count(*) FROM t GROUP BY b").await,
+            vec!["b", "count"]
+        );
+    }
 
     #[test]
     fn search_path_first_schema() {

@@ -568,7 +568,7 @@ async fn rows_response(
     deadline: Option<tokio::time::Instant>,
     cancelled: watch::Receiver<u64>,
 ) -> Result<QueryResponse, UserqlError> {
-    let schema = df.schema().as_arrow().clone();
+    let schema = crate::engine::session::pg_output_schema(df.logical_plan());
     let fields = fields_for(&schema, format, options)?;
     let batches = df.execute_stream().await?;
     let encode_fields = fields.clone();
