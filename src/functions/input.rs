@@ -17,6 +17,8 @@ use crate::error::{UserqlError, sqlstate};
 pub enum Expect {
     /// Any string type; read as `Utf8`.
     Text,
+    /// Any integer type; read as `Int64`.
+    BigInt,
 }
 
 impl Expect {
@@ -28,18 +30,21 @@ impl Expect {
                     DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null
                 ) || matches!(dt, DataType::Dictionary(_, v) if matches!(**v, DataType::Utf8 | DataType::LargeUtf8))
             }
+            Expect::BigInt => dt.is_integer() || dt == &DataType::Null,
         }
     }
 
     fn name(self) -> &'static str {
         match self {
             Expect::Text => "text",
+            Expect::BigInt => "bigint",
         }
     }
 
     fn arrow(self) -> DataType {
         match self {
             Expect::Text => DataType::Utf8,
+            Expect::BigInt => DataType::Int64,
         }
     }
 }

@@ -37,7 +37,7 @@ use pgwire::messages::cancel::CancelRequest;
 use tokio::sync::{Mutex, watch};
 
 use super::errors::{ErrorMapper, error_info, fatal, to_pg};
-use crate::engine::session::{Outcome, Planned, Utility};
+use crate::engine::session::{Outcome, Planned, Utility, parameter_types_of, result_schema_of};
 use crate::engine::{Engine, Session};
 use crate::error::{UserqlError, sqlstate};
 
@@ -262,6 +262,28 @@ impl StartupHandler for Startup {
 pub struct Prepared {
     planned: Planned,
     client_types: Vec<Option<Type>>,
+    /// `$n` types DataFusion inferred, worked out once at Parse: Describe and every
+    /// Execute need them.
+    inferred: Vec<Option<DataType>>,
+}
+
+impl Prepared {
+    /// The parameter types announced to (and decoded from) the client: what it declared,
+    /// else what the plan implies, else text.
+    fn wire_types(&self) -> PgWireResult<Vec<Type>> {
+        let n = self.inferred.len().max(self.client_types.len());
+        (0..n)
+            .map(|i| {
+                if let Some(Some(t)) = self.client_types.get(i) {
+                    return Ok(t.clone());
+                }
+                match self.inferred.get(i).cloned().flatten() {
+                    Some(dt) => arrow_pg::datatypes::into_pg_type(&dt),
+                    None => Ok(Type::TEXT),
+                }
+            })
+            .collect()
+    }
 }
 
 /// Plans statements for the extended protocol.
@@ -302,26 +324,16 @@ impl QueryParser for Planner {
             )));
         }
         let planned = session.plan(statements.remove(0)).await.map_err(to_pg)?;
+        let inferred = parameter_types_of(&planned).map_err(to_pg)?;
         Ok(Some(Arc::new(Prepared {
             planned,
             client_types: types.to_vec(),
+            inferred,
         })))
     }
 
     fn get_parameter_types(&self, stmt: &Self::Statement) -> PgWireResult<Vec<Type>> {
-        let inferred = parameter_types(&stmt.planned).map_err(to_pg)?;
-        let n = inferred.len().max(stmt.client_types.len());
-        (0..n)
-            .map(|i| {
-                if let Some(Some(t)) = stmt.client_types.get(i) {
-                    return Ok(t.clone());
-                }
-                match inferred.get(i).cloned().flatten() {
-                    Some(dt) => arrow_pg::datatypes::into_pg_type(&dt),
-                    None => Ok(Type::TEXT),
-                }
-            })
-            .collect()
+        stmt.wire_types()
     }
 
     fn get_result_schema(
@@ -329,7 +341,7 @@ impl QueryParser for Planner {
         stmt: &Self::Statement,
         column_format: Option<&Format>,
     ) -> PgWireResult<Vec<FieldInfo>> {
-        match result_schema(&stmt.planned) {
+        match result_schema_of(&stmt.planned) {
             Some(schema) => arrow_pg::datatypes::arrow_schema_to_pg_fields(
                 &schema,
                 column_format.unwrap_or(&Format::UnifiedText),
@@ -338,15 +350,6 @@ impl QueryParser for Planner {
             None => Ok(vec![]),
         }
     }
-}
-
-/// `Session::parameter_types` without a session: the plan alone decides.
-fn parameter_types(planned: &Planned) -> Result<Vec<Option<DataType>>, UserqlError> {
-    crate::engine::session::parameter_types_of(planned)
-}
-
-fn result_schema(planned: &Planned) -> Option<Arc<Schema>> {
-    crate::engine::session::result_schema_of(planned)
 }
 
 /// Runs statements for both protocols.
@@ -510,10 +513,9 @@ impl ExtendedQueryHandler for Queries {
         let session = guard.as_mut().ok_or_else(no_session)?;
         let params = match &prepared.planned {
             Planned::Query { .. } => {
-                let inferred = parameter_types(&prepared.planned).map_err(to_pg)?;
-                let server_types = self.planner.get_parameter_types(prepared)?;
+                let server_types = prepared.wire_types()?;
                 let inferred_refs: Vec<Option<&DataType>> =
-                    inferred.iter().map(|t| t.as_ref()).collect();
+                    prepared.inferred.iter().map(|t| t.as_ref()).collect();
                 let server_refs: Vec<Option<&Type>> = server_types.iter().map(Some).collect();
                 Some(
                     arrow_pg::datatypes::df::deserialize_parameters_with_server_types(

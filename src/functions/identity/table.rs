@@ -220,27 +220,18 @@ async fn compute(
         }
     }
     if let Some(table) = &settings.previous {
-        let ctx = input::context_of(state)?;
-        let df = ctx
-            .sql(&format!(
-                "SELECT CAST(record_id AS VARCHAR) AS record_id, CAST(one_id AS BIGINT) AS one_id FROM {table}"
-            ))
-            .await
-            .map_err(|e| {
-                user_error(
-                    sqlstate::UNDEFINED_TABLE,
-                    format!(
-                        "userql.oneid_previous = '{table}': {} (expected a table with columns record_id text, one_id bigint)",
-                        crate::error::UserqlError::from(e).message
-                    ),
-                )
-            })?;
-        let mut s = df.execute_stream().await?;
+        let mut s = input::read(
+            state,
+            "userql.oneid_previous",
+            table,
+            &[("record_id", Expect::Text), ("one_id", Expect::BigInt)],
+        )
+        .await?;
         while let Some(batch) = s.next().await {
             let batch = batch?;
             let ids = text(&batch, 0)?;
-            let one_col = datafusion::arrow::compute::cast(batch.column(1), &DataType::Int64)?;
-            let one = one_col
+            let one = batch
+                .column(1)
                 .as_any()
                 .downcast_ref::<Int64Array>()
                 .ok_or_else(|| DataFusionError::Internal("one_id is not bigint".into()))?;
@@ -324,17 +315,12 @@ fn oneid_error(e: super::error::OneIdError) -> DataFusionError {
     user_error(sqlstate::INVALID_PARAMETER_VALUE, e.to_string())
 }
 
-/// Column `i` as a plain `Utf8` array (views and large strings are cast).
-fn text(batch: &RecordBatch, i: usize) -> Result<StringArray> {
-    let col = batch.column(i);
-    let utf8 = if col.data_type() == &DataType::Utf8 {
-        col.clone()
-    } else {
-        datafusion::arrow::compute::cast(col, &DataType::Utf8)?
-    };
-    utf8.as_any()
+/// Column `i`, which `input::read` has already cast to `Utf8`.
+fn text(batch: &RecordBatch, i: usize) -> Result<&StringArray> {
+    batch
+        .column(i)
+        .as_any()
         .downcast_ref::<StringArray>()
-        .cloned()
         .ok_or_else(|| DataFusionError::Internal(format!("column {i} is not text")))
 }
 
