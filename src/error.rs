@@ -29,6 +29,10 @@ pub mod sqlstate {
     pub const BAD_COPY_FILE_FORMAT: &str = "22P04";
     /// 22000
     pub const DATA_EXCEPTION: &str = "22000";
+    /// 23502
+    pub const NOT_NULL_VIOLATION: &str = "23502";
+    /// 2BP01
+    pub const DEPENDENT_OBJECTS_STILL_EXIST: &str = "2BP01";
     /// 25P01
     pub const NO_ACTIVE_SQL_TRANSACTION: &str = "25P01";
     /// 28P01
@@ -177,6 +181,10 @@ fn from_arrow(e: &ArrowError) -> UserqlError {
         ArrowError::IoError(m, _) => (IO_ERROR, m.clone()),
         ArrowError::ExternalError(inner) => return from_boxed(inner.as_ref()),
         ArrowError::MemoryError(m) => (OUT_OF_MEMORY, m.clone()),
+        ArrowError::InvalidArgumentError(m) if m.contains("non-nullable") => (
+            NOT_NULL_VIOLATION,
+            format!("null value violates a not-null constraint: {m}"),
+        ),
         other => (DATA_EXCEPTION, other.to_string()),
     };
     UserqlError::new(code, msg)
@@ -332,6 +340,8 @@ fn from_datafusion(e: &DataFusionError) -> UserqlError {
                 INVALID_TEXT_REPRESENTATION
             } else if lower.contains("overflow") {
                 NUMERIC_VALUE_OUT_OF_RANGE
+            } else if lower.contains("non-nullable") && lower.contains("null") {
+                NOT_NULL_VIOLATION
             } else if lower.contains("not found") && lower.contains("table") {
                 UNDEFINED_TABLE
             } else if lower.contains("already exists") {

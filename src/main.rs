@@ -274,6 +274,31 @@ async fn query(config: Config, sql: &str) -> Result<(), CliError> {
             },
             Outcome::TransactionStart => println!("BEGIN"),
             Outcome::TransactionEnd(tag) => println!("{tag}"),
+            // COPY FROM STDIN reads this process's standard input; COPY TO STDOUT prints.
+            Outcome::CopyIn(copy) => {
+                use std::io::Read;
+                let mut data = Vec::new();
+                std::io::stdin().read_to_end(&mut data).map_err(|e| {
+                    UserqlError::new(userql::error::sqlstate::IO_ERROR, e.to_string())
+                })?;
+                if let Outcome::Command(tag) = session.copy_in(&copy, &data).await? {
+                    println!("{} {}", tag.command, tag.rows.unwrap_or(0));
+                }
+            }
+            Outcome::CopyOut(df, format) => {
+                use std::io::Write;
+                let mut out = std::io::stdout().lock();
+                let schema = std::sync::Arc::new(df.schema().as_arrow().clone());
+                if format.header {
+                    let _ = out.write_all(&userql::engine::copy::encode_header(&schema, &format));
+                }
+                let mut stream = df.execute_stream().await.map_err(UserqlError::from)?;
+                while let Some(batch) = stream.try_next().await.map_err(UserqlError::from)? {
+                    for row in userql::engine::copy::encode_batch(&batch, &format)? {
+                        let _ = out.write_all(&row);
+                    }
+                }
+            }
         }
     }
     Ok(())

@@ -6,9 +6,12 @@
 
 pub mod catalog;
 pub mod channels;
+pub mod copy;
+mod ddl;
 pub mod pg_settings;
 pub mod session;
 pub mod settings;
+pub mod store;
 pub mod views;
 
 use std::sync::Arc;
@@ -37,6 +40,9 @@ pub enum EngineError {
     /// Building the catalog failed.
     #[error("cannot build the catalog: {0}")]
     Catalog(String),
+    /// The tables and views users created could not be opened.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
 }
 
 /// The schema channels are registered in.
@@ -49,6 +55,8 @@ pub struct Engine {
     /// Fully set-up state every session starts as a copy of: cloning it is far cheaper
     /// than registering functions and catalog tables per connection.
     template: SessionState,
+    /// Schemas, tables and views users created.
+    store: store::Store,
 }
 
 impl Engine {
@@ -152,15 +160,25 @@ impl Engine {
             create_view(&ctx, name, sql).await?;
         }
 
+        // Last, so stored views can use every function, channel and built-in view.
+        let store = store::Store::open(&config.server.data_dir, catalog.clone()).await?;
+        store.plan_views(&ctx.state()).await;
+
         Ok(Arc::new(Self {
             config,
             template: ctx.state(),
+            store,
         }))
     }
 
     /// The configuration the engine was built from.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The schemas, tables and views users created.
+    pub fn store(&self) -> &store::Store {
+        &self.store
     }
 
     /// The database (catalog) name.

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::ParamValues;
+use datafusion::common::TableReference;
 use datafusion::logical_expr::Expr;
 use datafusion::logical_expr::{DdlStatement, LogicalPlan, WriteOp};
 use datafusion::prelude::{DataFrame, SessionContext};
@@ -38,6 +39,17 @@ pub enum Planned {
     },
     /// Answered by the session itself.
     Utility(Utility),
+    /// `ALTER TABLE|VIEW name RENAME TO new_name`.
+    Rename {
+        /// The relation as written.
+        from: TableReference,
+        /// Its new name (same schema).
+        to: String,
+        /// `ALTER TABLE IF EXISTS`.
+        if_exists: bool,
+    },
+    /// `COPY ... FROM STDIN` / `COPY ... TO STDOUT`.
+    Copy(super::copy::CopyStatement),
 }
 
 /// Statements the session answers without DataFusion.
@@ -71,6 +83,11 @@ pub enum Outcome {
     TransactionStart,
     /// `COMMIT` / `ROLLBACK`, with the tag to answer.
     TransactionEnd(&'static str),
+    /// `COPY ... FROM STDIN`: the client sends rows next; hand them to
+    /// [`Session::copy_in`].
+    CopyIn(super::copy::CopyIn),
+    /// `COPY ... TO STDOUT`: rows to send as copy data in this format.
+    CopyOut(DataFrame, super::copy::CopyFormat),
 }
 
 /// A PostgreSQL command-completion tag.
@@ -83,7 +100,7 @@ pub struct CommandTag {
 }
 
 impl CommandTag {
-    fn new(command: &str) -> Self {
+    pub(super) fn new(command: &str) -> Self {
         Self {
             command: command.to_string(),
             rows: None,
@@ -93,12 +110,28 @@ impl CommandTag {
 
 /// A client session.
 pub struct Session {
-    engine: Arc<Engine>,
-    ctx: SessionContext,
+    pub(super) engine: Arc<Engine>,
+    pub(super) ctx: SessionContext,
     user: String,
     in_block: bool,
     block_wrote: bool,
     parser: Arc<PostgresCompatibilityParser>,
+    /// `CREATE TEMPORARY TABLE`s of this session: in memory, dropped when it ends.
+    pub(super) temp_tables: Vec<super::store::RelName>,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        for t in &self.temp_tables {
+            if let Some(schema) = self
+                .ctx
+                .catalog(self.engine.database())
+                .and_then(|c| c.schema(&t.schema))
+            {
+                let _ = schema.deregister_table(&t.name);
+            }
+        }
+    }
 }
 
 impl Session {
@@ -122,6 +155,7 @@ impl Session {
             in_block: false,
             block_wrote: false,
             parser: shared_parser(),
+            temp_tables: Vec::new(),
         }
     }
 
@@ -174,7 +208,15 @@ impl Session {
     /// Split SQL text into statements (PostgreSQL dialect, with the rewrites that make
     /// client catalog queries plannable).
     pub fn parse(&self, sql: &str) -> Result<Vec<Statement>, UserqlError> {
-        Ok(self.parser.parse(sql)?)
+        match self.parser.parse(sql) {
+            Ok(statements) => Ok(statements),
+            // The SQL parser knows only `ALTER VIEW name AS query`; PostgreSQL's
+            // `ALTER VIEW name RENAME TO new` is the same statement as for a table.
+            Err(e) => match alter_view_rename_as_table(sql) {
+                Some(rewritten) => Ok(self.parser.parse(&rewritten)?),
+                None => Err(e.into()),
+            },
+        }
     }
 
     /// Plan one statement.
@@ -182,10 +224,29 @@ impl Session {
         if let Some(utility) = utility_of(&statement)? {
             return Ok(Planned::Utility(utility));
         }
+        if let Some(planned) = self.plan_store_statement(&statement).await? {
+            return Ok(planned);
+        }
         let state = self.ctx.state();
-        let plan = state
-            .statement_to_plan(DFStatement::Statement(Box::new(statement.clone())))
-            .await?;
+        let plan = match temporary_as_plain(&statement) {
+            // DataFusion plans no temporary tables: plan it as a plain one, then mark it
+            // so the session keeps it in memory instead of storing it.
+            Some(plain) => match state
+                .statement_to_plan(DFStatement::Statement(Box::new(plain)))
+                .await?
+            {
+                LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(mut create)) => {
+                    create.temporary = true;
+                    LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(create))
+                }
+                other => other,
+            },
+            None => {
+                state
+                    .statement_to_plan(DFStatement::Statement(Box::new(statement.clone())))
+                    .await?
+            }
+        };
         let plan = type_cast_placeholders(plan)?;
         Ok(Planned::Query {
             statement: Box::new(statement),
@@ -206,6 +267,16 @@ impl Session {
     ) -> Result<Outcome, UserqlError> {
         match planned {
             Planned::Utility(u) => self.execute_utility(u),
+            Planned::Rename {
+                from,
+                to,
+                if_exists,
+            } => {
+                let outcome = self.rename(from, to, *if_exists).await?;
+                self.note_write();
+                Ok(outcome)
+            }
+            Planned::Copy(copy) => self.execute_copy(copy).await,
             Planned::Query { statement, plan } => {
                 let plan = match params {
                     Some(p) => plan.clone().replace_params_with_values(&p)?,
@@ -236,6 +307,7 @@ impl Session {
     ) -> Result<Outcome, UserqlError> {
         match &plan {
             LogicalPlan::Dml(dml) => {
+                self.check_writable(&dml.table_name)?;
                 let verb = match dml.op {
                     WriteOp::Insert(_) => "INSERT",
                     WriteOp::Delete => "DELETE",
@@ -254,6 +326,10 @@ impl Session {
                 }))
             }
             LogicalPlan::Ddl(ddl) => {
+                if let Some(outcome) = self.execute_store_ddl(ddl, statement).await? {
+                    self.note_write();
+                    return Ok(outcome);
+                }
                 let tag = ddl_tag(ddl, statement);
                 self.ctx.execute_logical_plan(plan).await?.collect().await?;
                 self.note_write();
@@ -263,7 +339,7 @@ impl Session {
         }
     }
 
-    fn note_write(&mut self) {
+    pub(super) fn note_write(&mut self) {
         if self.in_block {
             self.block_wrote = true;
         }
@@ -501,7 +577,7 @@ pub fn result_schema_of(planned: &Planned) -> Option<SchemaRef> {
             }
         }
         Planned::Utility(Utility::Show(name)) => Some(show_schema(&name.to_ascii_lowercase())),
-        Planned::Utility(_) => None,
+        Planned::Utility(_) | Planned::Rename { .. } | Planned::Copy(_) => None,
     }
 }
 
@@ -668,7 +744,7 @@ fn first_schema(path: &str) -> String {
         .unwrap_or_else(|| "public".into())
 }
 
-fn affected_rows(batches: &[RecordBatch]) -> usize {
+pub(super) fn affected_rows(batches: &[RecordBatch]) -> usize {
     batches
         .first()
         .and_then(|b| b.column_by_name("count"))
@@ -677,7 +753,7 @@ fn affected_rows(batches: &[RecordBatch]) -> usize {
         .unwrap_or(0)
 }
 
-fn ddl_tag(ddl: &DdlStatement, statement: &Statement) -> String {
+pub(super) fn ddl_tag(ddl: &DdlStatement, statement: &Statement) -> String {
     match ddl {
         DdlStatement::CreateExternalTable(_) | DdlStatement::CreateMemoryTable(_) => {
             if matches!(statement, Statement::CreateTable(ct) if ct.query.is_some()) {
@@ -723,6 +799,35 @@ fn object_name_text(name: &ObjectName) -> String {
         })
         .collect::<Vec<_>>()
         .join(".")
+}
+
+/// A `CREATE TEMPORARY TABLE` without its `TEMPORARY`, or `None`.
+fn temporary_as_plain(statement: &Statement) -> Option<Statement> {
+    match statement {
+        Statement::CreateTable(create) if create.temporary => {
+            let mut plain = create.clone();
+            plain.temporary = false;
+            Some(Statement::CreateTable(plain))
+        }
+        _ => None,
+    }
+}
+
+/// `ALTER VIEW x RENAME TO y` spelled as `ALTER TABLE x RENAME TO y`, or `None`.
+fn alter_view_rename_as_table(sql: &str) -> Option<String> {
+    let trimmed = sql.trim_start();
+    let words: Vec<&str> = trimmed.split_whitespace().collect();
+    let is_rename = words.len() >= 6
+        && words[0].eq_ignore_ascii_case("alter")
+        && words[1].eq_ignore_ascii_case("view")
+        && words
+            .windows(2)
+            .any(|w| w[0].eq_ignore_ascii_case("rename") && w[1].eq_ignore_ascii_case("to"));
+    if !is_rename {
+        return None;
+    }
+    let after_alter = trimmed[5..].trim_start();
+    Some(format!("ALTER TABLE {}", &after_alter[4..]))
 }
 
 /// Recognise the statements the session answers itself.

@@ -141,6 +141,7 @@ impl Connection {
                 planner: Arc::new(Planner { slot: slot.clone() }),
                 slot,
                 cancel,
+                copy_in: Mutex::new(None),
             }),
             shared,
         }
@@ -166,6 +167,10 @@ impl PgWireServerHandlers for Connection {
 
     fn cancel_handler(&self) -> Arc<impl CancelHandler> {
         self.shared.cancel.clone()
+    }
+
+    fn copy_handler(&self) -> Arc<impl pgwire::api::copy::CopyHandler> {
+        self.queries.clone()
     }
 }
 
@@ -355,8 +360,10 @@ impl QueryParser for Planner {
 /// Runs statements for both protocols.
 pub struct Queries {
     planner: Arc<Planner>,
-    slot: SessionSlot,
+    pub(super) slot: SessionSlot,
     cancel: CancelSignal,
+    /// The `COPY ... FROM STDIN` in progress: where the rows go and the data so far.
+    pub(super) copy_in: Mutex<Option<super::copy::PendingCopy>>,
 }
 
 fn is_transaction_end(planned: &Planned) -> bool {
@@ -429,6 +436,12 @@ impl Queries {
                 }
                 Response::Execution(t)
             }
+            Outcome::CopyIn(copy) => {
+                let columns = copy.columns.len();
+                *self.copy_in.lock().await = Some(super::copy::PendingCopy::new(copy));
+                super::copy::copy_in_response(columns)
+            }
+            Outcome::CopyOut(df, format) => super::copy::copy_out_response(df, format).await?,
             Outcome::TransactionStart => Response::TransactionStart(Tag::new("BEGIN")),
             Outcome::TransactionEnd(tag) => {
                 let failed = client.transaction_status() == TransactionStatus::Error;
@@ -525,7 +538,7 @@ impl ExtendedQueryHandler for Queries {
                     )?,
                 )
             }
-            Planned::Utility(_) => None,
+            _ => None,
         };
         self.respond(
             client,

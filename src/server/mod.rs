@@ -2,6 +2,7 @@
 //! graceful shutdown. Architecture invariant: only this module speaks the wire.
 
 pub mod connection;
+pub mod copy;
 pub mod errors;
 
 use std::net::SocketAddr;

@@ -8,3 +8,4 @@ mod config_errors;
 mod oneid;
 mod protocol;
 mod slt;
+mod tables;

@@ -4,6 +4,7 @@
 //! Errors are reported as `SQLSTATE: message`, so `statement error 42P01` checks the code.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use sqllogictest::{AsyncDB, DBOutput, DefaultColumnType};
@@ -32,9 +33,52 @@ impl From<tokio_postgres::Error> for WireError {
     }
 }
 
+/// The server a test file runs against; `RESTART SERVER` replaces it with a new one on
+/// the same config and data dir.
+type ServerSlot = Arc<std::sync::Mutex<Option<support::Running>>>;
+
 /// One wire connection.
 pub struct Wire {
-    client: tokio_postgres::Client,
+    client: Option<tokio_postgres::Client>,
+    server: ServerSlot,
+    config: userql::config::Config,
+}
+
+async fn connect(addr: std::net::SocketAddr) -> Result<tokio_postgres::Client, WireError> {
+    let conn = format!(
+        "host={} port={} user=analyst dbname=userql",
+        addr.ip(),
+        addr.port()
+    );
+    let (client, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls).await?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
+impl Wire {
+    /// Stop the server (after closing this connection) and start a new one on the same
+    /// data dir: what the files wrote must all be back.
+    async fn restart(&mut self) -> Result<(), WireError> {
+        self.client = None;
+        let server = self.server.clone();
+        let config = self.config.clone();
+        let addr = tokio::task::spawn_blocking(move || {
+            let mut slot = server.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(old) = slot.take() {
+                old.stop();
+            }
+            let new = support::start(config);
+            let addr = new.addr;
+            *slot = Some(new);
+            addr
+        })
+        .await
+        .map_err(|e| WireError(e.to_string()))?;
+        self.client = Some(connect(addr).await?);
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -43,7 +87,15 @@ impl AsyncDB for Wire {
     type ColumnType = DefaultColumnType;
 
     async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, WireError> {
-        let messages = self.client.simple_query(sql).await?;
+        if sql.trim().eq_ignore_ascii_case("RESTART SERVER") {
+            self.restart().await?;
+            return Ok(DBOutput::StatementComplete(0));
+        }
+        let client = self
+            .client
+            .as_ref()
+            .ok_or_else(|| WireError("not connected".into()))?;
+        let messages = client.simple_query(sql).await?;
         let mut rows = Vec::new();
         let mut columns = None;
         let mut count = 0;
@@ -104,26 +156,36 @@ async fn sqllogictest_files() {
     assert!(!files.is_empty(), "no .slt files found");
     let mut failures = Vec::new();
     for file in files {
-        let server = support::start(support::demo_config());
-        let addr = server.addr;
-        let mut runner = sqllogictest::Runner::new(move || async move {
-            let conn = format!(
-                "host={} port={} user=analyst dbname=userql",
-                addr.ip(),
-                addr.port()
-            );
-            let (client, connection) =
-                tokio_postgres::connect(&conn, tokio_postgres::NoTls).await?;
-            tokio::spawn(async move {
-                let _ = connection.await;
-            });
-            Ok::<_, WireError>(Wire { client })
+        let config = support::demo_config();
+        let server: ServerSlot =
+            Arc::new(std::sync::Mutex::new(Some(support::start(config.clone()))));
+        let slot = server.clone();
+        let mut runner = sqllogictest::Runner::new(move || {
+            let server = slot.clone();
+            let config = config.clone();
+            async move {
+                let addr = server
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .as_ref()
+                    .map(|s| s.addr)
+                    .ok_or_else(|| WireError("server stopped".into()))?;
+                let client = connect(addr).await?;
+                Ok::<_, WireError>(Wire {
+                    client: Some(client),
+                    server,
+                    config,
+                })
+            }
         });
         if let Err(e) = runner.run_file_async(&file).await {
             failures.push(format!("{}:\n{e}", file.display()));
         }
         drop(runner);
-        server.stop();
+        let last = server.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(s) = last {
+            s.stop();
+        }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }

@@ -1,0 +1,798 @@
+//! `COPY table FROM STDIN` and `COPY table|(query) TO STDOUT`, in PostgreSQL's text and
+//! CSV formats — what psql's `\copy`, psycopg's `copy()` and pgjdbc's `CopyManager` send.
+//!
+//! The formats are plain Rust ([`decode`], [`encode_batch`]); the session glue plans the
+//! statement and writes the decoded rows through the table's `INSERT` path, so a COPY is
+//! one Delta commit like any other write.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, StringBuilder};
+use datafusion::arrow::compute::{CastOptions, cast_with_options};
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::common::TableReference;
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::logical_expr::dml::InsertOp;
+use datafusion::physical_plan::collect;
+use datafusion::sql::sqlparser::ast::{
+    CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget, Statement,
+};
+
+use super::session::{CommandTag, Outcome, Session};
+use crate::error::{UserqlError, sqlstate};
+
+/// Rows per batch when decoding COPY data.
+const BATCH_ROWS: usize = 8192;
+
+/// The text or CSV format of a COPY, with its options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyFormat {
+    /// CSV (`true`) or PostgreSQL's text format.
+    pub csv: bool,
+    pub delimiter: u8,
+    /// How NULL is spelled: `\N` in text, the empty unquoted field in CSV.
+    pub null: String,
+    /// CSV: the first line names the columns.
+    pub header: bool,
+    pub quote: u8,
+    pub escape: u8,
+}
+
+impl CopyFormat {
+    fn text() -> Self {
+        Self {
+            csv: false,
+            delimiter: b'\t',
+            null: "\\N".into(),
+            header: false,
+            quote: b'"',
+            escape: b'"',
+        }
+    }
+
+    fn csv() -> Self {
+        Self {
+            csv: true,
+            delimiter: b',',
+            null: String::new(),
+            header: false,
+            quote: b'"',
+            escape: b'"',
+        }
+    }
+}
+
+/// A planned COPY.
+#[derive(Debug, Clone)]
+pub enum CopyStatement {
+    /// `COPY t [(cols)] FROM STDIN`.
+    From(CopyIn),
+    /// `COPY t|(query) TO STDOUT`: the query to run.
+    To { sql: String, format: CopyFormat },
+}
+
+/// Where the rows of a `COPY FROM STDIN` go.
+#[derive(Debug, Clone)]
+pub struct CopyIn {
+    pub table: TableReference,
+    /// The table's columns, in order.
+    pub schema: SchemaRef,
+    /// Positions in `schema` of the columns the data holds, in data order.
+    pub columns: Vec<usize>,
+    pub format: CopyFormat,
+}
+
+fn one_byte(c: char, what: &str) -> Result<u8, UserqlError> {
+    if c.is_ascii() {
+        Ok(c as u8)
+    } else {
+        Err(UserqlError::unsupported(format!(
+            "COPY {what} must be a single one-byte character"
+        )))
+    }
+}
+
+/// The format a COPY's options ask for.
+fn format_of(
+    options: &[CopyOption],
+    legacy: &[CopyLegacyOption],
+) -> Result<CopyFormat, UserqlError> {
+    let csv = options
+        .iter()
+        .any(|o| matches!(o, CopyOption::Format(f) if f.value.eq_ignore_ascii_case("csv")))
+        || legacy.iter().any(|o| matches!(o, CopyLegacyOption::Csv(_)));
+    let mut format = if csv {
+        CopyFormat::csv()
+    } else {
+        CopyFormat::text()
+    };
+    for o in options {
+        match o {
+            CopyOption::Format(f) => match f.value.to_ascii_lowercase().as_str() {
+                "csv" | "text" => {}
+                other => {
+                    return Err(UserqlError::unsupported(format!(
+                        "COPY format \"{other}\" is not supported"
+                    ))
+                    .with_hint("use FORMAT text or FORMAT csv"));
+                }
+            },
+            CopyOption::Delimiter(c) => format.delimiter = one_byte(*c, "delimiter")?,
+            CopyOption::Null(s) => format.null = s.clone(),
+            CopyOption::Header(h) => format.header = *h,
+            CopyOption::Quote(c) => format.quote = one_byte(*c, "quote")?,
+            CopyOption::Escape(c) => format.escape = one_byte(*c, "escape")?,
+            CopyOption::Encoding(e)
+                if e.eq_ignore_ascii_case("utf8") || e.eq_ignore_ascii_case("utf-8") => {}
+            CopyOption::Freeze(_) => {}
+            other => {
+                return Err(UserqlError::unsupported(format!(
+                    "COPY option {other} is not supported"
+                )));
+            }
+        }
+    }
+    for o in legacy {
+        match o {
+            CopyLegacyOption::Delimiter(c) => format.delimiter = one_byte(*c, "delimiter")?,
+            CopyLegacyOption::Null(s) => format.null = s.clone(),
+            CopyLegacyOption::Header => format.header = true,
+            CopyLegacyOption::Csv(csv_options) => {
+                for c in csv_options {
+                    match c {
+                        CopyLegacyCsvOption::Header => format.header = true,
+                        CopyLegacyCsvOption::Quote(q) => format.quote = one_byte(*q, "quote")?,
+                        CopyLegacyCsvOption::Escape(e) => format.escape = one_byte(*e, "escape")?,
+                        other => {
+                            return Err(UserqlError::unsupported(format!(
+                                "COPY option {other} is not supported"
+                            )));
+                        }
+                    }
+                }
+            }
+            CopyLegacyOption::Binary => {
+                return Err(UserqlError::unsupported("COPY BINARY is not supported")
+                    .with_hint("use the text or CSV format"));
+            }
+            other => {
+                return Err(UserqlError::unsupported(format!(
+                    "COPY option {other} is not supported"
+                )));
+            }
+        }
+    }
+    if format.header && !format.csv {
+        return Err(UserqlError::unsupported(
+            "COPY HEADER is available only in CSV mode",
+        ));
+    }
+    Ok(format)
+}
+
+impl Session {
+    /// Plan a COPY statement (STDIN / STDOUT only: files are the client's, not the
+    /// server's).
+    pub(super) async fn plan_copy(
+        &self,
+        statement: &Statement,
+    ) -> Result<CopyStatement, UserqlError> {
+        let Statement::Copy {
+            source,
+            to,
+            target,
+            options,
+            legacy_options,
+            ..
+        } = statement
+        else {
+            return Err(UserqlError::unsupported("not a COPY statement"));
+        };
+        let format = format_of(options, legacy_options)?;
+        match (to, target, source) {
+            (false, CopyTarget::Stdin, CopySource::Table { table_name, columns }) => {
+                let table = super::ddl::object_reference(table_name)?;
+                self.check_writable(&table)?;
+                let provider = self.ctx.table_provider(table.clone()).await?;
+                let schema = provider.schema();
+                let columns = if columns.is_empty() {
+                    (0..schema.fields().len()).collect()
+                } else {
+                    columns
+                        .iter()
+                        .map(|c| {
+                            schema.index_of(&c.value).map_err(|_| {
+                                UserqlError::new(
+                                    sqlstate::UNDEFINED_COLUMN,
+                                    format!(
+                                        "column \"{}\" of relation \"{table}\" does not exist",
+                                        c.value
+                                    ),
+                                )
+                            })
+                        })
+                        .collect::<Result<Vec<_>, _>>()?
+                };
+                Ok(CopyStatement::From(CopyIn {
+                    table,
+                    schema,
+                    columns,
+                    format,
+                }))
+            }
+            (true, CopyTarget::Stdout, source) => {
+                let sql = match source {
+                    CopySource::Query(q) => q.to_string(),
+                    CopySource::Table { table_name, columns } => {
+                        let cols = if columns.is_empty() {
+                            "*".to_string()
+                        } else {
+                            columns
+                                .iter()
+                                .map(|c| c.to_string())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        };
+                        format!("SELECT {cols} FROM {table_name}")
+                    }
+                };
+                Ok(CopyStatement::To { sql, format })
+            }
+            (false, CopyTarget::Stdin, CopySource::Query(_)) => Err(UserqlError::new(
+                sqlstate::SYNTAX_ERROR,
+                "COPY FROM needs a table, not a query",
+            )),
+            _ => Err(UserqlError::new(
+                sqlstate::INSUFFICIENT_PRIVILEGE,
+                "COPY to or from a file or program on the server is not allowed",
+            )
+            .with_hint("use COPY ... FROM STDIN / TO STDOUT (psql's \\copy reads and writes the client's files)")),
+        }
+    }
+
+    /// Start a planned COPY: for `FROM STDIN` the client sends the rows next; for
+    /// `TO STDOUT` the query runs now.
+    pub(super) async fn execute_copy(
+        &mut self,
+        copy: &CopyStatement,
+    ) -> Result<Outcome, UserqlError> {
+        match copy {
+            CopyStatement::From(copy_in) => Ok(Outcome::CopyIn(copy_in.clone())),
+            CopyStatement::To { sql, format } => {
+                let mut statements = self.parse(sql)?;
+                let Some(statement) = statements.pop() else {
+                    return Err(UserqlError::new(
+                        sqlstate::SYNTAX_ERROR,
+                        "COPY needs a query",
+                    ));
+                };
+                let state = self.ctx.state();
+                let plan = state
+                    .statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(
+                        statement,
+                    )))
+                    .await?;
+                let df = self.ctx.execute_logical_plan(plan).await?;
+                Ok(Outcome::CopyOut(df, format.clone()))
+            }
+        }
+    }
+
+    /// Write the data a client sent for `COPY ... FROM STDIN` into the table, as one
+    /// commit; answers `COPY n`.
+    pub async fn copy_in(&mut self, copy: &CopyIn, data: &[u8]) -> Result<Outcome, UserqlError> {
+        let batches = decode(data, &copy.format, &copy.schema, &copy.columns)?;
+        let provider = self.ctx.table_provider(copy.table.clone()).await?;
+        let state = self.ctx.state();
+        let source = MemorySourceConfig::try_new_exec(&[batches], copy.schema.clone(), None)?;
+        let sink = provider
+            .insert_into(&state, source, InsertOp::Append)
+            .await?;
+        let result = collect(sink, state.task_ctx()).await?;
+        self.note_write();
+        Ok(Outcome::Command(CommandTag {
+            command: "COPY".into(),
+            rows: Some(super::session::affected_rows(&result)),
+        }))
+    }
+}
+
+/// Decode COPY data into batches of `schema` (columns not in `columns` are NULL).
+pub fn decode(
+    data: &[u8],
+    format: &CopyFormat,
+    schema: &SchemaRef,
+    columns: &[usize],
+) -> Result<Vec<RecordBatch>, UserqlError> {
+    let text = std::str::from_utf8(data).map_err(|e| {
+        UserqlError::new(
+            sqlstate::BAD_COPY_FILE_FORMAT,
+            format!("COPY data is not valid UTF-8: {e}"),
+        )
+    })?;
+    let mut batches = Vec::new();
+    let mut builders: Vec<StringBuilder> = columns.iter().map(|_| StringBuilder::new()).collect();
+    let mut rows = 0usize;
+    let mut line_no = 0usize;
+    let mut first_line_of_batch = 1usize;
+    let mut fields: Vec<Option<String>> = Vec::with_capacity(columns.len());
+    let mut rest = text;
+    let mut skip_header = format.header;
+    while !rest.is_empty() {
+        line_no += 1;
+        fields.clear();
+        rest = if format.csv {
+            csv_record(rest, format, &mut fields, line_no)?
+        } else {
+            text_record(rest, format, &mut fields, line_no)?
+        };
+        if !format.csv && fields.len() == 1 && matches!(&fields[0], Some(s) if s == "\\.") {
+            break; // end-of-data marker of old clients
+        }
+        if skip_header {
+            skip_header = false;
+            continue;
+        }
+        if fields.len() != columns.len() {
+            return Err(UserqlError::new(
+                sqlstate::BAD_COPY_FILE_FORMAT,
+                format!(
+                    "COPY line {line_no}: expected {} columns, found {}",
+                    columns.len(),
+                    fields.len()
+                ),
+            ));
+        }
+        for (b, f) in builders.iter_mut().zip(fields.drain(..)) {
+            b.append_option(f);
+        }
+        rows += 1;
+        if rows == BATCH_ROWS {
+            batches.push(finish_batch(
+                &mut builders,
+                schema,
+                columns,
+                first_line_of_batch,
+            )?);
+            rows = 0;
+            first_line_of_batch = line_no + 1;
+        }
+    }
+    if rows > 0 {
+        batches.push(finish_batch(
+            &mut builders,
+            schema,
+            columns,
+            first_line_of_batch,
+        )?);
+    }
+    Ok(batches)
+}
+
+/// Cast the text columns to the table's types; unlisted columns are NULL.
+fn finish_batch(
+    builders: &mut [StringBuilder],
+    schema: &SchemaRef,
+    columns: &[usize],
+    first_line: usize,
+) -> Result<RecordBatch, UserqlError> {
+    let texts: Vec<ArrayRef> = builders
+        .iter_mut()
+        .map(|b| Arc::new(b.finish()) as ArrayRef)
+        .collect();
+    let rows = texts.first().map(|a| a.len()).unwrap_or(0);
+    let options = CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+    let mut out: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+    for (i, field) in schema.fields().iter().enumerate() {
+        let array = match columns.iter().position(|c| *c == i) {
+            Some(pos) => {
+                let text = &texts[pos];
+                let typed = match field.data_type() {
+                    DataType::Boolean => parse_bools(text),
+                    t => cast_with_options(text, t, &options).map_err(|e| e.to_string()),
+                };
+                typed.map_err(|e| {
+                    UserqlError::new(
+                        sqlstate::INVALID_TEXT_REPRESENTATION,
+                        format!(
+                            "invalid input for column \"{}\" ({}) in COPY data from line {first_line}: {e}",
+                            field.name(),
+                            field.data_type()
+                        ),
+                    )
+                })?
+            }
+            None => datafusion::arrow::array::new_null_array(field.data_type(), rows),
+        };
+        if !field.is_nullable() && array.null_count() > 0 {
+            return Err(UserqlError::new(
+                sqlstate::NOT_NULL_VIOLATION,
+                format!(
+                    "null value in column \"{}\" violates not-null constraint (COPY data from line {first_line})",
+                    field.name()
+                ),
+            ));
+        }
+        out.push(array);
+    }
+    Ok(RecordBatch::try_new_with_options(
+        schema.clone(),
+        out,
+        &datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(rows)),
+    )?)
+}
+
+/// PostgreSQL's boolean spellings: t/f, true/false, yes/no, on/off, 1/0.
+fn parse_bools(text: &ArrayRef) -> Result<ArrayRef, String> {
+    let strings = text
+        .as_any()
+        .downcast_ref::<datafusion::arrow::array::StringArray>()
+        .ok_or("expected text")?;
+    let values: Result<BooleanArray, String> = strings
+        .iter()
+        .map(|v| match v {
+            None => Ok(None),
+            Some(s) => match s.trim().to_ascii_lowercase().as_str() {
+                "t" | "true" | "yes" | "y" | "on" | "1" => Ok(Some(true)),
+                "f" | "false" | "no" | "n" | "off" | "0" => Ok(Some(false)),
+                other => Err(format!(
+                    "invalid input syntax for type boolean: \"{other}\""
+                )),
+            },
+        })
+        .collect();
+    Ok(Arc::new(values?))
+}
+
+/// One line of the text format: fields split at the delimiter, backslash escapes
+/// decoded, the NULL string as `None`. Returns the rest of the input.
+fn text_record<'a>(
+    input: &'a str,
+    format: &CopyFormat,
+    fields: &mut Vec<Option<String>>,
+    line_no: usize,
+) -> Result<&'a str, UserqlError> {
+    let (line, rest) = match input.find('\n') {
+        Some(i) => (&input[..i], &input[i + 1..]),
+        None => (input, ""),
+    };
+    let line = line.strip_suffix('\r').unwrap_or(line);
+    let delimiter = format.delimiter as char;
+    for raw in line.split(delimiter) {
+        if raw == format.null {
+            fields.push(None);
+            continue;
+        }
+        if !raw.contains('\\') {
+            fields.push(Some(raw.to_string()));
+            continue;
+        }
+        let mut out = String::with_capacity(raw.len());
+        let mut chars = raw.chars();
+        while let Some(c) = chars.next() {
+            if c != '\\' {
+                out.push(c);
+                continue;
+            }
+            match chars.next() {
+                Some('t') => out.push('\t'),
+                Some('n') => out.push('\n'),
+                Some('r') => out.push('\r'),
+                Some('b') => out.push('\u{8}'),
+                Some('f') => out.push('\u{c}'),
+                Some('v') => out.push('\u{b}'),
+                Some('.') if raw == "\\." => out.push_str("\\."),
+                Some(other) => out.push(other),
+                None => {
+                    return Err(UserqlError::new(
+                        sqlstate::BAD_COPY_FILE_FORMAT,
+                        format!("COPY line {line_no}: backslash at the end of a field"),
+                    ));
+                }
+            }
+        }
+        fields.push(Some(out));
+    }
+    Ok(rest)
+}
+
+/// One CSV record (quoted fields may span lines). An unquoted field equal to the NULL
+/// string is `None`; a quoted empty field is the empty string.
+fn csv_record<'a>(
+    input: &'a str,
+    format: &CopyFormat,
+    fields: &mut Vec<Option<String>>,
+    line_no: usize,
+) -> Result<&'a str, UserqlError> {
+    let bytes = input.as_bytes();
+    let (delim, quote, escape) = (format.delimiter, format.quote, format.escape);
+    let mut i = 0;
+    loop {
+        // One field.
+        let mut value = Vec::new();
+        let mut quoted = false;
+        let start = i;
+        while i < bytes.len() {
+            let b = bytes[i];
+            if b == quote {
+                quoted = true;
+                i += 1;
+                loop {
+                    if i >= bytes.len() {
+                        return Err(UserqlError::new(
+                            sqlstate::BAD_COPY_FILE_FORMAT,
+                            format!("COPY line {line_no}: unterminated CSV quoted field"),
+                        ));
+                    }
+                    let c = bytes[i];
+                    if c == escape && i + 1 < bytes.len() && bytes[i + 1] == quote {
+                        value.push(quote);
+                        i += 2;
+                    } else if c == quote {
+                        i += 1;
+                        break;
+                    } else {
+                        value.push(c);
+                        i += 1;
+                    }
+                }
+            } else if b == delim || b == b'\n' || b == b'\r' {
+                break;
+            } else {
+                value.push(b);
+                i += 1;
+            }
+        }
+        let raw = &input[start..i];
+        if !quoted && raw == format.null {
+            fields.push(None);
+        } else {
+            // Only ASCII bytes were removed, so the value is still UTF-8.
+            fields.push(Some(String::from_utf8_lossy(&value).into_owned()));
+        }
+        if i >= bytes.len() {
+            return Ok("");
+        }
+        match bytes[i] {
+            b if b == delim => i += 1,
+            b'\r' => {
+                i += 1;
+                if i < bytes.len() && bytes[i] == b'\n' {
+                    i += 1;
+                }
+                return Ok(&input[i..]);
+            }
+            _ => return Ok(&input[i + 1..]),
+        }
+    }
+}
+
+/// Encode a batch as COPY rows, one buffer per row (with its newline).
+pub fn encode_batch(batch: &RecordBatch, format: &CopyFormat) -> Result<Vec<Vec<u8>>, UserqlError> {
+    let options = FormatOptions::default()
+        .with_null("")
+        .with_timestamp_format(Some("%Y-%m-%d %H:%M:%S%.f"))
+        .with_timestamp_tz_format(Some("%Y-%m-%d %H:%M:%S%.f%:z"))
+        .with_datetime_format(Some("%Y-%m-%d %H:%M:%S%.f"));
+    let formatters = batch
+        .columns()
+        .iter()
+        .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut rows = Vec::with_capacity(batch.num_rows());
+    let mut cell = String::new();
+    for row in 0..batch.num_rows() {
+        let mut line = Vec::with_capacity(64);
+        for (i, (column, formatter)) in batch.columns().iter().zip(&formatters).enumerate() {
+            if i > 0 {
+                line.push(format.delimiter);
+            }
+            if column.is_null(row) {
+                line.extend_from_slice(format.null.as_bytes());
+                continue;
+            }
+            cell.clear();
+            match column.data_type() {
+                DataType::Boolean => {
+                    let b = column
+                        .as_any()
+                        .downcast_ref::<BooleanArray>()
+                        .map(|a| a.value(row))
+                        .unwrap_or_default();
+                    cell.push(if b { 't' } else { 'f' });
+                }
+                DataType::List(_) | DataType::LargeList(_) => {
+                    pg_array_text(column.as_ref(), row, &options, &mut cell)?;
+                }
+                _ => {
+                    use std::fmt::Write;
+                    let _ = write!(cell, "{}", formatter.value(row));
+                }
+            }
+            if format.csv {
+                write_csv_field(&mut line, &cell, format);
+            } else {
+                write_text_field(&mut line, &cell, format.delimiter);
+            }
+        }
+        line.push(b'\n');
+        rows.push(line);
+    }
+    Ok(rows)
+}
+
+/// An array value in PostgreSQL's text form: `{a,b,NULL}`, elements quoted when needed.
+fn pg_array_text(
+    column: &dyn Array,
+    row: usize,
+    options: &FormatOptions,
+    out: &mut String,
+) -> Result<(), UserqlError> {
+    use datafusion::arrow::array::AsArray;
+    let values = match column.data_type() {
+        DataType::LargeList(_) => column.as_list::<i64>().value(row),
+        _ => column.as_list::<i32>().value(row),
+    };
+    let formatter = ArrayFormatter::try_new(values.as_ref(), options)?;
+    out.push('{');
+    for i in 0..values.len() {
+        if i > 0 {
+            out.push(',');
+        }
+        if values.is_null(i) {
+            out.push_str("NULL");
+            continue;
+        }
+        let v = formatter.value(i).to_string();
+        let plain = !v.is_empty()
+            && !v.eq_ignore_ascii_case("null")
+            && !v.contains(['{', '}', ',', '"', '\\', ' ']);
+        if plain {
+            out.push_str(&v);
+        } else {
+            out.push('"');
+            for c in v.chars() {
+                if c == '"' || c == '\\' {
+                    out.push('\\');
+                }
+                out.push(c);
+            }
+            out.push('"');
+        }
+    }
+    out.push('}');
+    Ok(())
+}
+
+/// The header line of a CSV COPY TO.
+pub fn encode_header(schema: &SchemaRef, format: &CopyFormat) -> Vec<u8> {
+    let mut line = Vec::new();
+    for (i, f) in schema.fields().iter().enumerate() {
+        if i > 0 {
+            line.push(format.delimiter);
+        }
+        write_csv_field(&mut line, f.name(), format);
+    }
+    line.push(b'\n');
+    line
+}
+
+fn write_text_field(out: &mut Vec<u8>, value: &str, delimiter: u8) {
+    for b in value.bytes() {
+        match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' if delimiter == b'\t' => out.extend_from_slice(b"\\t"),
+            b if b == delimiter => {
+                out.push(b'\\');
+                out.push(b);
+            }
+            b => out.push(b),
+        }
+    }
+}
+
+fn write_csv_field(out: &mut Vec<u8>, value: &str, format: &CopyFormat) {
+    let needs_quotes = value.is_empty()
+        || value == format.null
+        || value
+            .bytes()
+            .any(|b| b == format.delimiter || b == format.quote || b == b'\n' || b == b'\r');
+    if !needs_quotes {
+        out.extend_from_slice(value.as_bytes());
+        return;
+    }
+    out.push(format.quote);
+    for b in value.bytes() {
+        if b == format.quote {
+            out.push(format.escape);
+        }
+        out.push(b);
+    }
+    out.push(format.quote);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{Int64Array, StringArray};
+    use datafusion::arrow::datatypes::{Field, Schema};
+
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("name", DataType::Utf8, true),
+            Field::new("vip", DataType::Boolean, true),
+        ]))
+    }
+
+    #[test]
+    fn text_format_round_trips_escapes_and_nulls() {
+        let data = b"1\ta\\tb\tt\n2\t\\N\tf\n3\tline\\nbreak\t\\N\n";
+        let batches = decode(data, &CopyFormat::text(), &schema(), &[0, 1, 2]).unwrap();
+        let b = &batches[0];
+        assert_eq!(b.num_rows(), 3);
+        let names = b.column(1).as_any().downcast_ref::<StringArray>().unwrap();
+        assert_eq!(names.value(0), "a\tb");
+        assert!(names.is_null(1));
+        assert_eq!(names.value(2), "line\nbreak");
+        let rows = encode_batch(b, &CopyFormat::text()).unwrap();
+        let back: Vec<u8> = rows.concat();
+        assert_eq!(back, data.to_vec());
+    }
+
+    #[test]
+    fn csv_quotes_headers_and_empty_strings() {
+        let mut format = CopyFormat::csv();
+        format.header = true;
+        let data = b"id,name,vip\n1,\"a, \"\"b\"\"\",true\n2,,\n3,\"\",0\r\n4,\"multi\nline\",yes";
+        let batches = decode(data, &format, &schema(), &[0, 1, 2]).unwrap();
+        let b = &batches[0];
+        assert_eq!(b.num_rows(), 4);
+        let names = b.column(1).as_any().downcast_ref::<StringArray>().unwrap();
+        assert_eq!(names.value(0), "a, \"b\"");
+        assert!(names.is_null(1));
+        assert_eq!(names.value(2), "");
+        assert_eq!(names.value(3), "multi\nline");
+        let vip = b.column(2).as_any().downcast_ref::<BooleanArray>().unwrap();
+        assert!(vip.value(0) && vip.is_null(1) && !vip.value(2) && vip.value(3));
+        let rows = encode_batch(b, &CopyFormat::csv()).unwrap();
+        assert_eq!(rows[0], b"1,\"a, \"\"b\"\"\",t\n");
+        assert_eq!(rows[1], b"2,,\n");
+        assert_eq!(rows[2], b"3,\"\",f\n");
+    }
+
+    #[test]
+    fn column_subsets_leave_the_rest_null() {
+        let batches = decode(b"x\t7\n", &CopyFormat::text(), &schema(), &[1, 0]).unwrap();
+        let b = &batches[0];
+        let ids = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+        assert_eq!(ids.value(0), 7);
+        assert!(b.column(2).is_null(0));
+    }
+
+    #[test]
+    fn bad_rows_name_the_line_and_column() {
+        let e = decode(
+            b"1\ta\tt\n2\tb\n",
+            &CopyFormat::text(),
+            &schema(),
+            &[0, 1, 2],
+        )
+        .unwrap_err();
+        assert_eq!(e.code, sqlstate::BAD_COPY_FILE_FORMAT);
+        assert!(e.message.contains("line 2"), "{}", e.message);
+        let e = decode(b"x\ta\tt\n", &CopyFormat::text(), &schema(), &[0, 1, 2]).unwrap_err();
+        assert_eq!(e.code, sqlstate::INVALID_TEXT_REPRESENTATION);
+        assert!(e.message.contains("\"id\""), "{}", e.message);
+        let e = decode(b"\\N\ta\tt\n", &CopyFormat::text(), &schema(), &[0, 1, 2]).unwrap_err();
+        assert_eq!(e.code, sqlstate::NOT_NULL_VIOLATION);
+        let e = decode(b"1,\"open", &CopyFormat::csv(), &schema(), &[0, 1, 2]).unwrap_err();
+        assert_eq!(e.code, sqlstate::BAD_COPY_FILE_FORMAT);
+    }
+}

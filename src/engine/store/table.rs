@@ -1,0 +1,435 @@
+//! A table users write: a Delta table behind a DataFusion `TableProvider`.
+//!
+//! Every write (`INSERT`, `COPY FROM`, `DELETE`, `UPDATE`, `TRUNCATE`) is one Delta commit,
+//! so a crash mid-write leaves the table as it was. Writes to one table take its write
+//! lock and start from its latest version: two sessions writing the same table both land,
+//! one after the other, and no write is lost to a conflict. Reads never wait: a scan uses
+//! the version current when it was planned.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{RecordBatch, UInt64Array};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{Column, DataFusionError, Result};
+use datafusion::datasource::TableType;
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::sink::{DataSink, DataSinkExec};
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::utils::conjunction;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, collect};
+use deltalake::DeltaTable;
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+use deltalake::protocol::SaveMode;
+use tokio::sync::{Mutex, MutexGuard};
+
+/// Why a stored table could not be created, opened or written.
+#[derive(Debug, thiserror::Error)]
+pub enum TableError {
+    /// The Delta library refused.
+    #[error("table {path}: {source}")]
+    Delta {
+        path: PathBuf,
+        source: Box<deltalake::DeltaTableError>,
+    },
+    /// The directory is not usable.
+    #[error("table {path}: {message}")]
+    Location { path: PathBuf, message: String },
+}
+
+/// The loaded version of a table and a provider scanning exactly that version.
+struct Version {
+    table: DeltaTable,
+    provider: Arc<dyn TableProvider>,
+}
+
+/// A Delta table the users write, registered in the catalog under its name. Cheap to
+/// clone: clones share the table (a running `INSERT`'s sink holds one).
+#[derive(Clone)]
+pub struct StoredTable(Arc<Shared>);
+
+struct Shared {
+    current: RwLock<Arc<Version>>,
+    /// Held for the whole of a write, from reading the latest version to committing.
+    writes: Mutex<()>,
+}
+
+impl std::fmt::Debug for StoredTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredTable")
+            .field("location", &self.location())
+            .finish()
+    }
+}
+
+fn table_url(dir: &Path) -> Result<url::Url, TableError> {
+    url::Url::from_directory_path(dir).map_err(|_| TableError::Location {
+        path: dir.to_path_buf(),
+        message: "not an absolute directory path".into(),
+    })
+}
+
+fn delta_err(dir: &Path) -> impl Fn(deltalake::DeltaTableError) -> TableError + '_ {
+    move |source| TableError::Delta {
+        path: dir.to_path_buf(),
+        source: Box::new(source),
+    }
+}
+
+impl StoredTable {
+    /// Create an empty Delta table with `schema` (already narrowed by
+    /// [`super::types::storage_schema`]) in `dir`, which must not hold a table.
+    pub async fn create(dir: &Path, name: &str, schema: &Schema) -> Result<Arc<Self>, TableError> {
+        std::fs::create_dir_all(dir).map_err(|e| TableError::Location {
+            path: dir.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let kernel: deltalake::kernel::StructType =
+            schema
+                .try_into_kernel()
+                .map_err(
+                    |e: deltalake::arrow::error::ArrowError| TableError::Location {
+                        path: dir.to_path_buf(),
+                        message: e.to_string(),
+                    },
+                )?;
+        let table = DeltaTable::try_from_url(table_url(dir)?)
+            .await
+            .map_err(delta_err(dir))?
+            .create()
+            .with_table_name(name)
+            .with_columns(kernel.fields().cloned())
+            .with_save_mode(SaveMode::ErrorIfExists)
+            .await
+            .map_err(delta_err(dir))?;
+        Self::from_table(table, dir).await
+    }
+
+    /// Open the table in `dir` at its latest version.
+    pub async fn open(dir: &Path) -> Result<Arc<Self>, TableError> {
+        let table = deltalake::open_table(table_url(dir)?)
+            .await
+            .map_err(delta_err(dir))?;
+        Self::from_table(table, dir).await
+    }
+
+    async fn from_table(table: DeltaTable, dir: &Path) -> Result<Arc<Self>, TableError> {
+        let version = Self::version_of(table, dir).await?;
+        Ok(Arc::new(Self(Arc::new(Shared {
+            current: RwLock::new(Arc::new(version)),
+            writes: Mutex::new(()),
+        }))))
+    }
+
+    async fn version_of(table: DeltaTable, dir: &Path) -> Result<Version, TableError> {
+        let provider = table
+            .table_provider()
+            .await
+            .map_err(|e| TableError::Location {
+                path: dir.to_path_buf(),
+                message: e.to_string(),
+            })?;
+        Ok(Version { table, provider })
+    }
+
+    fn current(&self) -> Arc<Version> {
+        self.0
+            .current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Where the table lives.
+    pub fn location(&self) -> String {
+        self.current().table.table_url().to_string()
+    }
+
+    /// Wait until no other write runs on this table, and keep others out until the guard
+    /// drops. Catalog changes (rename, drop) take it too, so they never cut a write short.
+    pub async fn lock_writes(&self) -> MutexGuard<'_, ()> {
+        self.0.writes.lock().await
+    }
+
+    /// Make `table` (just committed, or reopened after a move) the version scans see.
+    /// The caller holds the write lock.
+    pub async fn install(&self, table: DeltaTable, dir: &Path) -> Result<(), TableError> {
+        let version = Self::version_of(table, dir).await?;
+        *self.0.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(version);
+        Ok(())
+    }
+
+    /// Reopen after the directory moved to `dir`. The caller holds the write lock.
+    pub async fn relocate(&self, dir: &Path) -> Result<(), TableError> {
+        let table = deltalake::open_table(table_url(dir)?)
+            .await
+            .map_err(delta_err(dir))?;
+        self.install(table, dir).await
+    }
+
+    fn local_dir(&self) -> PathBuf {
+        self.current()
+            .table
+            .table_url()
+            .to_file_path()
+            .unwrap_or_default()
+    }
+
+    /// Delete the rows matching all `filters` (every row when empty) in one commit.
+    async fn delete_rows(&self, filters: Vec<Expr>) -> Result<u64> {
+        let _guard = self.lock_writes().await;
+        let table = self.current().table.clone();
+        let mut op = table.delete();
+        let filters = filters
+            .into_iter()
+            .map(unqualified)
+            .collect::<Result<Vec<_>>>()?;
+        if let Some(predicate) = conjunction(filters) {
+            op = op.with_predicate(predicate);
+        }
+        let (table, metrics) = op.await.map_err(external)?;
+        self.install(table, &self.local_dir())
+            .await
+            .map_err(external)?;
+        Ok(metrics.num_deleted_rows.unwrap_or(0) as u64)
+    }
+
+    /// Set `assignments` on the rows matching all `filters` in one commit.
+    async fn update_rows(
+        &self,
+        assignments: Vec<(String, Expr)>,
+        filters: Vec<Expr>,
+    ) -> Result<u64> {
+        let _guard = self.lock_writes().await;
+        let table = self.current().table.clone();
+        let mut op = table.update();
+        for (column, value) in assignments {
+            // DataFusion passes unchanged columns as plain references to themselves.
+            if matches!(&value, Expr::Column(c) if c.name == column) {
+                continue;
+            }
+            op = op.with_update(column, unqualified(value)?);
+        }
+        let filters = filters
+            .into_iter()
+            .map(unqualified)
+            .collect::<Result<Vec<_>>>()?;
+        if let Some(predicate) = conjunction(filters) {
+            op = op.with_predicate(predicate);
+        }
+        let (table, metrics) = op.await.map_err(external)?;
+        self.install(table, &self.local_dir())
+            .await
+            .map_err(external)?;
+        Ok(metrics.num_updated_rows as u64)
+    }
+}
+
+/// Predicates arrive qualified with the table's name as written in the statement; Delta
+/// resolves columns against the table alone.
+fn unqualified(expr: Expr) -> Result<Expr> {
+    expr.transform(|e| match e {
+        Expr::Column(c) if c.relation.is_some() => Ok(Transformed::yes(Expr::Column(
+            Column::new_unqualified(c.name),
+        ))),
+        other => Ok(Transformed::no(other)),
+    })
+    .map(|t| t.data)
+}
+
+fn external(e: impl std::error::Error + Send + Sync + 'static) -> DataFusionError {
+    DataFusionError::External(Box::new(e))
+}
+
+/// A one-row `count` result, what DataFusion expects back from DML.
+fn count_plan(count: u64) -> Result<Arc<dyn ExecutionPlan>> {
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "count",
+        DataType::UInt64,
+        false,
+    )]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![Arc::new(UInt64Array::from(vec![count]))],
+    )?;
+    MemorySourceConfig::try_new_exec(&[vec![batch]], schema, None)
+        .map(|e| e as Arc<dyn ExecutionPlan>)
+}
+
+#[async_trait]
+impl TableProvider for StoredTable {
+    fn schema(&self) -> SchemaRef {
+        self.current().provider.schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let version = self.current();
+        version
+            .provider
+            .scan(state, projection, filters, limit)
+            .await
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
+        self.current().provider.supports_filters_pushdown(filters)
+    }
+
+    async fn insert_into(
+        &self,
+        _state: &dyn Session,
+        input: Arc<dyn ExecutionPlan>,
+        insert_op: InsertOp,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        if insert_op != InsertOp::Append {
+            return Err(DataFusionError::NotImplemented(format!(
+                "{insert_op} into a stored table"
+            )));
+        }
+        let sink = StoredTableSink {
+            table: self.clone(),
+            schema: self.schema(),
+        };
+        Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
+    }
+
+    async fn delete_from(
+        &self,
+        _state: &dyn Session,
+        filters: Vec<Expr>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        count_plan(self.delete_rows(filters).await?)
+    }
+
+    async fn update(
+        &self,
+        _state: &dyn Session,
+        assignments: Vec<(String, Expr)>,
+        filters: Vec<Expr>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        count_plan(self.update_rows(assignments, filters).await?)
+    }
+
+    async fn truncate(&self, _state: &dyn Session) -> Result<Arc<dyn ExecutionPlan>> {
+        count_plan(self.delete_rows(vec![]).await?)
+    }
+}
+
+/// Streams an `INSERT`'s rows into one Delta commit, under the table's write lock.
+struct StoredTableSink {
+    table: StoredTable,
+    schema: SchemaRef,
+}
+
+impl std::fmt::Debug for StoredTableSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StoredTableSink({})", self.table.location())
+    }
+}
+
+impl DisplayAs for StoredTableSink {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StoredTableSink: {}", self.table.location())
+    }
+}
+
+#[async_trait]
+impl DataSink for StoredTableSink {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    async fn write_all(
+        &self,
+        data: SendableRecordBatchStream,
+        context: &Arc<TaskContext>,
+    ) -> Result<u64> {
+        let _guard = self.table.lock_writes().await;
+        // Under the lock the current version is the latest: the commit cannot conflict.
+        let version = self.table.current();
+        let schema = data.schema();
+        let input = StreamingTableExec::try_new(
+            schema.clone(),
+            vec![Arc::new(OneShot {
+                schema,
+                stream: std::sync::Mutex::new(Some(data)),
+            })],
+            None,
+            vec![],
+            false,
+            None,
+        )?;
+        let session = SessionStateBuilder::new()
+            .with_config(context.session_config().clone())
+            .with_runtime_env(context.runtime_env())
+            .build();
+        let sink = version
+            .provider
+            .insert_into(&session, Arc::new(input), InsertOp::Append)
+            .await?;
+        let written = collect(sink, context.clone()).await?;
+        let rows = written
+            .first()
+            .and_then(|b| b.column(0).as_any().downcast_ref::<UInt64Array>())
+            .map(|a| a.value(0))
+            .unwrap_or(0);
+        let mut table = version.table.clone();
+        table.update_state().await.map_err(external)?;
+        let dir = self.table.local_dir();
+        self.table.install(table, &dir).await.map_err(external)?;
+        Ok(rows)
+    }
+}
+
+/// The rows of an `INSERT`, handed once to the Delta writer as a plan input.
+struct OneShot {
+    schema: SchemaRef,
+    stream: std::sync::Mutex<Option<SendableRecordBatchStream>>,
+}
+
+impl std::fmt::Debug for OneShot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OneShot")
+    }
+}
+
+impl PartitionStream for OneShot {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let taken = self.stream.lock().unwrap_or_else(|p| p.into_inner()).take();
+        match taken {
+            Some(stream) => stream,
+            None => Box::pin(RecordBatchStreamAdapter::new(
+                self.schema.clone(),
+                futures::stream::once(async {
+                    Err(DataFusionError::Internal(
+                        "insert input was read twice".into(),
+                    ))
+                }),
+            )),
+        }
+    }
+}
