@@ -105,3 +105,87 @@ async fn psql_catalog_queries_all_run() {
         failures.join("\n")
     );
 }
+
+/// psql's `\copy` both ways: a file into a stored table and a query out to a file.
+#[test]
+fn psql_copy_round_trip() {
+    if psql_path().is_none() {
+        eprintln!("SKIPPED: psql not installed");
+        return;
+    }
+    let server = support::start(support::demo_config());
+    let dir = support::fresh_dir("copy");
+    let input = dir.join("in.csv");
+    let output = dir.join("out.csv");
+    std::fs::write(&input, "1,Ann,12.50\n2,\"Bo, Jr\",\n3,,7\n").expect("write csv");
+    let steps = [
+        "CREATE TABLE buyers (id int, name text, spent numeric(8,2))".to_string(),
+        format!("\\copy buyers FROM '{}' WITH (FORMAT csv)", input.display()),
+        format!(
+            "\\copy (SELECT id, name, spent FROM buyers ORDER BY id) TO '{}' WITH (FORMAT csv, HEADER)",
+            output.display()
+        ),
+    ];
+    for step in &steps {
+        let (ok, stdout, stderr) = run_psql(server.addr, step);
+        assert!(ok && !stderr.contains("ERROR"), "{step}: {stdout}{stderr}");
+    }
+    let written = std::fs::read_to_string(&output).expect("psql wrote the file");
+    assert_eq!(
+        written,
+        "id,name,spent\n1,Ann,12.50\n2,\"Bo, Jr\",\n3,,7.00\n"
+    );
+    server.stop();
+}
+
+/// Every statement dbt-postgres sent to PostgreSQL for `dbt debug, seed, run, test, run`
+/// (a seed, a view, a table and an incremental model) runs in order, and the models hold
+/// what dbt built.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dbt_statements_all_run() {
+    let server = support::start(support::demo_config());
+    let client = server.connect().await;
+    client.batch_execute("CREATE SCHEMA marts").await.unwrap();
+    let text = include_str!("../clients/dbt-postgres.sql");
+    let mut failures = Vec::new();
+    for stmt in text.split(";\n").map(str::trim).filter(|s| !s.is_empty()) {
+        let sql: String = stmt
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("--"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        if sql.trim().is_empty() {
+            continue;
+        }
+        if let Err(e) = client.simple_query(&sql).await {
+            failures.push(format!("{e:?}\n  in: {}", sql.trim()));
+            // Leave an aborted block the way dbt would.
+            let _ = client.simple_query("ROLLBACK").await;
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    let names: Vec<String> = client
+        .query("SELECT name FROM marts.t_people ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(names, vec!["A", "B"]);
+    let backups: i64 = client
+        .query_one(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'marts' AND table_name LIKE '%dbt%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(backups, 0, "dbt's tmp and backup relations are gone");
+    drop(client);
+    server.stop();
+}
