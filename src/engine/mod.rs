@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod channels;
 pub mod copy;
 mod ddl;
+pub mod information_schema;
 pub mod pg_settings;
 pub mod session;
 pub mod settings;
@@ -66,7 +67,8 @@ impl Engine {
         let mut session_config = SessionConfig::new()
             .with_default_catalog_and_schema(&db, "public")
             .with_create_default_catalog_and_schema(true)
-            .with_information_schema(true)
+            // Our own information_schema (PostgreSQL type names) is registered below.
+            .with_information_schema(false)
             .set_str("datafusion.sql_parser.dialect", "PostgreSQL");
         let mut userql = settings::UserqlSettings::default();
         for (key, value) in config.setting_defaults() {
@@ -105,6 +107,14 @@ impl Engine {
             .catalog(&db)
             .ok_or_else(|| EngineError::Catalog(format!("catalog {db} was not created")))?;
 
+        catalog
+            .register_schema(
+                "information_schema",
+                Arc::new(information_schema::PgInformationSchema::new(
+                    ctx.state().catalog_list().clone(),
+                )),
+            )
+            .map_err(|e| EngineError::Catalog(e.to_string()))?;
         let channels_schema = Arc::new(MemorySchemaProvider::new());
         catalog
             .register_schema(CHANNELS_SCHEMA, channels_schema.clone())
