@@ -348,7 +348,7 @@ pub fn decode(
             b.append_option(f);
         }
         rows += 1;
-        if rows == BATCH_ROWS {
+        if rows == BATCH_ROWS || rest.is_empty() {
             batches.push(finish_batch(
                 &mut builders,
                 schema,
@@ -360,6 +360,7 @@ pub fn decode(
         }
     }
     if rows > 0 {
+        // Data ended with the `\.` marker mid-batch.
         batches.push(finish_batch(
             &mut builders,
             schema,

@@ -79,21 +79,27 @@ fn psql_backslash_commands() {
     assert!(failures.is_empty(), "{}", failures.join("\n---\n"));
 }
 
+/// The statements of a captured client log (`;` at a line end ends one; `--` lines are
+/// comments).
+fn statements_of(text: &str) -> Vec<String> {
+    text.split(";\n")
+        .map(|stmt| {
+            stmt.lines()
+                .filter(|l| !l.trim_start().starts_with("--"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .filter(|sql| !sql.trim().is_empty())
+        .collect()
+}
+
 /// Every statement psql 15 sends for its describe commands runs without error.
 #[tokio::test]
 async fn psql_catalog_queries_all_run() {
     let client = support::demo_server().connect().await;
     let text = include_str!("../clients/psql-15.sql");
     let mut failures = Vec::new();
-    for stmt in text.split(";\n").map(str::trim).filter(|s| !s.is_empty()) {
-        let sql: String = stmt
-            .lines()
-            .filter(|l| !l.trim_start().starts_with("--"))
-            .collect::<Vec<_>>()
-            .join("\n");
-        if sql.trim().is_empty() {
-            continue;
-        }
+    for sql in statements_of(text) {
         if let Err(e) = client.simple_query(&sql).await {
             failures.push(format!("{e:?}\n  in: {}", sql.lines().next().unwrap_or("")));
         }
@@ -148,15 +154,7 @@ async fn dbt_statements_all_run() {
     client.batch_execute("CREATE SCHEMA marts").await.unwrap();
     let text = include_str!("../clients/dbt-postgres.sql");
     let mut failures = Vec::new();
-    for stmt in text.split(";\n").map(str::trim).filter(|s| !s.is_empty()) {
-        let sql: String = stmt
-            .lines()
-            .filter(|l| !l.trim_start().starts_with("--"))
-            .collect::<Vec<_>>()
-            .join("\n");
-        if sql.trim().is_empty() {
-            continue;
-        }
+    for sql in statements_of(text) {
         if let Err(e) = client.simple_query(&sql).await {
             failures.push(format!("{e:?}\n  in: {}", sql.trim()));
             // Leave an aborted block the way dbt would.

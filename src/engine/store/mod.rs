@@ -303,12 +303,7 @@ impl Store {
         for t in &tables {
             self.forget_table(&mut inner, t).await;
         }
-        for v in views.iter().chain(dependents.iter()) {
-            inner.view_plans.remove(v);
-            if let Some(s) = self.catalog.schema(&v.schema) {
-                let _ = s.deregister_table(&v.name);
-            }
-        }
+        self.forget_views(&mut inner, views.iter().chain(dependents.iter()));
         let _ = self.catalog.deregister_schema(name, true);
         let dir = self.data_dir.join(manifest::file_safe(name));
         let _ = std::fs::remove_dir_all(dir);
@@ -386,28 +381,27 @@ impl Store {
         if !inner.tables.contains_key(name) {
             return Ok(false);
         }
-        let dependents = self.dependents_of(&inner, std::slice::from_ref(name));
-        if !cascade && let Some(first) = dependents.first() {
-            return Err(dependent_objects(
-                &format!("table {name}"),
-                &format!("view {first}"),
-            ));
-        }
+        let dependents = self.dependents_unless_cascade(&inner, name, "table", cascade)?;
         let mut next = inner.manifest.clone();
         next.tables
             .retain(|t| !(t.schema == name.schema && t.name == name.name));
         next.views.retain(|v| !dependents.contains(&rel_of(v)));
         next.save(&self.data_dir).map_err(user_err)?;
         inner.manifest = next;
-        for v in &dependents {
+        self.forget_views(&mut inner, dependents.iter());
+        self.forget_table(&mut inner, name).await;
+        self.replan_views(&mut inner, state).await;
+        Ok(true)
+    }
+
+    /// Take views out of the catalog (the manifest no longer lists them).
+    fn forget_views<'a>(&self, inner: &mut Inner, views: impl Iterator<Item = &'a RelName>) {
+        for v in views {
             inner.view_plans.remove(v);
             if let Some(s) = self.catalog.schema(&v.schema) {
                 let _ = s.deregister_table(&v.name);
             }
         }
-        self.forget_table(&mut inner, name).await;
-        self.replan_views(&mut inner, state).await;
-        Ok(true)
     }
 
     /// Take a table out of the catalog and delete its files (the manifest no longer
@@ -484,13 +478,7 @@ impl Store {
         if inner.manifest.view(&name.schema, &name.name).is_none() {
             return Ok(false);
         }
-        let dependents = self.dependents_of(&inner, std::slice::from_ref(name));
-        if !cascade && let Some(first) = dependents.first() {
-            return Err(dependent_objects(
-                &format!("view {name}"),
-                &format!("view {first}"),
-            ));
-        }
+        let dependents = self.dependents_unless_cascade(&inner, name, "view", cascade)?;
         let mut next = inner.manifest.clone();
         next.views.retain(|v| {
             let rel = rel_of(v);
@@ -498,12 +486,7 @@ impl Store {
         });
         next.save(&self.data_dir).map_err(user_err)?;
         inner.manifest = next;
-        for v in dependents.iter().chain(std::iter::once(name)) {
-            inner.view_plans.remove(v);
-            if let Some(s) = self.catalog.schema(&v.schema) {
-                let _ = s.deregister_table(&v.name);
-            }
-        }
+        self.forget_views(&mut inner, dependents.iter().chain(std::iter::once(name)));
         self.replan_views(&mut inner, state).await;
         Ok(true)
     }
@@ -588,6 +571,25 @@ impl Store {
         inner.manifest = next;
         self.replan_views(&mut inner, state).await;
         Ok(true)
+    }
+
+    /// The views a `DROP` of `name` takes along: 2BP01 when there are some and the
+    /// statement did not say `CASCADE`.
+    fn dependents_unless_cascade(
+        &self,
+        inner: &Inner,
+        name: &RelName,
+        kind: &str,
+        cascade: bool,
+    ) -> Result<Vec<RelName>, UserqlError> {
+        let dependents = self.dependents_of(inner, std::slice::from_ref(name));
+        match dependents.first() {
+            Some(first) if !cascade => Err(dependent_objects(
+                &format!("{kind} {name}"),
+                &format!("view {first}"),
+            )),
+            _ => Ok(dependents),
+        }
     }
 
     /// Views (recursively) whose plans read any of `names`, excluding `names` themselves.

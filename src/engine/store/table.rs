@@ -186,19 +186,12 @@ impl StoredTable {
     /// Delete the rows matching all `filters` (every row when empty) in one commit.
     async fn delete_rows(&self, filters: Vec<Expr>) -> Result<u64> {
         let _guard = self.lock_writes().await;
-        let table = self.current().table.clone();
-        let mut op = table.delete();
-        let filters = filters
-            .into_iter()
-            .map(unqualified)
-            .collect::<Result<Vec<_>>>()?;
-        if let Some(predicate) = conjunction(filters) {
+        let mut op = self.current().table.clone().delete();
+        if let Some(predicate) = predicate_of(filters)? {
             op = op.with_predicate(predicate);
         }
         let (table, metrics) = op.await.map_err(external)?;
-        self.install(table, &self.local_dir())
-            .await
-            .map_err(external)?;
+        self.install_committed(table).await?;
         Ok(metrics.num_deleted_rows.unwrap_or(0) as u64)
     }
 
@@ -209,8 +202,7 @@ impl StoredTable {
         filters: Vec<Expr>,
     ) -> Result<u64> {
         let _guard = self.lock_writes().await;
-        let table = self.current().table.clone();
-        let mut op = table.update();
+        let mut op = self.current().table.clone().update();
         for (column, value) in assignments {
             // DataFusion passes unchanged columns as plain references to themselves.
             if matches!(&value, Expr::Column(c) if c.name == column) {
@@ -218,18 +210,19 @@ impl StoredTable {
             }
             op = op.with_update(column, unqualified(value)?);
         }
-        let filters = filters
-            .into_iter()
-            .map(unqualified)
-            .collect::<Result<Vec<_>>>()?;
-        if let Some(predicate) = conjunction(filters) {
+        if let Some(predicate) = predicate_of(filters)? {
             op = op.with_predicate(predicate);
         }
         let (table, metrics) = op.await.map_err(external)?;
+        self.install_committed(table).await?;
+        Ok(metrics.num_updated_rows as u64)
+    }
+
+    /// Make a version this table just committed current. The caller holds the write lock.
+    async fn install_committed(&self, table: DeltaTable) -> Result<()> {
         self.install(table, &self.local_dir())
             .await
-            .map_err(external)?;
-        Ok(metrics.num_updated_rows as u64)
+            .map_err(external)
     }
 }
 
@@ -243,6 +236,15 @@ fn unqualified(expr: Expr) -> Result<Expr> {
         other => Ok(Transformed::no(other)),
     })
     .map(|t| t.data)
+}
+
+/// All `filters` as one predicate, `None` for every row.
+fn predicate_of(filters: Vec<Expr>) -> Result<Option<Expr>> {
+    let filters = filters
+        .into_iter()
+        .map(unqualified)
+        .collect::<Result<Vec<_>>>()?;
+    Ok(conjunction(filters))
 }
 
 fn external(e: impl std::error::Error + Send + Sync + 'static) -> DataFusionError {
@@ -395,8 +397,7 @@ impl DataSink for StoredTableSink {
             .unwrap_or(0);
         let mut table = version.table.clone();
         table.update_state().await.map_err(external)?;
-        let dir = self.table.local_dir();
-        self.table.install(table, &dir).await.map_err(external)?;
+        self.table.install_committed(table).await?;
         Ok(rows)
     }
 }
