@@ -76,6 +76,18 @@ const MAX_ANCHORS: usize = 64;
 /// How many link steps ahead the link loop touches memory (see there).
 const LINK_LOOKAHEAD: usize = 8;
 
+/// [`IdentityGraph::add_rows`] interns record ids and values on two threads
+/// from this many rows a batch: below it, starting a thread costs more than
+/// it saves.
+pub const PARALLEL_BATCH_ROWS: usize = 2048;
+
+/// Whether this machine has more than one core (asked once: the answer
+/// comes from the OS and cgroup files).
+fn several_cores() -> bool {
+    static SEVERAL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SEVERAL.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() > 1))
+}
+
 /// The identifier rows, overrides and earlier ids of one resolution,
 /// interned compactly. Build it row by row, then call
 /// [`IdentityGraph::resolve`] (or [`IdentityGraph::explain`]) as often as
@@ -136,6 +148,76 @@ impl IdentityGraph {
         self.last = Some((record, ty));
         let value = self.values.intern_tagged(ty, id_value)?;
         self.rows.push((record, value));
+        Ok(())
+    }
+
+    /// Adds a batch of input rows: each a record id and, unless the row's
+    /// type or value was null, its `(id_type, id_value)`. The same graph as
+    /// [`IdentityGraph::add_identifier`] / [`IdentityGraph::add_record`] row
+    /// by row, several times faster on large inputs: record ids and values
+    /// are interned batch-wise (see [`Interner::intern_batch`]) and, for
+    /// batches of at least [`PARALLEL_BATCH_ROWS`] rows on a machine with
+    /// more than one core, on two threads at once (they are independent
+    /// tables). Nulls are the caller's to skip.
+    pub fn add_rows(&mut self, rows: &[(&str, Option<(&str, &str)>)]) -> Result<(), OneIdError> {
+        let mut record_strs: Vec<&str> = Vec::with_capacity(rows.len());
+        let mut types: Vec<u32> = Vec::with_capacity(rows.len());
+        let mut value_strs: Vec<&str> = Vec::with_capacity(rows.len());
+        // Types are few and usually grouped: one lookup per change of type.
+        let mut last_type = self.last.map(|(_, t)| t);
+        for &(record, identifier) in rows {
+            record_strs.push(record);
+            if let Some((id_type, value)) = identifier {
+                let t = match last_type {
+                    Some(t) if self.types.get(t) == id_type => t,
+                    _ => self.types.intern(id_type)?,
+                };
+                last_type = Some(t);
+                types.push(t);
+                value_strs.push(value);
+            }
+        }
+        let mut record_ids: Vec<u32> = Vec::with_capacity(rows.len());
+        let values = std::sync::Mutex::new(&mut self.values);
+        // The values' half of the work, owned by whichever thread runs it.
+        let intern_values = || -> Result<Vec<u32>, OneIdError> {
+            let mut ids = Vec::with_capacity(value_strs.len());
+            let mut values = values.lock().unwrap_or_else(|e| e.into_inner());
+            values.intern_batch(&types, &value_strs, &mut ids)?;
+            Ok(ids)
+        };
+        let value_ids = if rows.len() >= PARALLEL_BATCH_ROWS && several_cores() {
+            std::thread::scope(|scope| {
+                let helper = std::thread::Builder::new()
+                    .spawn_scoped(scope, intern_values)
+                    .ok();
+                let records = self
+                    .records
+                    .intern_batch(&[], &record_strs, &mut record_ids);
+                let value_ids = match helper.map(|h| h.join()) {
+                    Some(Ok(ids)) => ids,
+                    Some(Err(panic)) => std::panic::resume_unwind(panic),
+                    // No thread to be had: do it here.
+                    None => intern_values(),
+                };
+                records.and(value_ids)
+            })?
+        } else {
+            self.records
+                .intern_batch(&[], &record_strs, &mut record_ids)?;
+            intern_values()?
+        };
+        let mut value_ids = value_ids.into_iter();
+        for (&(_, identifier), &record) in rows.iter().zip(&record_ids) {
+            if identifier.is_some()
+                && let Some(value) = value_ids.next()
+            {
+                self.rows.push((record, value));
+            }
+        }
+        if let (Some(&record), Some(t)) = (record_ids.last(), last_type) {
+            self.last = Some((record, t));
+        }
         Ok(())
     }
 
@@ -241,6 +323,7 @@ impl IdentityGraph {
         let n = u32::try_from(self.records.len()).map_err(|_| OneIdError::CapacityExceeded {
             what: "more than 4 billion records",
         })?;
+        let mut clock = Phases::start();
 
         // Canonical record order: by stable hash, ties by id.
         let (hash_of_rank, id_of_rank): (Vec<u64>, Vec<u32>) = {
@@ -258,8 +341,10 @@ impl IdentityGraph {
             rank_of_id[id as usize] = rank as u32;
         }
 
+        clock.lap("order");
         let families = Families::new(&self.types, config);
         let normalized = normalize_values(&self.values, &families, config)?;
+        clock.lap("normalize");
 
         // (key, record rank) pairs, deduplicated: a record holding a key twice
         // (or under two spellings) holds it once.
@@ -274,6 +359,7 @@ impl IdentityGraph {
         pairs.dedup();
         let key_count = normalized.keys.len();
         let key_start = csr_starts(&pairs, key_count)?;
+        clock.lap("pairs");
         let holders = |k: u32| -> &[u64] {
             let (s, e) = (
                 key_start[k as usize] as usize,
@@ -287,6 +373,7 @@ impl IdentityGraph {
         };
 
         let mut merger = Merger::new(n, &families, &normalized, &pairs, &key_start, usable)?;
+        clock.lap("merger");
         let mut details = explain.then(LinkDetails::default);
         let record_of_rank = |rank: u32| id_of_rank[rank as usize];
 
@@ -349,6 +436,7 @@ impl IdentityGraph {
                 .then_with(|| normalized.keys.get(a.key).cmp(normalized.keys.get(b.key)))
         });
 
+        clock.lap("steps");
         let mut anchors: Vec<u32> = Vec::with_capacity(MAX_ANCHORS);
         let mut touched = 0u64;
         for (i, step) in steps.iter().enumerate() {
@@ -433,6 +521,7 @@ impl IdentityGraph {
         }
         std::hint::black_box(touched);
         drop(steps);
+        clock.lap("link");
 
         // Components, numbered in canonical order of their first record (the
         // anchor of the one_id scheme).
@@ -462,6 +551,7 @@ impl IdentityGraph {
         }
         drop(merger);
         drop(hash_of_rank);
+        clock.lap("components");
 
         let mut votes: Vec<(u32, i64)> = Vec::new();
         for (p, &one_id) in self.previous_ids.iter().enumerate() {
@@ -501,6 +591,13 @@ impl IdentityGraph {
             start = end;
         }
 
+        clock.lap("output order");
+        tracing::debug!(
+            records = n,
+            rows = self.rows.len(),
+            "oneid resolve phases: {}",
+            clock.report()
+        );
         let details = details.map(|mut d| {
             d.keys = normalized.keys;
             d.key_flags = normalized.key_flags;
@@ -542,6 +639,36 @@ fn csr_starts(pairs: &[u64], key_count: usize) -> Result<Vec<u32>, OneIdError> {
         starts[i + 1] += starts[i];
     }
     Ok(starts)
+}
+
+/// Wall time per resolution phase, for the debug log (`RUST_LOG=userql=debug`).
+struct Phases {
+    last: std::time::Instant,
+    laps: Vec<(&'static str, std::time::Duration)>,
+}
+
+impl Phases {
+    fn start() -> Self {
+        Phases {
+            last: std::time::Instant::now(),
+            laps: Vec::new(),
+        }
+    }
+
+    fn lap(&mut self, name: &'static str) {
+        let now = std::time::Instant::now();
+        self.laps.push((name, now - self.last));
+        self.last = now;
+    }
+
+    fn report(&self) -> String {
+        let parts: Vec<String> = self
+            .laps
+            .iter()
+            .map(|(name, d)| format!("{name} {:.3} s", d.as_secs_f64()))
+            .collect();
+        parts.join(", ")
+    }
 }
 
 /// One key to link: its place in link order and its holders.
@@ -1283,6 +1410,48 @@ mod tests {
         Ok(())
     }
 
+    #[test]
+    fn batch_ingestion_matches_row_by_row() -> Result<(), OneIdError> {
+        // Large enough that batches are interned on two threads.
+        let n = 3 * PARALLEL_BATCH_ROWS;
+        let rows: Vec<(String, String, String)> = (0..n)
+            .map(|i| {
+                let t = TYPES[i % TYPES.len()];
+                (
+                    format!("rec-{}", i % 997),
+                    t.to_string(),
+                    value_for(i % TYPES.len(), i as u8),
+                )
+            })
+            .collect();
+        let mut single = IdentityGraph::new();
+        let mut batched = IdentityGraph::new();
+        let mut batch: Vec<(&str, Option<(&str, &str)>)> = Vec::new();
+        for (i, (r, t, v)) in rows.iter().enumerate() {
+            // Every 11th row has a null value: the record alone.
+            if i % 11 == 0 {
+                single.add_record(r)?;
+                batch.push((r, None));
+            } else {
+                single.add_identifier(r, t, v)?;
+                batch.push((r, Some((t, v))));
+            }
+        }
+        batched.add_rows(&batch[..n / 2])?;
+        batched.add_rows(&batch[n / 2..])?;
+        assert_eq!(batched.row_count(), single.row_count());
+        assert_eq!(batched.record_count(), single.record_count());
+        let cfg = guarded_config();
+        let out = |g: &IdentityGraph| -> Result<Vec<(String, i64, i64)>, OneIdError> {
+            Ok(g.resolve(&cfg)?
+                .iter()
+                .map(|r| (r.record_id.to_string(), r.one_id, r.component_size))
+                .collect())
+        };
+        assert_eq!(out(&batched)?, out(&single)?);
+        Ok(())
+    }
+
     // ---- properties ----
 
     const TYPES: [&str; 5] = ["phone", "email", "device_id", "member_no", "phone_sha256"];
@@ -1317,9 +1486,31 @@ mod tests {
         previous: &[(u8, i64)],
         cfg: &ResolverConfig,
     ) -> Output {
+        run_batched(rows, 0, overrides, previous, cfg)
+    }
+
+    /// [`run`], adding the rows with [`IdentityGraph::add_rows`] in batches of
+    /// `batch` rows (0: one by one with `add_identifier`).
+    fn run_batched(
+        rows: &[(String, String, String)],
+        batch: usize,
+        overrides: &[(u8, u8, bool)],
+        previous: &[(u8, i64)],
+        cfg: &ResolverConfig,
+    ) -> Output {
         let mut g = IdentityGraph::new();
-        for (r, t, v) in rows {
-            g.add_identifier(r, t, v).expect("fits");
+        if batch == 0 {
+            for (r, t, v) in rows {
+                g.add_identifier(r, t, v).expect("fits");
+            }
+        } else {
+            for chunk in rows.chunks(batch) {
+                let batch: Vec<(&str, Option<(&str, &str)>)> = chunk
+                    .iter()
+                    .map(|(r, t, v)| (r.as_str(), Some((t.as_str(), v.as_str()))))
+                    .collect();
+                g.add_rows(&batch).expect("fits");
+            }
         }
         for &(a, b, link) in overrides {
             let action = if link {
@@ -1399,6 +1590,10 @@ mod tests {
                 chunked.extend(c.iter().cloned());
             }
             prop_assert_eq!(&run(&chunked, &overrides, &previous, &cfg), &expected);
+
+            // Batch ingestion gives the same graph.
+            let batch = 1 + (seed % 50) as usize;
+            prop_assert_eq!(&run_batched(&shuffled, batch, &ov, &prev, &cfg), &expected);
         }
 
         #[test]
