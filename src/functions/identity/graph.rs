@@ -57,7 +57,7 @@
 //! - [`stable_ids`](super::stable_ids): `one_id` assignment.
 
 use super::error::OneIdError;
-use super::interner::Interner;
+use super::interner::{Interner, prefetch};
 use super::keys::{Families, KEY_JUNK, normalize_values};
 pub use super::links::{Explanation, LinkReason, LinkRow};
 use super::links::{LinkDetails, LinkRecord};
@@ -75,6 +75,10 @@ const MAX_ANCHORS: usize = 64;
 
 /// How many link steps ahead the link loop touches memory (see there).
 const LINK_LOOKAHEAD: usize = 8;
+
+/// How many rows ahead row-by-row passes over random ids start loading the
+/// memory those ids point to.
+const ROW_AHEAD: usize = 16;
 
 /// [`IdentityGraph::add_rows`] interns record ids and values on two threads
 /// from this many rows a batch: below it, starting a thread costs more than
@@ -178,15 +182,23 @@ impl IdentityGraph {
             }
         }
         let mut record_ids: Vec<u32> = Vec::with_capacity(rows.len());
+        // Room for the values' text is made here, not on the helper thread:
+        // memory a short-lived thread allocates comes from its own malloc
+        // arena, where it stays fragmented after the resolution frees it.
+        // (The hash table grows on the helper, overlapping the records' work:
+        // it is large, so mapped and unmapped directly, and freed after
+        // ingestion.)
+        let value_bytes = value_strs.iter().map(|v| v.len()).sum();
+        self.values.reserve(value_strs.len(), value_bytes);
+        let value_ids = std::sync::Mutex::new(Vec::with_capacity(value_strs.len()));
         let values = std::sync::Mutex::new(&mut self.values);
-        // The values' half of the work, owned by whichever thread runs it.
-        let intern_values = || -> Result<Vec<u32>, OneIdError> {
-            let mut ids = Vec::with_capacity(value_strs.len());
+        // The values' half of the work, done by whichever thread runs it.
+        let intern_values = || -> Result<(), OneIdError> {
+            let mut ids = value_ids.lock().unwrap_or_else(|e| e.into_inner());
             let mut values = values.lock().unwrap_or_else(|e| e.into_inner());
-            values.intern_batch(&types, &value_strs, &mut ids)?;
-            Ok(ids)
+            values.intern_batch(&types, &value_strs, &mut ids)
         };
-        let value_ids = if rows.len() >= PARALLEL_BATCH_ROWS && several_cores() {
+        if rows.len() >= PARALLEL_BATCH_ROWS && several_cores() {
             std::thread::scope(|scope| {
                 let helper = std::thread::Builder::new()
                     .spawn_scoped(scope, intern_values)
@@ -194,20 +206,23 @@ impl IdentityGraph {
                 let records = self
                     .records
                     .intern_batch(&[], &record_strs, &mut record_ids);
-                let value_ids = match helper.map(|h| h.join()) {
-                    Some(Ok(ids)) => ids,
+                let values = match helper.map(|h| h.join()) {
+                    Some(Ok(done)) => done,
                     Some(Err(panic)) => std::panic::resume_unwind(panic),
                     // No thread to be had: do it here.
                     None => intern_values(),
                 };
-                records.and(value_ids)
-            })?
+                records.and(values)
+            })?;
         } else {
             self.records
                 .intern_batch(&[], &record_strs, &mut record_ids)?;
-            intern_values()?
-        };
-        let mut value_ids = value_ids.into_iter();
+            intern_values()?;
+        }
+        let mut value_ids = value_ids
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner())
+            .into_iter();
         for (&(_, identifier), &record) in rows.iter().zip(&record_ids) {
             if identifier.is_some()
                 && let Some(value) = value_ids.next()
@@ -349,7 +364,12 @@ impl IdentityGraph {
         // (key, record rank) pairs, deduplicated: a record holding a key twice
         // (or under two spellings) holds it once.
         let mut pairs: Vec<u64> = Vec::with_capacity(self.rows.len());
-        for &(record, value) in &self.rows {
+        for (i, &(record, value)) in self.rows.iter().enumerate() {
+            // Both lookups below are random reads into tables of millions.
+            if let Some(&(r, v)) = self.rows.get(i + ROW_AHEAD) {
+                prefetch(&normalized.key_of_value, v as usize);
+                prefetch(&rank_of_id, r as usize);
+            }
             let key = normalized.key_of_value[value as usize];
             if key != NONE {
                 pairs.push((u64::from(key) << 32) | u64::from(rank_of_id[record as usize]));
@@ -736,7 +756,23 @@ impl<'g> Resolution<'g> {
         self.rows
             .iter()
             .zip(&self.row_comp)
-            .map(move |(&id, &c)| self.row(id, c))
+            .enumerate()
+            .map(move |(i, (&id, &c))| {
+                // Rows come in one_id order, their record ids and customers
+                // in no order: start loading those a few rows ahead.
+                if let Some(&ahead) = self.rows.get(i + 2 * ROW_AHEAD) {
+                    self.records.prefetch_offsets(ahead);
+                }
+                if let (Some(&ahead), Some(&c)) = (
+                    self.rows.get(i + ROW_AHEAD),
+                    self.row_comp.get(i + ROW_AHEAD),
+                ) {
+                    self.records.prefetch_text(ahead);
+                    prefetch(&self.one_ids, c as usize);
+                    prefetch(&self.sizes, c as usize);
+                }
+                self.row(id, c)
+            })
     }
 
     fn row(&self, id: u32, c: u32) -> CustomerAssignment<'g> {

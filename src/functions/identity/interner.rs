@@ -15,10 +15,33 @@ use std::hash::BuildHasher;
 
 use super::error::OneIdError;
 
-/// How many strings ahead [`Interner::intern_batch`] starts reading the
-/// memory a lookup needs: far enough for the misses to overlap, near enough
-/// that the lines are still cached when the lookup comes.
-const BATCH_LOOKAHEAD: usize = 16;
+/// Distance, in strings, between the prefetch stages of a batch lookup (see
+/// [`Interner::prefetch_lookups`]): far enough for a miss to complete
+/// (~100 ns) before the next stage needs it, near enough that the lines are
+/// still cached when the lookup comes.
+const LOOKUP_AHEAD: usize = 8;
+
+/// Asks the CPU to start loading `items[i]` into cache without waiting for
+/// it (nothing for an index out of range). Hash-table work on millions of
+/// entries is bound by cache misses; issued early, several overlap. An
+/// ordinary read would do the same but stall the CPU once too many are
+/// outstanding, which a prefetch never does.
+#[inline]
+pub(crate) fn prefetch<T>(items: &[T], i: usize) {
+    let Some(item) = items.get(i) else {
+        return;
+    };
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `_mm_prefetch` is only a hint: it never faults, reads nothing
+    // into program state and writes nothing, whatever the address (which is
+    // a valid element here). SSE is part of the x86_64 baseline.
+    unsafe {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(item).cast::<i8>());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = item;
+}
 
 /// Marks an empty hash-table slot.
 const EMPTY: u64 = 0;
@@ -93,6 +116,27 @@ impl Interner {
         }
         interner.slots = vec![EMPTY; table_size(strings)];
         interner
+    }
+
+    /// Makes room for `strings` more strings of `bytes` bytes in all (the
+    /// arenas only; the hash table grows as it fills).
+    pub fn reserve(&mut self, strings: usize, bytes: usize) {
+        self.text.reserve(bytes);
+        self.ends.reserve(strings);
+        if self.tagged {
+            self.tags.reserve(strings);
+        }
+    }
+
+    /// Grows the hash table (by doubling, as interning one by one would) so
+    /// that `strings` more strings fit without growing it again.
+    pub(crate) fn reserve_index(&mut self, strings: usize) {
+        if self.slots.is_empty() || (self.ends.len() + strings) * 8 > self.slots.len() * 7 {
+            let wanted = table_size(self.ends.len() + strings);
+            if wanted > self.slots.len() {
+                self.rebuild_index(wanted.max(self.slots.len() * 2));
+            }
+        }
     }
 
     /// Total bytes of the interned strings.
@@ -171,41 +215,57 @@ impl Interner {
         }
     }
 
-    /// Reads the first table slot `hash` probes. Issuing these reads for a
-    /// batch of strings before interning them lets the CPU overlap the cache
-    /// misses, which dominate interning into a table of millions.
-    pub(crate) fn prefetch(&self, hash: u64) -> u64 {
-        match self.slots.len() {
-            0 => 0,
-            len => self.slots[position(hash, len - 1)],
+    /// Starts loading, for the lookups of `hashes[i + LOOKUP_AHEAD]`,
+    /// `hashes[i + 2 * LOOKUP_AHEAD]` and `hashes[i + 3 * LOOKUP_AHEAD]`, the
+    /// next piece of memory each will need. Confirming that a string is
+    /// already interned is three dependent cache misses (table slot, end
+    /// offsets, text); called once per string of a batch, this starts each
+    /// miss three strings-worth of work apart, so they overlap with other
+    /// lookups instead of stalling this one.
+    #[inline]
+    pub(crate) fn prefetch_lookups(&self, hashes: &[u64], i: usize) {
+        let Some(mask) = self.slots.len().checked_sub(1) else {
+            return;
+        };
+        if let Some(&h) = hashes.get(i + 3 * LOOKUP_AHEAD) {
+            prefetch(&self.slots, position(h, mask));
+        }
+        if let Some(&h) = hashes.get(i + 2 * LOOKUP_AHEAD)
+            && let Some(id) = self.candidate(h, mask)
+        {
+            prefetch(&self.ends, (id as usize).saturating_sub(1));
+        }
+        if let Some(&h) = hashes.get(i + LOOKUP_AHEAD)
+            && let Some(id) = self.candidate(h, mask)
+        {
+            self.prefetch_text(id);
         }
     }
 
-    /// The second stage after [`Interner::prefetch`]: reads the first slot
-    /// again (by now in cache) and, when it holds a string with matching
-    /// hash bits, that string's end offset and first bytes, which the
-    /// comparison in `find` needs. Confirming a repeated string is otherwise
-    /// three dependent cache misses (slot, offset, text) in a row.
-    pub(crate) fn prefetch_entry(&self, hash: u64) -> u64 {
-        let Some(mask) = self.slots.len().checked_sub(1) else {
-            return 0;
-        };
+    /// The id in the first slot `hash` probes, if its hash bits match.
+    #[inline]
+    fn candidate(&self, hash: u64, mask: usize) -> Option<u32> {
         let slot = self.slots[position(hash, mask)];
-        if slot == EMPTY || slot & HASH_BITS != hash & HASH_BITS {
-            return slot;
-        }
-        let id = (slot as u32).wrapping_sub(1) as usize;
-        let start = match id.checked_sub(1) {
+        (slot != EMPTY && slot & HASH_BITS == hash & HASH_BITS)
+            .then(|| (slot as u32).wrapping_sub(1))
+    }
+
+    /// Starts loading the end offsets of string `id` (the first step of
+    /// reading it), for [`Interner::get`] soon after.
+    #[inline]
+    pub(crate) fn prefetch_offsets(&self, id: u32) {
+        prefetch(&self.ends, (id as usize).saturating_sub(1));
+    }
+
+    /// Starts loading the text of string `id` (reads its start offset, which
+    /// should be cached by an earlier [`Interner::prefetch_offsets`]).
+    #[inline]
+    pub(crate) fn prefetch_text(&self, id: u32) {
+        let start = match (id as usize).checked_sub(1) {
             Some(prev) => self.ends.get(prev).copied().unwrap_or(0),
             None => 0,
         };
-        let byte = self
-            .text
-            .as_bytes()
-            .get(start as usize)
-            .copied()
-            .unwrap_or(0);
-        slot ^ u64::from(byte)
+        prefetch(self.text.as_bytes(), start as usize);
     }
 
     /// Interns a batch of strings, appending their ids to `out`; `tags[i]` is
@@ -229,22 +289,11 @@ impl Interner {
             .collect();
         // Worst case every string is new: growing before the batch keeps the
         // table (and so the slots read ahead) fixed while it is interned.
-        if self.slots.is_empty() || (self.ends.len() + strs.len()) * 8 > self.slots.len() * 7 {
-            let wanted = table_size(self.ends.len() + strs.len());
-            if wanted > self.slots.len() {
-                self.rebuild_index(wanted.max(self.slots.len() * 2));
-            }
-        }
+        self.reserve_index(strs.len());
         out.reserve(strs.len());
-        let mut touched = 0u64;
         let mut previous: Option<(&str, u32, u32)> = None;
         for (i, (&s, &hash)) in strs.iter().zip(&hashes).enumerate() {
-            if let Some(&h) = hashes.get(i + BATCH_LOOKAHEAD) {
-                touched ^= self.prefetch(h);
-            }
-            if let Some(&h) = hashes.get(i + BATCH_LOOKAHEAD / 2) {
-                touched ^= self.prefetch_entry(h);
-            }
+            self.prefetch_lookups(&hashes, i);
             let tag = tag_of(i);
             // Inputs often repeat a string on consecutive rows (a record's
             // identifiers grouped together): no lookup for those.
@@ -255,7 +304,6 @@ impl Interner {
             previous = Some((s, tag, id));
             out.push(id);
         }
-        std::hint::black_box(touched);
         Ok(())
     }
 

@@ -19,10 +19,6 @@ use super::normalize::{
 use super::settings::ResolverConfig;
 use sha2::{Digest, Sha256};
 
-/// How many values ahead key interning starts touching the memory a lookup
-/// needs (see `Interning::add_chunk`).
-const PREFETCH_AHEAD: usize = 16;
-
 /// Distinct raw values normalised per work item: large enough to amortise a
 /// thread hand-off, small enough that a wave's output stays a few megabytes.
 const NORMALIZE_CHUNK: usize = 32 * 1024;
@@ -426,17 +422,10 @@ impl Interning {
         chunk: &NormalizedChunk,
     ) -> Result<(), OneIdError> {
         let mut start = 0usize;
-        let mut touched = 0u64;
         for (i, &flags) in chunk.flags.iter().enumerate() {
-            // Touch what the lookups of the next values need early (their
-            // table slots, then the entries those hold): their cache misses
-            // then overlap instead of queueing one by one.
-            if let Some(&h) = chunk.hashes.get(i + PREFETCH_AHEAD) {
-                touched ^= out.keys.prefetch(h);
-            }
-            if let Some(&h) = chunk.hashes.get(i + PREFETCH_AHEAD / 2) {
-                touched ^= out.keys.prefetch_entry(h);
-            }
+            // Start loading what the lookups of the next values need: their
+            // cache misses then overlap instead of queueing one by one.
+            out.keys.prefetch_lookups(&chunk.hashes, i);
             let end = chunk.ends[i] as usize;
             let text = chunk.text.get(start..end).unwrap_or("");
             start = end;
@@ -458,7 +447,6 @@ impl Interning {
             let key = Self::add_key(out, chunk.hashes[i], family, text, junk)?;
             out.key_of_value.push(key);
         }
-        std::hint::black_box(touched);
         Ok(())
     }
 
