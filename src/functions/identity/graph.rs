@@ -57,7 +57,7 @@
 //! - [`stable_ids`](super::stable_ids): `one_id` assignment.
 
 use super::error::OneIdError;
-use super::interner::Interner;
+use super::interner::{Interner, prefetch};
 use super::keys::{Families, KEY_JUNK, normalize_values};
 pub use super::links::{Explanation, LinkReason, LinkRow};
 use super::links::{LinkDetails, LinkRecord};
@@ -75,6 +75,22 @@ const MAX_ANCHORS: usize = 64;
 
 /// How many link steps ahead the link loop touches memory (see there).
 const LINK_LOOKAHEAD: usize = 8;
+
+/// How many rows ahead row-by-row passes over random ids start loading the
+/// memory those ids point to.
+const ROW_AHEAD: usize = 16;
+
+/// [`IdentityGraph::add_rows`] interns record ids and values on two threads
+/// from this many rows a batch: below it, starting a thread costs more than
+/// it saves.
+pub const PARALLEL_BATCH_ROWS: usize = 2048;
+
+/// Whether this machine has more than one core (asked once: the answer
+/// comes from the OS and cgroup files).
+fn several_cores() -> bool {
+    static SEVERAL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SEVERAL.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() > 1))
+}
 
 /// The identifier rows, overrides and earlier ids of one resolution,
 /// interned compactly. Build it row by row, then call
@@ -136,6 +152,87 @@ impl IdentityGraph {
         self.last = Some((record, ty));
         let value = self.values.intern_tagged(ty, id_value)?;
         self.rows.push((record, value));
+        Ok(())
+    }
+
+    /// Adds a batch of input rows: each a record id and, unless the row's
+    /// type or value was null, its `(id_type, id_value)`. The same graph as
+    /// [`IdentityGraph::add_identifier`] / [`IdentityGraph::add_record`] row
+    /// by row, several times faster on large inputs: record ids and values
+    /// are interned batch-wise (see [`Interner::intern_batch`]) and, for
+    /// batches of at least [`PARALLEL_BATCH_ROWS`] rows on a machine with
+    /// more than one core, on two threads at once (they are independent
+    /// tables). Nulls are the caller's to skip.
+    pub fn add_rows(&mut self, rows: &[(&str, Option<(&str, &str)>)]) -> Result<(), OneIdError> {
+        let mut record_strs: Vec<&str> = Vec::with_capacity(rows.len());
+        let mut types: Vec<u32> = Vec::with_capacity(rows.len());
+        let mut value_strs: Vec<&str> = Vec::with_capacity(rows.len());
+        // Types are few and usually grouped: one lookup per change of type.
+        let mut last_type = self.last.map(|(_, t)| t);
+        for &(record, identifier) in rows {
+            record_strs.push(record);
+            if let Some((id_type, value)) = identifier {
+                let t = match last_type {
+                    Some(t) if self.types.get(t) == id_type => t,
+                    _ => self.types.intern(id_type)?,
+                };
+                last_type = Some(t);
+                types.push(t);
+                value_strs.push(value);
+            }
+        }
+        let mut record_ids: Vec<u32> = Vec::with_capacity(rows.len());
+        // Room for the values' text is made here, not on the helper thread:
+        // memory a short-lived thread allocates comes from its own malloc
+        // arena, where it stays fragmented after the resolution frees it.
+        // (The hash table grows on the helper, overlapping the records' work:
+        // it is large, so mapped and unmapped directly, and freed after
+        // ingestion.)
+        let value_bytes = value_strs.iter().map(|v| v.len()).sum();
+        self.values.reserve(value_strs.len(), value_bytes);
+        let value_ids = std::sync::Mutex::new(Vec::with_capacity(value_strs.len()));
+        let values = std::sync::Mutex::new(&mut self.values);
+        // The values' half of the work, done by whichever thread runs it.
+        let intern_values = || -> Result<(), OneIdError> {
+            let mut ids = value_ids.lock().unwrap_or_else(|e| e.into_inner());
+            let mut values = values.lock().unwrap_or_else(|e| e.into_inner());
+            values.intern_batch(&types, &value_strs, &mut ids)
+        };
+        if rows.len() >= PARALLEL_BATCH_ROWS && several_cores() {
+            std::thread::scope(|scope| {
+                let helper = std::thread::Builder::new()
+                    .spawn_scoped(scope, intern_values)
+                    .ok();
+                let records = self
+                    .records
+                    .intern_batch(&[], &record_strs, &mut record_ids);
+                let values = match helper.map(|h| h.join()) {
+                    Some(Ok(done)) => done,
+                    Some(Err(panic)) => std::panic::resume_unwind(panic),
+                    // No thread to be had: do it here.
+                    None => intern_values(),
+                };
+                records.and(values)
+            })?;
+        } else {
+            self.records
+                .intern_batch(&[], &record_strs, &mut record_ids)?;
+            intern_values()?;
+        }
+        let mut value_ids = value_ids
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner())
+            .into_iter();
+        for (&(_, identifier), &record) in rows.iter().zip(&record_ids) {
+            if identifier.is_some()
+                && let Some(value) = value_ids.next()
+            {
+                self.rows.push((record, value));
+            }
+        }
+        if let (Some(&record), Some(t)) = (record_ids.last(), last_type) {
+            self.last = Some((record, t));
+        }
         Ok(())
     }
 
@@ -241,6 +338,7 @@ impl IdentityGraph {
         let n = u32::try_from(self.records.len()).map_err(|_| OneIdError::CapacityExceeded {
             what: "more than 4 billion records",
         })?;
+        let mut clock = Phases::start();
 
         // Canonical record order: by stable hash, ties by id.
         let (hash_of_rank, id_of_rank): (Vec<u64>, Vec<u32>) = {
@@ -258,13 +356,20 @@ impl IdentityGraph {
             rank_of_id[id as usize] = rank as u32;
         }
 
+        clock.lap("order");
         let families = Families::new(&self.types, config);
         let normalized = normalize_values(&self.values, &families, config)?;
+        clock.lap("normalize");
 
         // (key, record rank) pairs, deduplicated: a record holding a key twice
         // (or under two spellings) holds it once.
         let mut pairs: Vec<u64> = Vec::with_capacity(self.rows.len());
-        for &(record, value) in &self.rows {
+        for (i, &(record, value)) in self.rows.iter().enumerate() {
+            // Both lookups below are random reads into tables of millions.
+            if let Some(&(r, v)) = self.rows.get(i + ROW_AHEAD) {
+                prefetch(&normalized.key_of_value, v as usize);
+                prefetch(&rank_of_id, r as usize);
+            }
             let key = normalized.key_of_value[value as usize];
             if key != NONE {
                 pairs.push((u64::from(key) << 32) | u64::from(rank_of_id[record as usize]));
@@ -274,6 +379,7 @@ impl IdentityGraph {
         pairs.dedup();
         let key_count = normalized.keys.len();
         let key_start = csr_starts(&pairs, key_count)?;
+        clock.lap("pairs");
         let holders = |k: u32| -> &[u64] {
             let (s, e) = (
                 key_start[k as usize] as usize,
@@ -287,6 +393,7 @@ impl IdentityGraph {
         };
 
         let mut merger = Merger::new(n, &families, &normalized, &pairs, &key_start, usable)?;
+        clock.lap("merger");
         let mut details = explain.then(LinkDetails::default);
         let record_of_rank = |rank: u32| id_of_rank[rank as usize];
 
@@ -349,6 +456,7 @@ impl IdentityGraph {
                 .then_with(|| normalized.keys.get(a.key).cmp(normalized.keys.get(b.key)))
         });
 
+        clock.lap("steps");
         let mut anchors: Vec<u32> = Vec::with_capacity(MAX_ANCHORS);
         let mut touched = 0u64;
         for (i, step) in steps.iter().enumerate() {
@@ -433,6 +541,7 @@ impl IdentityGraph {
         }
         std::hint::black_box(touched);
         drop(steps);
+        clock.lap("link");
 
         // Components, numbered in canonical order of their first record (the
         // anchor of the one_id scheme).
@@ -462,6 +571,7 @@ impl IdentityGraph {
         }
         drop(merger);
         drop(hash_of_rank);
+        clock.lap("components");
 
         let mut votes: Vec<(u32, i64)> = Vec::new();
         for (p, &one_id) in self.previous_ids.iter().enumerate() {
@@ -501,6 +611,13 @@ impl IdentityGraph {
             start = end;
         }
 
+        clock.lap("output order");
+        tracing::debug!(
+            records = n,
+            rows = self.rows.len(),
+            "oneid resolve phases: {}",
+            clock.report()
+        );
         let details = details.map(|mut d| {
             d.keys = normalized.keys;
             d.key_flags = normalized.key_flags;
@@ -542,6 +659,36 @@ fn csr_starts(pairs: &[u64], key_count: usize) -> Result<Vec<u32>, OneIdError> {
         starts[i + 1] += starts[i];
     }
     Ok(starts)
+}
+
+/// Wall time per resolution phase, for the debug log (`RUST_LOG=userql=debug`).
+struct Phases {
+    last: std::time::Instant,
+    laps: Vec<(&'static str, std::time::Duration)>,
+}
+
+impl Phases {
+    fn start() -> Self {
+        Phases {
+            last: std::time::Instant::now(),
+            laps: Vec::new(),
+        }
+    }
+
+    fn lap(&mut self, name: &'static str) {
+        let now = std::time::Instant::now();
+        self.laps.push((name, now - self.last));
+        self.last = now;
+    }
+
+    fn report(&self) -> String {
+        let parts: Vec<String> = self
+            .laps
+            .iter()
+            .map(|(name, d)| format!("{name} {:.3} s", d.as_secs_f64()))
+            .collect();
+        parts.join(", ")
+    }
 }
 
 /// One key to link: its place in link order and its holders.
@@ -609,7 +756,23 @@ impl<'g> Resolution<'g> {
         self.rows
             .iter()
             .zip(&self.row_comp)
-            .map(move |(&id, &c)| self.row(id, c))
+            .enumerate()
+            .map(move |(i, (&id, &c))| {
+                // Rows come in one_id order, their record ids and customers
+                // in no order: start loading those a few rows ahead.
+                if let Some(&ahead) = self.rows.get(i + 2 * ROW_AHEAD) {
+                    self.records.prefetch_offsets(ahead);
+                }
+                if let (Some(&ahead), Some(&c)) = (
+                    self.rows.get(i + ROW_AHEAD),
+                    self.row_comp.get(i + ROW_AHEAD),
+                ) {
+                    self.records.prefetch_text(ahead);
+                    prefetch(&self.one_ids, c as usize);
+                    prefetch(&self.sizes, c as usize);
+                }
+                self.row(id, c)
+            })
     }
 
     fn row(&self, id: u32, c: u32) -> CustomerAssignment<'g> {
@@ -1283,6 +1446,48 @@ mod tests {
         Ok(())
     }
 
+    #[test]
+    fn batch_ingestion_matches_row_by_row() -> Result<(), OneIdError> {
+        // Large enough that batches are interned on two threads.
+        let n = 3 * PARALLEL_BATCH_ROWS;
+        let rows: Vec<(String, String, String)> = (0..n)
+            .map(|i| {
+                let t = TYPES[i % TYPES.len()];
+                (
+                    format!("rec-{}", i % 997),
+                    t.to_string(),
+                    value_for(i % TYPES.len(), i as u8),
+                )
+            })
+            .collect();
+        let mut single = IdentityGraph::new();
+        let mut batched = IdentityGraph::new();
+        let mut batch: Vec<(&str, Option<(&str, &str)>)> = Vec::new();
+        for (i, (r, t, v)) in rows.iter().enumerate() {
+            // Every 11th row has a null value: the record alone.
+            if i % 11 == 0 {
+                single.add_record(r)?;
+                batch.push((r, None));
+            } else {
+                single.add_identifier(r, t, v)?;
+                batch.push((r, Some((t, v))));
+            }
+        }
+        batched.add_rows(&batch[..n / 2])?;
+        batched.add_rows(&batch[n / 2..])?;
+        assert_eq!(batched.row_count(), single.row_count());
+        assert_eq!(batched.record_count(), single.record_count());
+        let cfg = guarded_config();
+        let out = |g: &IdentityGraph| -> Result<Vec<(String, i64, i64)>, OneIdError> {
+            Ok(g.resolve(&cfg)?
+                .iter()
+                .map(|r| (r.record_id.to_string(), r.one_id, r.component_size))
+                .collect())
+        };
+        assert_eq!(out(&batched)?, out(&single)?);
+        Ok(())
+    }
+
     // ---- properties ----
 
     const TYPES: [&str; 5] = ["phone", "email", "device_id", "member_no", "phone_sha256"];
@@ -1317,9 +1522,31 @@ mod tests {
         previous: &[(u8, i64)],
         cfg: &ResolverConfig,
     ) -> Output {
+        run_batched(rows, 0, overrides, previous, cfg)
+    }
+
+    /// [`run`], adding the rows with [`IdentityGraph::add_rows`] in batches of
+    /// `batch` rows (0: one by one with `add_identifier`).
+    fn run_batched(
+        rows: &[(String, String, String)],
+        batch: usize,
+        overrides: &[(u8, u8, bool)],
+        previous: &[(u8, i64)],
+        cfg: &ResolverConfig,
+    ) -> Output {
         let mut g = IdentityGraph::new();
-        for (r, t, v) in rows {
-            g.add_identifier(r, t, v).expect("fits");
+        if batch == 0 {
+            for (r, t, v) in rows {
+                g.add_identifier(r, t, v).expect("fits");
+            }
+        } else {
+            for chunk in rows.chunks(batch) {
+                let batch: Vec<(&str, Option<(&str, &str)>)> = chunk
+                    .iter()
+                    .map(|(r, t, v)| (r.as_str(), Some((t.as_str(), v.as_str()))))
+                    .collect();
+                g.add_rows(&batch).expect("fits");
+            }
         }
         for &(a, b, link) in overrides {
             let action = if link {
@@ -1399,6 +1626,10 @@ mod tests {
                 chunked.extend(c.iter().cloned());
             }
             prop_assert_eq!(&run(&chunked, &overrides, &previous, &cfg), &expected);
+
+            // Batch ingestion gives the same graph.
+            let batch = 1 + (seed % 50) as usize;
+            prop_assert_eq!(&run_batched(&shuffled, batch, &ov, &prev, &cfg), &expected);
         }
 
         #[test]

@@ -19,9 +19,6 @@ use super::normalize::{
 use super::settings::ResolverConfig;
 use sha2::{Digest, Sha256};
 
-/// How many values' table slots are touched ahead while interning keys.
-const PREFETCH_BLOCK: usize = 16;
-
 /// Distinct raw values normalised per work item: large enough to amortise a
 /// thread hand-off, small enough that a wave's output stays a few megabytes.
 const NORMALIZE_CHUNK: usize = 32 * 1024;
@@ -232,6 +229,7 @@ pub(super) fn normalize_values(
         }
         blocked_keys.push(set);
     }
+    let started = std::time::Instant::now();
     let mut hashed = HashSet::new();
     if families.hashed.iter().any(|&h| h) {
         for v in 0..values.len() as u32 {
@@ -244,6 +242,7 @@ pub(super) fn normalize_values(
             }
         }
     }
+    let hashed_done = std::time::Instant::now();
     // At most one key per value: sized once, never rehashed.
     let keys = Interner::with_capacity(values.len(), values.text_len(), true);
     let ctx = NormalizeContext {
@@ -269,7 +268,7 @@ pub(super) fn normalize_values(
     let mut interning = Interning::default();
     let chunk = NORMALIZE_CHUNK as u32;
     let mut wave_start = 0u32;
-    while wave_start < total {
+    let mut next_wave = || {
         let ranges: Vec<std::ops::Range<u32>> = (0..threads as u32)
             .map(|i| {
                 let s = wave_start
@@ -280,13 +279,33 @@ pub(super) fn normalize_values(
             .filter(|r| !r.is_empty())
             .collect();
         wave_start = ranges.last().map_or(total, |r| r.end);
-        let results = run_ranges(&ranges, &|r| ctx.run_chunk(r));
-        for chunk_out in &results {
-            interning.add_chunk(&mut out, &ctx, chunk_out)?;
-        }
+        ranges
+    };
+    let work = |r: std::ops::Range<u32>| ctx.run_chunk(r);
+    let mut results = run_ranges(&next_wave(), &work);
+    // Interning is sequential (key ids in value order); the next wave is
+    // normalised meanwhile, so the workers do not wait for it.
+    while !results.is_empty() {
+        let ranges = next_wave();
+        let (next, interned) = run_ranges_alongside(&ranges, &work, || {
+            results
+                .iter()
+                .try_for_each(|chunk_out| interning.add_chunk(&mut out, &ctx, chunk_out))
+        });
+        interned?;
+        results = next;
     }
+    let waves_done = std::time::Instant::now();
     interning.match_digests(&out, families, &hashed, threads);
     interning.finish(&mut out)?;
+    tracing::debug!(
+        values = total,
+        keys = out.keys.len(),
+        "oneid normalize: hashed values {:.3} s, normalise and intern {:.3} s, match hashed {:.3} s",
+        (hashed_done - started).as_secs_f64(),
+        (waves_done - hashed_done).as_secs_f64(),
+        waves_done.elapsed().as_secs_f64()
+    );
     out.keys.drop_index();
     Ok(out)
 }
@@ -322,6 +341,42 @@ where
             });
         }
         out
+    })
+}
+
+/// Runs `work` on each range on scoped threads while this thread runs
+/// `meanwhile`; returns the results in range order and `meanwhile`'s. As in
+/// [`run_ranges`], a range whose thread cannot be started (or panicked) is
+/// run on this thread afterwards.
+fn run_ranges_alongside<R, F, T>(
+    ranges: &[std::ops::Range<u32>],
+    work: &F,
+    meanwhile: impl FnOnce() -> T,
+) -> (Vec<R>, T)
+where
+    R: Send,
+    F: Fn(std::ops::Range<u32>) -> R + Sync,
+{
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = ranges
+            .iter()
+            .map(|r| {
+                let r = r.clone();
+                std::thread::Builder::new()
+                    .spawn_scoped(scope, move || work(r))
+                    .ok()
+            })
+            .collect();
+        let during = meanwhile();
+        let out = handles
+            .into_iter()
+            .zip(ranges)
+            .map(|(handle, r)| match handle.map(|h| h.join()) {
+                Some(Ok(result)) => result,
+                _ => work(r.clone()),
+            })
+            .collect();
+        (out, during)
     })
 }
 
@@ -368,13 +423,9 @@ impl Interning {
     ) -> Result<(), OneIdError> {
         let mut start = 0usize;
         for (i, &flags) in chunk.flags.iter().enumerate() {
-            // Touch the table slots of the next values early: their cache
-            // misses then overlap instead of queueing one by one.
-            if i % PREFETCH_BLOCK == 0 {
-                let from = if i == 0 { 0 } else { i + PREFETCH_BLOCK };
-                let ahead = chunk.hashes.iter().take(i + 2 * PREFETCH_BLOCK).skip(from);
-                std::hint::black_box(ahead.fold(0u64, |acc, &h| acc ^ out.keys.prefetch(h)));
-            }
+            // Start loading what the lookups of the next values need: their
+            // cache misses then overlap instead of queueing one by one.
+            out.keys.prefetch_lookups(&chunk.hashes, i);
             let end = chunk.ends[i] as usize;
             let text = chunk.text.get(start..end).unwrap_or("");
             start = end;
