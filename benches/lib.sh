@@ -86,11 +86,11 @@ free_port() {
 # Wait (at most $2 seconds) until a server answers `SELECT 1` on port $1, database $3.
 wait_ready() {
     local port=$1 limit=$2 db=$3 i
-    for i in $(seq 1 $(( limit * 5 ))); do
+    for i in $(seq 1 $(( limit * 20 ))); do
         if psql -X -q -h 127.0.0.1 -p "$port" -U "$BENCH_USER" -d "$db" -tAc 'SELECT 1' >/dev/null 2>&1; then
             return 0
         fi
-        sleep 0.2
+        sleep 0.05
     done
     return 1
 }

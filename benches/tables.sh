@@ -55,12 +55,14 @@ UQ_COPY="$(copy_rate "$UQ_PORT" userql)"
 [[ "$(count_rows "$UQ_PORT" userql orders_copy)" == "$ROWS" ]] || die "userql did not load $ROWS rows"
 
 # --- Reopen: restart time before and after creating TABLES tables ---------------------
-restart_userql() { # -> seconds from start to the first answered SELECT 1
+# Both set ELAPSED (seconds from start to the first answered SELECT 1). Not called in
+# $(...): the restarted server must be this shell's child, to be stopped later.
+restart_userql() {
     stop_userql
     local t0
     t0="$(now)"
     start_userql "$WORK/userql-data"
-    seconds_since "$t0"
+    ELAPSED="$(seconds_since "$t0")"
 }
 restart_pg() {
     as_pg "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -m fast -w stop >/dev/null
@@ -69,10 +71,10 @@ restart_pg() {
     as_pg "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -l "$PGDATA_DIR/server.log" -w -t 60 \
         -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $WORK" start >/dev/null
     wait_ready "$PG_PORT" 30 postgres
-    seconds_since "$t0"
+    ELAPSED="$(seconds_since "$t0")"
 }
-UQ_EMPTY="$(restart_userql)"
-PG_EMPTY="$(restart_pg)"
+restart_userql; UQ_EMPTY="$ELAPSED"
+restart_pg; PG_EMPTY="$ELAPSED"
 SQL="$WORK/tables.sql"
 for i in $(seq 1 "$TABLES"); do
     echo "CREATE TABLE t_$i AS SELECT value AS id, value * 2 AS amount FROM generate_series(1, 1000);"
@@ -80,8 +82,8 @@ done >"$SQL"
 psql -X -q -h 127.0.0.1 -p "$UQ_PORT" -U "$BENCH_USER" -d userql -f "$SQL" >/dev/null
 sed 's/generate_series(1, 1000)/generate_series(1, 1000) AS g(value)/' "$SQL" \
     | psql -X -q -h 127.0.0.1 -p "$PG_PORT" -U "$BENCH_USER" -d postgres >/dev/null
-UQ_FULL="$(restart_userql)"
-PG_FULL="$(restart_pg)"
+restart_userql; UQ_FULL="$ELAPSED"
+restart_pg; PG_FULL="$ELAPSED"
 [[ "$(count_rows "$UQ_PORT" userql "t_$TABLES")" == 1000 ]] || die "userql lost t_$TABLES after the restart"
 
 # --- Result table ---------------------------------------------------------------------
