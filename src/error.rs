@@ -45,6 +45,8 @@ pub mod sqlstate {
     pub const SERIALIZATION_FAILURE: &str = "40001";
     /// 42601
     pub const SYNTAX_ERROR: &str = "42601";
+    /// 55000
+    pub const OBJECT_NOT_IN_PREREQUISITE_STATE: &str = "55000";
     /// 42501
     pub const INSUFFICIENT_PRIVILEGE: &str = "42501";
     /// 42703
@@ -203,6 +205,18 @@ pub fn from_boxed(e: &(dyn std::error::Error + Send + Sync + 'static)) -> Userql
     }
     if let Some(io) = e.downcast_ref::<std::io::Error>() {
         return UserqlError::new(sqlstate::IO_ERROR, io.to_string());
+    }
+    // Libraries (deltalake) wrap the DataFusion or Arrow error that says what the user
+    // did wrong: classify by the first cause we know.
+    let mut cause = e.source();
+    while let Some(inner) = cause {
+        if let Some(d) = inner.downcast_ref::<DataFusionError>() {
+            return from_datafusion(d);
+        }
+        if let Some(a) = inner.downcast_ref::<ArrowError>() {
+            return from_arrow(a);
+        }
+        cause = inner.source();
     }
     UserqlError::new(sqlstate::INTERNAL_ERROR, e.to_string())
 }

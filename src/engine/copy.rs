@@ -194,7 +194,12 @@ impl Session {
             (false, CopyTarget::Stdin, CopySource::Table { table_name, columns }) => {
                 let table = super::ddl::object_reference(table_name)?;
                 self.check_writable(&table)?;
-                let provider = self.ctx.table_provider(table.clone()).await?;
+                let provider = self.ctx.table_provider(table.clone()).await.map_err(|_| {
+                    UserqlError::new(
+                        sqlstate::UNDEFINED_TABLE,
+                        format!("relation \"{table}\" does not exist"),
+                    )
+                })?;
                 let schema = provider.schema();
                 let columns = if columns.is_empty() {
                     (0..schema.fields().len()).collect()

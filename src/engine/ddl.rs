@@ -34,6 +34,22 @@ impl Session {
         })
     }
 
+    /// Rows are written to tables, not views: PostgreSQL's message for a view that
+    /// cannot take writes.
+    pub(super) async fn check_not_view(&self, table: &TableReference) -> Result<(), UserqlError> {
+        let provider = self.ctx.table_provider(table.clone()).await;
+        if let Ok(p) = provider
+            && p.table_type() == datafusion::datasource::TableType::View
+        {
+            return Err(UserqlError::new(
+                sqlstate::OBJECT_NOT_IN_PREREQUISITE_STATE,
+                format!("cannot change rows of view \"{table}\""),
+            )
+            .with_hint("views show rows of their tables; write to the table instead"));
+        }
+        Ok(())
+    }
+
     /// Writes into channels (files the config names) and the system schemas are refused.
     pub(super) fn check_writable(&self, table: &TableReference) -> Result<(), UserqlError> {
         let rel = self.rel_name(table)?;

@@ -308,6 +308,7 @@ impl Session {
         match &plan {
             LogicalPlan::Dml(dml) => {
                 self.check_writable(&dml.table_name)?;
+                self.check_not_view(&dml.table_name).await?;
                 let verb = match dml.op {
                     WriteOp::Insert(_) => "INSERT",
                     WriteOp::Delete => "DELETE",
