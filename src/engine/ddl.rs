@@ -139,7 +139,8 @@ impl Session {
         statement: &Statement,
     ) -> Result<Option<Outcome>, UserqlError> {
         let state = self.ctx.state();
-        let store = self.engine.store();
+        let engine = self.engine.clone();
+        let store = engine.store();
         let cascade = matches!(statement, Statement::Drop { cascade: true, .. });
         match ddl {
             DdlStatement::CreateMemoryTable(create) if !create.temporary => {
@@ -196,6 +197,7 @@ impl Session {
                 Ok(Some(Outcome::Command(CommandTag::new("CREATE SCHEMA"))))
             }
             DdlStatement::DropCatalogSchema(drop) => {
+                self.hold_catalog_in_block().await;
                 let name = schema_part(&drop.name.to_string(), self.engine.database())?;
                 store
                     .drop_schema(&name, drop.if_exists, drop.cascade || cascade, &state)
@@ -203,6 +205,7 @@ impl Session {
                 Ok(Some(Outcome::Command(CommandTag::new("DROP SCHEMA"))))
             }
             DdlStatement::DropTable(drop) => {
+                self.hold_catalog_in_block().await;
                 self.check_writable(&drop.name)?;
                 let name = self.rel_name(&drop.name)?;
                 if store.drop_table(&name, cascade, &state).await? {
@@ -213,6 +216,7 @@ impl Session {
                     .map(|o| o.map(|()| Outcome::Command(CommandTag::new("DROP TABLE"))))
             }
             DdlStatement::DropView(drop) => {
+                self.hold_catalog_in_block().await;
                 self.check_writable(&drop.name)?;
                 let name = self.rel_name(&drop.name)?;
                 if store.drop_view(&name, cascade, &state).await? {

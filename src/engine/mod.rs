@@ -58,6 +58,10 @@ pub struct Engine {
     template: SessionState,
     /// Schemas, tables and views users created.
     store: store::Store,
+    /// Readers plan under a shared hold of this gate; a session that renames or drops
+    /// inside `BEGIN ... COMMIT` holds it exclusively until the block ends, so no other
+    /// session plans against a half-swapped catalog (dbt's rename dance).
+    catalog_gate: Arc<tokio::sync::RwLock<()>>,
 }
 
 impl Engine {
@@ -178,6 +182,7 @@ impl Engine {
             config,
             template: ctx.state(),
             store,
+            catalog_gate: Arc::new(tokio::sync::RwLock::new(())),
         }))
     }
 
@@ -189,6 +194,11 @@ impl Engine {
     /// The schemas, tables and views users created.
     pub fn store(&self) -> &store::Store {
         &self.store
+    }
+
+    /// The gate renames and drops inside a transaction block close (see the field).
+    pub(crate) fn catalog_gate(&self) -> &Arc<tokio::sync::RwLock<()>> {
+        &self.catalog_gate
     }
 
     /// The database (catalog) name.

@@ -27,6 +27,10 @@ use super::pg_settings::{self, PgSettings};
 use super::settings::{self, UserqlSettings};
 use crate::error::{UserqlError, sqlstate};
 
+/// How long planning waits for another session's transaction block to finish a rename or
+/// drop before going ahead with the catalog as it is.
+const CATALOG_GATE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A statement ready to execute (the result of Parse in the extended protocol).
 #[derive(Debug, Clone)]
 pub enum Planned {
@@ -118,6 +122,9 @@ pub struct Session {
     parser: Arc<PostgresCompatibilityParser>,
     /// `CREATE TEMPORARY TABLE`s of this session: in memory, dropped when it ends.
     pub(super) temp_tables: Vec<super::store::RelName>,
+    /// Held from the first rename or drop inside a transaction block to its end: other
+    /// sessions see the catalog before or after the block's changes, never between.
+    catalog_hold: Option<tokio::sync::OwnedRwLockWriteGuard<()>>,
 }
 
 impl Drop for Session {
@@ -156,6 +163,7 @@ impl Session {
             block_wrote: false,
             parser: shared_parser(),
             temp_tables: Vec::new(),
+            catalog_hold: None,
         }
     }
 
@@ -224,6 +232,24 @@ impl Session {
         if let Some(utility) = utility_of(&statement)? {
             return Ok(Planned::Utility(utility));
         }
+        // Wait while another session's transaction block is swapping relations — but not
+        // forever: a block left open must not stop every other session.
+        let _gate = match self.catalog_hold {
+            Some(_) => None,
+            None => {
+                let wait = self.engine.catalog_gate().read();
+                match tokio::time::timeout(CATALOG_GATE_WAIT, wait).await {
+                    Ok(guard) => Some(guard),
+                    Err(_) => {
+                        tracing::warn!(
+                            "planning without waiting further for a transaction block that \
+                             renames or drops relations"
+                        );
+                        None
+                    }
+                }
+            }
+        };
         if let Some(planned) = self.plan_store_statement(&statement).await? {
             return Ok(planned);
         }
@@ -272,6 +298,7 @@ impl Session {
                 to,
                 if_exists,
             } => {
+                self.hold_catalog_in_block().await;
                 let outcome = self.rename(from, to, *if_exists).await?;
                 self.note_write();
                 Ok(outcome)
@@ -340,6 +367,14 @@ impl Session {
         }
     }
 
+    /// Inside a transaction block, close the catalog gate until the block ends (a no-op
+    /// outside a block or when already held).
+    pub(super) async fn hold_catalog_in_block(&mut self) {
+        if self.in_block && self.catalog_hold.is_none() {
+            self.catalog_hold = Some(self.engine.catalog_gate().clone().write_owned().await);
+        }
+    }
+
     pub(super) fn note_write(&mut self) {
         if self.in_block {
             self.block_wrote = true;
@@ -370,10 +405,12 @@ impl Session {
             }
             Utility::Commit => {
                 self.in_block = false;
+                self.catalog_hold = None;
                 Ok(Outcome::TransactionEnd("COMMIT"))
             }
             Utility::Rollback => {
                 self.in_block = false;
+                self.catalog_hold = None;
                 Ok(Outcome::TransactionEnd("ROLLBACK"))
             }
             Utility::Noop(tag) => Ok(Outcome::Command(CommandTag::new(tag))),

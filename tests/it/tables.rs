@@ -240,3 +240,37 @@ async fn killed_mid_insert_leaves_old_or_new_contents() {
     let _ = child.wait();
     eprintln!("rows seen after each kill: {seen:?}");
 }
+
+/// dbt's swap inside BEGIN ... COMMIT: another session querying the table meanwhile
+/// waits for the block and then reads the new table — never "does not exist".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readers_never_see_a_half_swapped_table() {
+    let server = support::start(support::demo_config());
+    let writer = server.connect().await;
+    let reader = server.connect().await;
+    writer
+        .batch_execute(
+            "CREATE TABLE x AS SELECT value AS id FROM generate_series(1, 10); \
+             CREATE TABLE x__dbt_tmp AS SELECT value AS id FROM generate_series(1, 20)",
+        )
+        .await
+        .unwrap();
+    writer
+        .batch_execute("BEGIN; ALTER TABLE x RENAME TO x__dbt_backup")
+        .await
+        .unwrap();
+    let read = tokio::spawn(async move { count(&reader, "x").await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!read.is_finished(), "the reader must wait for the block");
+    writer
+        .batch_execute("ALTER TABLE x__dbt_tmp RENAME TO x; COMMIT")
+        .await
+        .unwrap();
+    assert_eq!(read.await.unwrap(), 20);
+    writer
+        .batch_execute("DROP TABLE x__dbt_backup CASCADE")
+        .await
+        .unwrap();
+    drop(writer);
+    server.stop();
+}

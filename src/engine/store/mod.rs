@@ -34,6 +34,9 @@ use crate::error::{UserqlError, sqlstate};
 use manifest::{Manifest, ManifestError, TableEntry, ViewEntry};
 use table::{StoredTable, TableError};
 
+/// How many tables are opened at the same time when the server starts.
+const OPEN_CONCURRENCY: usize = 16;
+
 /// Why the store could not open.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -156,9 +159,17 @@ impl Store {
                 })?;
             }
         }
+        // Opening a table reads its Delta log; many at once keep the disk busy.
+        let opened: Vec<Arc<StoredTable>> = {
+            use futures::{StreamExt, TryStreamExt};
+            futures::stream::iter(manifest.tables.iter().map(|t| data_dir.join(&t.dir)))
+                .map(|dir| async move { StoredTable::open(&dir).await })
+                .buffered(OPEN_CONCURRENCY)
+                .try_collect()
+                .await?
+        };
         let mut tables = HashMap::new();
-        for t in &manifest.tables {
-            let table = StoredTable::open(&data_dir.join(&t.dir)).await?;
+        for (t, table) in manifest.tables.iter().zip(opened) {
             let name = RelName {
                 schema: t.schema.clone(),
                 name: t.name.clone(),
