@@ -15,6 +15,8 @@ use datafusion::sql::sqlparser::parser::ParserError;
 pub mod sqlstate {
     /// 0A000
     pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
+    /// 08006
+    pub const CONNECTION_FAILURE: &str = "08006";
     /// 08P01
     pub const PROTOCOL_VIOLATION: &str = "08P01";
     /// 22003

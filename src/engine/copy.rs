@@ -12,7 +12,6 @@ use datafusion::arrow::compute::{CastOptions, cast_with_options};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::common::TableReference;
-use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::physical_plan::collect;
 use datafusion::sql::sqlparser::ast::{
@@ -284,96 +283,307 @@ impl Session {
         }
     }
 
-    /// Write the data a client sent for `COPY ... FROM STDIN` into the table, as one
-    /// commit; answers `COPY n`.
+    /// A writer for the rows of a `COPY ... FROM STDIN` (the server feeds it the data as
+    /// it arrives, so the COPY needs no memory for all of it).
+    pub async fn copy_writer(&self, copy: &CopyIn) -> Result<CopyWriter, UserqlError> {
+        let provider = self
+            .ctx
+            .table_provider(copy.table.clone())
+            .await
+            .map_err(|_| {
+                UserqlError::new(
+                    sqlstate::UNDEFINED_TABLE,
+                    format!("relation \"{}\" does not exist", copy.table),
+                )
+            })?;
+        Ok(CopyWriter {
+            provider,
+            state: self.ctx.state(),
+            copy: copy.clone(),
+        })
+    }
+
+    /// Write COPY data held in memory (the `userql query` CLI reads it from stdin).
     pub async fn copy_in(&mut self, copy: &CopyIn, data: &[u8]) -> Result<Outcome, UserqlError> {
-        let batches = decode(data, &copy.format, &copy.schema, &copy.columns)?;
-        let provider = self.ctx.table_provider(copy.table.clone()).await?;
-        let state = self.ctx.state();
-        let source = MemorySourceConfig::try_new_exec(&[batches], copy.schema.clone(), None)?;
-        let sink = provider
-            .insert_into(&state, source, InsertOp::Append)
-            .await?;
-        let result = collect(sink, state.task_ctx()).await?;
+        let writer = self.copy_writer(copy).await?;
+        let chunks = futures::stream::iter([CopyChunk::Data(data.to_vec()), CopyChunk::Done]);
+        let rows = writer.write(chunks).await?;
         self.note_write();
         Ok(Outcome::Command(CommandTag {
             command: "COPY".into(),
-            rows: Some(super::session::affected_rows(&result)),
+            rows: Some(rows as usize),
         }))
     }
 }
 
-/// Decode COPY data into batches of `schema` (columns not in `columns` are NULL).
+/// What a client sends during `COPY ... FROM STDIN`.
+#[derive(Debug)]
+pub enum CopyChunk {
+    /// Some bytes of the data, cut anywhere.
+    Data(Vec<u8>),
+    /// The data is complete: commit.
+    Done,
+    /// The client gave up (CopyFail): write nothing.
+    Failed(String),
+}
+
+/// Streams decoded COPY rows into a table through its `INSERT` path: one commit when
+/// the client says the data is complete, nothing at all otherwise.
+pub struct CopyWriter {
+    provider: std::sync::Arc<dyn datafusion::catalog::TableProvider>,
+    state: datafusion::execution::context::SessionState,
+    copy: CopyIn,
+}
+
+impl CopyWriter {
+    /// Decode and write `chunks`; the rows written. A stream that ends without
+    /// [`CopyChunk::Done`] (a dropped connection) fails and writes nothing.
+    pub async fn write<S>(self, chunks: S) -> Result<u64, UserqlError>
+    where
+        S: futures::Stream<Item = CopyChunk> + Send + Unpin + 'static,
+    {
+        use futures::StreamExt;
+        let copy = &self.copy;
+        let decoder = CopyDecoder::new(
+            copy.format.clone(),
+            copy.schema.clone(),
+            copy.columns.clone(),
+        );
+        // The writer below may report a failed input only as text; keep the real error.
+        let first_error: std::sync::Arc<std::sync::Mutex<Option<UserqlError>>> = Default::default();
+        let seen = first_error.clone();
+        let decoded = futures::stream::unfold(Some((chunks, decoder)), |state| async move {
+            let (mut chunks, mut decoder) = state?;
+            loop {
+                let step = match chunks.next().await {
+                    Some(CopyChunk::Data(data)) => match decoder.push(&data) {
+                        Ok(batches) if batches.is_empty() => continue,
+                        Ok(batches) => return Some((Ok(batches), Some((chunks, decoder)))),
+                        Err(e) => Err(e),
+                    },
+                    Some(CopyChunk::Done) => decoder.finish(),
+                    Some(CopyChunk::Failed(why)) => Err(UserqlError::new(
+                        sqlstate::QUERY_CANCELED,
+                        format!("COPY from stdin failed: {why}"),
+                    )),
+                    None => Err(UserqlError::new(
+                        sqlstate::CONNECTION_FAILURE,
+                        "COPY data ended without CopyDone: nothing was written",
+                    )),
+                };
+                return Some((step, None));
+            }
+        })
+        .flat_map(move |step| {
+            let items: Vec<datafusion::common::Result<RecordBatch>> = match step {
+                Ok(batches) => batches.into_iter().map(Ok).collect(),
+                Err(e) => {
+                    seen.lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .get_or_insert(e.clone());
+                    vec![Err(datafusion::error::DataFusionError::External(Box::new(
+                        e,
+                    )))]
+                }
+            };
+            futures::stream::iter(items)
+        });
+        let rows = Box::pin(
+            datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
+                copy.schema.clone(),
+                decoded,
+            ),
+        );
+        let input = super::store::table::one_shot_exec(rows)?;
+        let written = async {
+            let sink = self
+                .provider
+                .insert_into(&self.state, input, InsertOp::Append)
+                .await?;
+            collect(sink, self.state.task_ctx()).await
+        }
+        .await;
+        match written {
+            Ok(result) => Ok(super::session::affected_rows(&result) as u64),
+            Err(e) => Err(first_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
+                .unwrap_or_else(|| e.into())),
+        }
+    }
+}
+
+/// Decode COPY data into batches of `schema` (columns not in `columns` are NULL), all at
+/// once. The server feeds [`CopyDecoder`] chunk by chunk instead.
 pub fn decode(
     data: &[u8],
     format: &CopyFormat,
     schema: &SchemaRef,
     columns: &[usize],
 ) -> Result<Vec<RecordBatch>, UserqlError> {
-    let text = std::str::from_utf8(data).map_err(|e| {
-        UserqlError::new(
-            sqlstate::BAD_COPY_FILE_FORMAT,
-            format!("COPY data is not valid UTF-8: {e}"),
-        )
-    })?;
-    let mut batches = Vec::new();
-    let mut builders: Vec<StringBuilder> = columns.iter().map(|_| StringBuilder::new()).collect();
-    let mut rows = 0usize;
-    let mut line_no = 0usize;
-    let mut first_line_of_batch = 1usize;
-    let mut fields: Vec<Option<String>> = Vec::with_capacity(columns.len());
-    let mut rest = text;
-    let mut skip_header = format.header;
-    while !rest.is_empty() {
-        line_no += 1;
-        fields.clear();
-        rest = if format.csv {
-            csv_record(rest, format, &mut fields, line_no)?
-        } else {
-            text_record(rest, format, &mut fields, line_no)?
-        };
-        if !format.csv && fields.len() == 1 && matches!(&fields[0], Some(s) if s == "\\.") {
-            break; // end-of-data marker of old clients
+    let mut decoder = CopyDecoder::new(format.clone(), schema.clone(), columns.to_vec());
+    let mut batches = decoder.push(data)?;
+    batches.extend(decoder.finish()?);
+    Ok(batches)
+}
+
+/// Decodes COPY data as it arrives, in chunks cut anywhere (CopyData messages do not
+/// follow rows): whole records are decoded as soon as they are complete, the rest waits
+/// for the next chunk.
+pub struct CopyDecoder {
+    format: CopyFormat,
+    schema: SchemaRef,
+    columns: Vec<usize>,
+    /// Bytes not yet decoded; starts at a record boundary.
+    pending: Vec<u8>,
+    /// How far `pending` was scanned for record ends, and whether that point is inside
+    /// a CSV quoted field.
+    scanned: usize,
+    in_quote: bool,
+    /// End of the last complete record found in `pending`.
+    complete: usize,
+    /// Records decoded so far (for line numbers in errors).
+    lines: usize,
+    header_pending: bool,
+    /// Saw the `\.` end-of-data marker: the rest is ignored.
+    ended: bool,
+}
+
+impl CopyDecoder {
+    /// A decoder for rows of `schema`, the data holding `columns` in order.
+    pub fn new(format: CopyFormat, schema: SchemaRef, columns: Vec<usize>) -> Self {
+        let header_pending = format.header;
+        Self {
+            format,
+            schema,
+            columns,
+            pending: Vec::new(),
+            scanned: 0,
+            in_quote: false,
+            complete: 0,
+            lines: 0,
+            header_pending,
+            ended: false,
         }
-        if skip_header {
-            skip_header = false;
-            continue;
+    }
+
+    /// Take a chunk; returns the batches of the records it completed.
+    pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<RecordBatch>, UserqlError> {
+        if self.ended {
+            return Ok(vec![]);
         }
-        if fields.len() != columns.len() {
-            return Err(UserqlError::new(
+        self.pending.extend_from_slice(chunk);
+        self.scan();
+        if self.complete == 0 {
+            return Ok(vec![]);
+        }
+        let cut = self.complete;
+        let batches = self.decode_pending(cut)?;
+        self.pending.drain(..cut);
+        self.scanned -= cut;
+        self.complete = 0;
+        Ok(batches)
+    }
+
+    /// The data ended: decode what is left.
+    pub fn finish(mut self) -> Result<Vec<RecordBatch>, UserqlError> {
+        if self.ended || self.pending.is_empty() {
+            return Ok(vec![]);
+        }
+        let all = self.pending.len();
+        self.decode_pending(all)
+    }
+
+    /// Find record ends (newlines outside CSV quotes) in the bytes not scanned yet.
+    fn scan(&mut self) {
+        let (quote, escape) = (self.format.quote, self.format.escape);
+        let bytes = &self.pending;
+        let mut i = self.scanned;
+        while i < bytes.len() {
+            let b = bytes[i];
+            if self.format.csv && self.in_quote && b == escape && escape != quote {
+                i += 2; // an escaped character inside quotes
+                continue;
+            }
+            if self.format.csv && b == quote {
+                self.in_quote = !self.in_quote;
+            } else if b == b'\n' && !self.in_quote {
+                self.complete = i + 1;
+            }
+            i += 1;
+        }
+        self.scanned = i.min(bytes.len());
+    }
+
+    fn decode_pending(&mut self, upto: usize) -> Result<Vec<RecordBatch>, UserqlError> {
+        let text = std::str::from_utf8(&self.pending[..upto]).map_err(|e| {
+            UserqlError::new(
                 sqlstate::BAD_COPY_FILE_FORMAT,
-                format!(
-                    "COPY line {line_no}: expected {} columns, found {}",
-                    columns.len(),
-                    fields.len()
-                ),
-            ));
+                format!("COPY data is not valid UTF-8: {e}"),
+            )
+        })?;
+        let (format, schema, columns) = (&self.format, &self.schema, &self.columns);
+        let mut batches = Vec::new();
+        let mut builders: Vec<StringBuilder> =
+            columns.iter().map(|_| StringBuilder::new()).collect();
+        let mut rows = 0usize;
+        let mut first_line_of_batch = self.lines + 1;
+        let mut fields: Vec<Option<String>> = Vec::with_capacity(columns.len());
+        let mut rest = text;
+        while !rest.is_empty() {
+            self.lines += 1;
+            let line_no = self.lines;
+            fields.clear();
+            rest = if format.csv {
+                csv_record(rest, format, &mut fields, line_no)?
+            } else {
+                text_record(rest, format, &mut fields, line_no)?
+            };
+            if !format.csv && fields.len() == 1 && matches!(&fields[0], Some(s) if s == "\\.") {
+                self.ended = true; // end-of-data marker of old clients
+                break;
+            }
+            if self.header_pending {
+                self.header_pending = false;
+                first_line_of_batch = line_no + 1;
+                continue;
+            }
+            if fields.len() != columns.len() {
+                return Err(UserqlError::new(
+                    sqlstate::BAD_COPY_FILE_FORMAT,
+                    format!(
+                        "COPY line {line_no}: expected {} columns, found {}",
+                        columns.len(),
+                        fields.len()
+                    ),
+                ));
+            }
+            for (b, f) in builders.iter_mut().zip(fields.drain(..)) {
+                b.append_option(f);
+            }
+            rows += 1;
+            if rows == BATCH_ROWS {
+                batches.push(finish_batch(
+                    &mut builders,
+                    schema,
+                    columns,
+                    first_line_of_batch,
+                )?);
+                rows = 0;
+                first_line_of_batch = line_no + 1;
+            }
         }
-        for (b, f) in builders.iter_mut().zip(fields.drain(..)) {
-            b.append_option(f);
-        }
-        rows += 1;
-        if rows == BATCH_ROWS || rest.is_empty() {
+        if rows > 0 {
             batches.push(finish_batch(
                 &mut builders,
                 schema,
                 columns,
                 first_line_of_batch,
             )?);
-            rows = 0;
-            first_line_of_batch = line_no + 1;
         }
+        Ok(batches)
     }
-    if rows > 0 {
-        // Data ended with the `\.` marker mid-batch.
-        batches.push(finish_batch(
-            &mut builders,
-            schema,
-            columns,
-            first_line_of_batch,
-        )?);
-    }
-    Ok(batches)
 }
 
 /// Cast the text columns to the table's types; unlisted columns are NULL.
@@ -758,7 +968,7 @@ mod tests {
         format.header = true;
         let data = b"id,name,vip\n1,\"a, \"\"b\"\"\",true\n2,,\n3,\"\",0\r\n4,\"multi\nline\",yes";
         let batches = decode(data, &format, &schema(), &[0, 1, 2]).unwrap();
-        let b = &batches[0];
+        let b = &datafusion::arrow::compute::concat_batches(&schema(), &batches).unwrap();
         assert_eq!(b.num_rows(), 4);
         let names = b.column(1).as_any().downcast_ref::<StringArray>().unwrap();
         assert_eq!(names.value(0), "a, \"b\"");
@@ -771,6 +981,28 @@ mod tests {
         assert_eq!(rows[0], b"1,\"a, \"\"b\"\"\",t\n");
         assert_eq!(rows[1], b"2,,\n");
         assert_eq!(rows[2], b"3,\"\",f\n");
+    }
+
+    /// Data cut into chunks anywhere (inside fields, inside quoted newlines, inside a
+    /// multi-byte character) decodes exactly as the whole.
+    #[test]
+    fn chunked_data_decodes_as_the_whole() {
+        let mut format = CopyFormat::csv();
+        format.header = true;
+        let data = "id,name,vip\n1,\"a,\nb\",t\n2,Zoë,\n3,\"\"\"q\"\"\",f\n".as_bytes();
+        let whole = decode(data, &format, &schema(), &[0, 1, 2]).unwrap();
+        let whole = datafusion::arrow::compute::concat_batches(&schema(), &whole).unwrap();
+        for chunk in 1..data.len() {
+            let mut decoder = CopyDecoder::new(format.clone(), schema(), vec![0, 1, 2]);
+            let mut batches = Vec::new();
+            for piece in data.chunks(chunk) {
+                batches.extend(decoder.push(piece).unwrap());
+            }
+            batches.extend(decoder.finish().unwrap());
+            let got = datafusion::arrow::compute::concat_batches(&schema(), &batches).unwrap();
+            assert_eq!(got, whole, "chunks of {chunk} bytes");
+        }
+        assert_eq!(whole.num_rows(), 3);
     }
 
     #[test]

@@ -375,6 +375,11 @@ impl Session {
         }
     }
 
+    /// A `COPY FROM STDIN` the server streamed into a table finished writing.
+    pub fn note_copy_written(&mut self) {
+        self.note_write();
+    }
+
     pub(super) fn note_write(&mut self) {
         if self.in_block {
             self.block_wrote = true;

@@ -437,9 +437,9 @@ impl Queries {
                 Response::Execution(t)
             }
             Outcome::CopyIn(copy) => {
-                let columns = copy.columns.len();
-                *self.copy_in.lock().await = Some(super::copy::PendingCopy::new(copy));
-                super::copy::copy_in_response(columns)
+                let pending = super::copy::PendingCopy::start(session, &copy).await?;
+                *self.copy_in.lock().await = Some(pending);
+                super::copy::copy_in_response(copy.columns.len())
             }
             Outcome::CopyOut(df, format) => super::copy::copy_out_response(df, format).await?,
             Outcome::TransactionStart => Response::TransactionStart(Tag::new("BEGIN")),

@@ -16,23 +16,39 @@ use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
 
 use super::connection::Queries;
 use super::errors::to_pg;
-use crate::engine::copy::{CopyFormat, CopyIn, encode_batch, encode_header};
-use crate::engine::session::Outcome;
+use crate::engine::Session;
+use crate::engine::copy::{CopyChunk, CopyFormat, CopyIn, encode_batch, encode_header};
 use crate::error::{UserqlError, sqlstate};
+use tokio::sync::mpsc;
 
-/// A `COPY FROM STDIN` waiting for its data.
+/// How many CopyData messages may wait for the decoder before the connection stops
+/// reading (back-pressure instead of buffering the whole COPY).
+const COPY_QUEUE: usize = 16;
+
+/// A `COPY FROM STDIN` in progress: its data goes to a writer task as it arrives.
 pub struct PendingCopy {
-    copy: CopyIn,
-    data: Vec<u8>,
+    chunks: mpsc::Sender<CopyChunk>,
+    writer: tokio::task::JoinHandle<Result<u64, UserqlError>>,
 }
 
 impl PendingCopy {
-    /// Start collecting data for `copy`.
-    pub fn new(copy: CopyIn) -> Self {
-        Self {
-            copy,
-            data: Vec::new(),
-        }
+    /// Start writing into `copy`'s table; the rows come through [`CopyHandler`].
+    pub async fn start(session: &Session, copy: &CopyIn) -> Result<Self, UserqlError> {
+        let writer = session.copy_writer(copy).await?;
+        let (chunks, received) = mpsc::channel(COPY_QUEUE);
+        let received = futures::stream::unfold(received, |mut r| async move {
+            r.recv().await.map(|chunk| (chunk, r))
+        });
+        let writer = tokio::spawn(writer.write(Box::pin(received)));
+        Ok(Self { chunks, writer })
+    }
+
+    /// Wait for the writer: the rows written, or why nothing was.
+    async fn finish(self) -> Result<u64, UserqlError> {
+        drop(self.chunks);
+        self.writer.await.map_err(|e| {
+            UserqlError::new(sqlstate::INTERNAL_ERROR, format!("COPY writer failed: {e}"))
+        })?
     }
 }
 
@@ -86,8 +102,10 @@ impl CopyHandler for Queries {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        if let Some(pending) = self.copy_in.lock().await.as_mut() {
-            pending.data.extend_from_slice(&copy_data.data);
+        let sender = self.copy_in.lock().await.as_ref().map(|p| p.chunks.clone());
+        if let Some(sender) = sender {
+            // A closed channel means the writer already failed; CopyDone reports why.
+            let _ = sender.send(CopyChunk::Data(copy_data.data.to_vec())).await;
         }
         Ok(())
     }
@@ -104,21 +122,12 @@ impl CopyHandler for Queries {
                 "CopyDone without a COPY in progress",
             )));
         };
-        let mut guard = self.slot.lock().await;
-        let session = guard.as_mut().ok_or_else(|| {
-            to_pg(UserqlError::new(
-                sqlstate::PROTOCOL_VIOLATION,
-                "COPY data before the session started",
-            ))
-        })?;
-        let outcome = session
-            .copy_in(&pending.copy, &pending.data)
-            .await
-            .map_err(to_pg)?;
-        let Outcome::Command(tag) = outcome else {
-            return Ok(());
-        };
-        let tag = Tag::new(&tag.command).with_rows(tag.rows.unwrap_or(0));
+        let _ = pending.chunks.send(CopyChunk::Done).await;
+        let rows = pending.finish().await.map_err(to_pg)?;
+        if let Some(session) = self.slot.lock().await.as_mut() {
+            session.note_copy_written();
+        }
+        let tag = Tag::new("COPY").with_rows(rows as usize);
         client
             .send(PgWireBackendMessage::CommandComplete(tag.into()))
             .await
@@ -132,10 +141,22 @@ impl CopyHandler for Queries {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        self.copy_in.lock().await.take();
-        to_pg(UserqlError::new(
-            sqlstate::QUERY_CANCELED,
-            format!("COPY from stdin failed: {}", fail.message),
-        ))
+        let Some(pending) = self.copy_in.lock().await.take() else {
+            return to_pg(UserqlError::new(
+                sqlstate::QUERY_CANCELED,
+                format!("COPY from stdin failed: {}", fail.message),
+            ));
+        };
+        let _ = pending
+            .chunks
+            .send(CopyChunk::Failed(fail.message.clone()))
+            .await;
+        match pending.finish().await {
+            Err(e) => to_pg(e),
+            Ok(_) => to_pg(UserqlError::new(
+                sqlstate::QUERY_CANCELED,
+                format!("COPY from stdin failed: {}", fail.message),
+            )),
+        }
     }
 }

@@ -74,6 +74,15 @@ async fn copy_from_stdin_and_to_stdout() {
     assert_eq!(err.code().map(|c| c.code()), Some("22P02"), "{err}");
     assert_eq!(count(&client, "buyers").await, 10_002);
 
+    // A COPY the client abandons (CopyFail) writes nothing either.
+    let sink = client.copy_in("COPY buyers FROM STDIN").await.unwrap();
+    let mut sink = Box::pin(sink);
+    sink.send(bytes::Bytes::from_static(b"7\tx\tt\t1.00\n"))
+        .await
+        .unwrap();
+    drop(sink);
+    assert_eq!(count(&client, "buyers").await, 10_002);
+
     // COPY TO STDOUT, text format.
     let stream = client
         .copy_out("COPY (SELECT id, name, vip FROM buyers WHERE id < 3 ORDER BY id) TO STDOUT")

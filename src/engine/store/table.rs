@@ -369,25 +369,14 @@ impl DataSink for StoredTableSink {
         let _guard = self.table.lock_writes().await;
         // Under the lock the current version is the latest: the commit cannot conflict.
         let version = self.table.current();
-        let schema = data.schema();
-        let input = StreamingTableExec::try_new(
-            schema.clone(),
-            vec![Arc::new(OneShot {
-                schema,
-                stream: std::sync::Mutex::new(Some(data)),
-            })],
-            None,
-            vec![],
-            false,
-            None,
-        )?;
+        let input = one_shot_exec(data)?;
         let session = SessionStateBuilder::new()
             .with_config(context.session_config().clone())
             .with_runtime_env(context.runtime_env())
             .build();
         let sink = version
             .provider
-            .insert_into(&session, Arc::new(input), InsertOp::Append)
+            .insert_into(&session, input, InsertOp::Append)
             .await?;
         let written = collect(sink, context.clone()).await?;
         let rows = written
@@ -402,7 +391,25 @@ impl DataSink for StoredTableSink {
     }
 }
 
-/// The rows of an `INSERT`, handed once to the Delta writer as a plan input.
+/// A plan that yields `stream` once: rows that are already flowing (an `INSERT`'s input,
+/// a COPY being decoded) as the input of a write.
+pub(crate) fn one_shot_exec(stream: SendableRecordBatchStream) -> Result<Arc<dyn ExecutionPlan>> {
+    let schema = stream.schema();
+    let exec = StreamingTableExec::try_new(
+        schema.clone(),
+        vec![Arc::new(OneShot {
+            schema,
+            stream: std::sync::Mutex::new(Some(stream)),
+        })],
+        None,
+        vec![],
+        false,
+        None,
+    )?;
+    Ok(Arc::new(exec))
+}
+
+/// The rows of a write, handed once to the writer as a plan input.
 struct OneShot {
     schema: SchemaRef,
     stream: std::sync::Mutex<Option<SendableRecordBatchStream>>,
