@@ -541,29 +541,29 @@ impl CopyDecoder {
                 text_record(rest, format, &mut fields, line_no)?
             };
             if !format.csv && fields.len() == 1 && matches!(&fields[0], Some(s) if s == "\\.") {
-                self.ended = true; // end-of-data marker of old clients
-                break;
-            }
-            if self.header_pending {
+                // End-of-data marker of old clients: the rest is ignored.
+                self.ended = true;
+                rest = "";
+            } else if self.header_pending {
                 self.header_pending = false;
                 first_line_of_batch = line_no + 1;
-                continue;
+            } else {
+                if fields.len() != columns.len() {
+                    return Err(UserqlError::new(
+                        sqlstate::BAD_COPY_FILE_FORMAT,
+                        format!(
+                            "COPY line {line_no}: expected {} columns, found {}",
+                            columns.len(),
+                            fields.len()
+                        ),
+                    ));
+                }
+                for (b, f) in builders.iter_mut().zip(fields.drain(..)) {
+                    b.append_option(f);
+                }
+                rows += 1;
             }
-            if fields.len() != columns.len() {
-                return Err(UserqlError::new(
-                    sqlstate::BAD_COPY_FILE_FORMAT,
-                    format!(
-                        "COPY line {line_no}: expected {} columns, found {}",
-                        columns.len(),
-                        fields.len()
-                    ),
-                ));
-            }
-            for (b, f) in builders.iter_mut().zip(fields.drain(..)) {
-                b.append_option(f);
-            }
-            rows += 1;
-            if rows == BATCH_ROWS {
+            if rows == BATCH_ROWS || (rest.is_empty() && rows > 0) {
                 batches.push(finish_batch(
                     &mut builders,
                     schema,
@@ -573,14 +573,6 @@ impl CopyDecoder {
                 rows = 0;
                 first_line_of_batch = line_no + 1;
             }
-        }
-        if rows > 0 {
-            batches.push(finish_batch(
-                &mut builders,
-                schema,
-                columns,
-                first_line_of_batch,
-            )?);
         }
         Ok(batches)
     }

@@ -319,29 +319,14 @@ where
     R: Send,
     F: Fn(std::ops::Range<u32>) -> R + Sync,
 {
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = ranges
-            .iter()
-            .skip(1)
-            .map(|r| {
-                let r = r.clone();
-                std::thread::Builder::new()
-                    .spawn_scoped(scope, move || work(r))
-                    .ok()
-            })
-            .collect();
-        let mut out = Vec::with_capacity(ranges.len());
-        if let Some(first) = ranges.first() {
-            out.push(work(first.clone()));
-        }
-        for (handle, r) in handles.into_iter().zip(ranges.iter().skip(1)) {
-            out.push(match handle.map(|h| h.join()) {
-                Some(Ok(result)) => result,
-                _ => work(r.clone()),
-            });
-        }
-        out
-    })
+    let Some((first, others)) = ranges.split_first() else {
+        return Vec::new();
+    };
+    let (rest, first_result) = run_ranges_alongside(others, work, || work(first.clone()));
+    let mut out = Vec::with_capacity(ranges.len());
+    out.push(first_result);
+    out.extend(rest);
+    out
 }
 
 /// Runs `work` on each range on scoped threads while this thread runs
