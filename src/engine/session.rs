@@ -87,8 +87,8 @@ pub enum Outcome {
     TransactionStart,
     /// `COMMIT` / `ROLLBACK`, with the tag to answer.
     TransactionEnd(&'static str),
-    /// `COPY ... FROM STDIN`: the client sends rows next; hand them to
-    /// [`Session::copy_in`].
+    /// `COPY ... FROM STDIN`: the client sends rows next; write them with
+    /// [`Session::copy_writer`] (or [`Session::copy_in`] when they are all at hand).
     CopyIn(super::copy::CopyIn),
     /// `COPY ... TO STDOUT`: rows to send as copy data in this format.
     CopyOut(DataFrame, super::copy::CopyFormat),
@@ -375,12 +375,9 @@ impl Session {
         }
     }
 
-    /// A `COPY FROM STDIN` the server streamed into a table finished writing.
-    pub fn note_copy_written(&mut self) {
-        self.note_write();
-    }
-
-    pub(super) fn note_write(&mut self) {
+    /// Something was written (inside a block, `ROLLBACK` then warns it undoes nothing);
+    /// the server calls it when a streamed `COPY FROM STDIN` finished.
+    pub fn note_write(&mut self) {
         if self.in_block {
             self.block_wrote = true;
         }

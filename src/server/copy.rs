@@ -125,7 +125,7 @@ impl CopyHandler for Queries {
         let _ = pending.chunks.send(CopyChunk::Done).await;
         let rows = pending.finish().await.map_err(to_pg)?;
         if let Some(session) = self.slot.lock().await.as_mut() {
-            session.note_copy_written();
+            session.note_write();
         }
         let tag = Tag::new("COPY").with_rows(rows as usize);
         client

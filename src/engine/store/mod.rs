@@ -204,11 +204,6 @@ impl Store {
         self.replan_views(&mut inner, state).await;
     }
 
-    /// Whether `schema.name` is a table this store keeps.
-    pub async fn is_stored_table(&self, name: &RelName) -> bool {
-        self.inner.lock().await.tables.contains_key(name)
-    }
-
     /// The catalog's provider of `schema`, or 3F000.
     pub fn schema_provider(&self, schema: &str) -> Result<Arc<dyn SchemaProvider>, UserqlError> {
         self.catalog.schema(schema).ok_or_else(|| {
