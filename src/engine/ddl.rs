@@ -205,26 +205,12 @@ impl Session {
                 Ok(Some(Outcome::Command(CommandTag::new("DROP SCHEMA"))))
             }
             DdlStatement::DropTable(drop) => {
-                self.hold_catalog_in_block().await;
-                self.check_writable(&drop.name)?;
-                let name = self.rel_name(&drop.name)?;
-                if store.drop_table(&name, cascade, &state).await? {
-                    return Ok(Some(Outcome::Command(CommandTag::new("DROP TABLE"))));
-                }
-                self.refuse_built_in(&drop.name, &name, drop.if_exists, "table")
+                self.drop_relation("table", &drop.name, drop.if_exists, cascade)
                     .await
-                    .map(|o| o.map(|()| Outcome::Command(CommandTag::new("DROP TABLE"))))
             }
             DdlStatement::DropView(drop) => {
-                self.hold_catalog_in_block().await;
-                self.check_writable(&drop.name)?;
-                let name = self.rel_name(&drop.name)?;
-                if store.drop_view(&name, cascade, &state).await? {
-                    return Ok(Some(Outcome::Command(CommandTag::new("DROP VIEW"))));
-                }
-                self.refuse_built_in(&drop.name, &name, drop.if_exists, "view")
+                self.drop_relation("view", &drop.name, drop.if_exists, cascade)
                     .await
-                    .map(|o| o.map(|()| Outcome::Command(CommandTag::new("DROP VIEW"))))
             }
             DdlStatement::CreateMemoryTable(create) => {
                 // Temporary: kept in memory, dropped when the session ends.
@@ -263,22 +249,49 @@ impl Session {
         }
     }
 
+    /// `DROP TABLE` / `DROP VIEW` (`kind`): the store's, else a temporary table
+    /// (`Ok(None)`: DataFusion drops it), else refused or missing.
+    async fn drop_relation(
+        &mut self,
+        kind: &str,
+        reference: &TableReference,
+        if_exists: bool,
+        cascade: bool,
+    ) -> Result<Option<Outcome>, UserqlError> {
+        self.hold_catalog_in_block().await;
+        self.check_writable(reference)?;
+        let name = self.rel_name(reference)?;
+        let engine = self.engine.clone();
+        let state = self.ctx.state();
+        let dropped = match kind {
+            "view" => engine.store().drop_view(&name, cascade, &state).await?,
+            _ => engine.store().drop_table(&name, cascade, &state).await?,
+        };
+        let tag = || Outcome::Command(CommandTag::new(&format!("DROP {}", kind.to_uppercase())));
+        if dropped {
+            return Ok(Some(tag()));
+        }
+        Ok(self
+            .refuse_built_in(reference, &name, if_exists, kind)?
+            .map(|()| tag()))
+    }
+
     /// A `DROP` of something the store does not keep: a temporary table goes to
     /// DataFusion (`Ok(None)`); the built-in views are refused; a missing relation is an
     /// error unless `IF EXISTS` (`Ok(Some(()))`: answer without doing anything).
-    async fn refuse_built_in(
+    fn refuse_built_in(
         &mut self,
         reference: &TableReference,
         name: &RelName,
         if_exists: bool,
         kind: &str,
     ) -> Result<Option<()>, UserqlError> {
-        let schema = self.ctx.state().schema_for_ref(reference.clone()).ok();
-        let provider = match schema {
-            Some(s) => s.table(&name.name).await.ok().flatten(),
-            None => None,
-        };
-        let Some(provider) = provider else {
+        let exists = self
+            .ctx
+            .state()
+            .schema_for_ref(reference.clone())
+            .is_ok_and(|s| s.table_exist(&name.name));
+        if !exists {
             return if if_exists {
                 Ok(Some(()))
             } else {
@@ -287,8 +300,7 @@ impl Session {
                     format!("{kind} \"{name}\" does not exist"),
                 ))
             };
-        };
-        let _ = provider;
+        }
         if self.temp_tables.contains(name) {
             return Ok(None);
         }

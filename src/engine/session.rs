@@ -784,7 +784,7 @@ fn first_schema(path: &str) -> String {
         .unwrap_or_else(|| "public".into())
 }
 
-pub(super) fn affected_rows(batches: &[RecordBatch]) -> usize {
+pub(crate) fn affected_rows(batches: &[RecordBatch]) -> usize {
     batches
         .first()
         .and_then(|b| b.column_by_name("count"))

@@ -684,15 +684,7 @@ async fn write_query(
     let physical = state.create_physical_plan(&plan).await?;
     let sink = table.insert_into(state, physical, InsertOp::Append).await?;
     let batches = collect(sink, state.task_ctx()).await?;
-    Ok(batches
-        .first()
-        .and_then(|b| {
-            b.column(0)
-                .as_any()
-                .downcast_ref::<datafusion::arrow::array::UInt64Array>()
-                .map(|a| a.value(0))
-        })
-        .unwrap_or(0))
+    Ok(super::session::affected_rows(&batches) as u64)
 }
 
 async fn plan_view(entry: &ViewEntry, state: &SessionState) -> Result<LogicalPlan, UserqlError> {

@@ -379,11 +379,7 @@ impl DataSink for StoredTableSink {
             .insert_into(&session, input, InsertOp::Append)
             .await?;
         let written = collect(sink, context.clone()).await?;
-        let rows = written
-            .first()
-            .and_then(|b| b.column(0).as_any().downcast_ref::<UInt64Array>())
-            .map(|a| a.value(0))
-            .unwrap_or(0);
+        let rows = crate::engine::session::affected_rows(&written) as u64;
         let mut table = version.table.clone();
         table.update_state().await.map_err(external)?;
         self.table.install_committed(table).await?;
