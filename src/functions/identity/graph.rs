@@ -299,6 +299,11 @@ impl IdentityGraph {
         self.records.len()
     }
 
+    /// Total bytes of the distinct record ids (to size an output column).
+    pub fn record_text_len(&self) -> usize {
+        self.records.text_len()
+    }
+
     /// Identifier rows added.
     pub fn row_count(&self) -> usize {
         self.rows.len()
@@ -317,16 +322,29 @@ impl IdentityGraph {
             + 8 * self.previous_ids.capacity()
     }
 
-    /// Resolves records into customers: what `oneid()` returns.
+    /// Resolves records into customers: what `oneid()` returns, ordered by
+    /// `one_id`, then record id.
     pub fn resolve(&self, config: &ResolverConfig) -> Result<Resolution<'_>, OneIdError> {
-        Ok(self.run(config, false)?.0)
+        self.resolve_with(config, RecordOrder::ById)
+    }
+
+    /// [`IdentityGraph::resolve`], with the order of records inside one
+    /// customer chosen by the caller: [`RecordOrder::Any`] skips sorting them
+    /// by id (a string sort per customer), for callers that do not read
+    /// record ids, such as a query that only counts customers.
+    pub fn resolve_with(
+        &self,
+        config: &ResolverConfig,
+        order: RecordOrder,
+    ) -> Result<Resolution<'_>, OneIdError> {
+        Ok(self.run(config, false, order)?.0)
     }
 
     /// Resolves and also records why each pair of records is (not) linked:
     /// what `oneid_links()` returns. Costs memory per shared value, which is
     /// why [`IdentityGraph::resolve`] does not do it.
     pub fn explain(&self, config: &ResolverConfig) -> Result<Explanation<'_>, OneIdError> {
-        let (resolution, details) = self.run(config, true)?;
+        let (resolution, details) = self.run(config, true, RecordOrder::ById)?;
         Ok(Explanation::new(resolution, details.unwrap_or_default()))
     }
 
@@ -334,6 +352,7 @@ impl IdentityGraph {
         &self,
         config: &ResolverConfig,
         explain: bool,
+        order: RecordOrder,
     ) -> Result<(Resolution<'_>, Option<LinkDetails>), OneIdError> {
         let n = u32::try_from(self.records.len()).map_err(|_| OneIdError::CapacityExceeded {
             what: "more than 4 billion records",
@@ -602,7 +621,7 @@ impl IdentityGraph {
             next[c as usize] += 1;
         }
         let mut start = 0usize;
-        for &c in &comp_order {
+        for &c in comp_order.iter().filter(|_| order == RecordOrder::ById) {
             let end = start + sizes[c as usize] as usize;
             if end - start > 1 {
                 rows_out[start..end]
@@ -691,6 +710,16 @@ impl Phases {
     }
 }
 
+/// How the records of one customer are ordered in a [`Resolution`] (customers
+/// always come in `one_id` order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordOrder {
+    /// By record id: the documented order of `oneid()`'s rows.
+    ById,
+    /// Whatever order is cheapest (deterministic for an input set all the same).
+    Any,
+}
+
 /// One key to link: its place in link order and its holders.
 struct LinkStep {
     /// Family rank (high half) and first holder's rank (low half).
@@ -773,6 +802,14 @@ impl<'g> Resolution<'g> {
                 }
                 self.row(id, c)
             })
+    }
+
+    /// `(one_id, component_size)` of each row, in output order, without
+    /// reading record ids.
+    pub fn customers_of_rows(&self) -> impl ExactSizeIterator<Item = (i64, i64)> + '_ {
+        self.row_comp
+            .iter()
+            .map(|&c| (self.one_ids[c as usize], i64::from(self.sizes[c as usize])))
     }
 
     fn row(&self, id: u32, c: u32) -> CustomerAssignment<'g> {
@@ -906,6 +943,32 @@ mod tests {
         assert_eq!(rows, sorted);
         let ids: HashSet<i64> = rows.iter().map(|r| r.0).collect();
         assert_eq!(ids.len(), 3);
+        Ok(())
+    }
+
+    #[test]
+    fn any_record_order_gives_the_same_rows_and_customers() -> Result<(), OneIdError> {
+        let g = graph(&[
+            ("r3", "email", "x@y.z"),
+            ("r1", "email", "x@y.z"),
+            ("r5", "phone", "13800138000"),
+            ("r4", "phone", "+86 138 0013 8000"),
+            ("r2", "email", "other@y.z"),
+        ]);
+        let by_id = g.resolve(&ResolverConfig::default())?;
+        let any = g.resolve_with(&ResolverConfig::default(), RecordOrder::Any)?;
+        let rows = |res: &Resolution<'_>| {
+            let mut rows: Vec<(i64, String, i64)> = res
+                .iter()
+                .map(|r| (r.one_id, r.record_id.to_string(), r.component_size))
+                .collect();
+            rows.sort();
+            rows
+        };
+        assert_eq!(rows(&by_id), rows(&any));
+        let customers: Vec<(i64, i64)> =
+            by_id.iter().map(|r| (r.one_id, r.component_size)).collect();
+        assert_eq!(any.customers_of_rows().collect::<Vec<_>>(), customers);
         Ok(())
     }
 

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{
-    Array, ArrayRef, BooleanBuilder, Int64Array, Int64Builder, RecordBatch, StringArray,
-    StringBuilder,
+    Array, ArrayRef, BooleanBuilder, Int64Array, Int64Builder, RecordBatch, RecordBatchOptions,
+    StringArray, StringBuilder,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
@@ -21,7 +21,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 
-use super::graph::IdentityGraph;
+use super::graph::{IdentityGraph, RecordOrder};
 use super::settings::{OverrideAction, ResolverConfig};
 use super::udf::literal_text;
 use crate::engine::settings::{self as userql_settings, UserqlSettings};
@@ -147,17 +147,49 @@ impl TableProvider for OneIdTable {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let batch = compute(state, self.kind, &self.input, &self.settings).await?;
-        memory_exec(batch, &self.schema, projection)
+        let columns = Columns::of(&self.schema, projection);
+        let batch = compute(state, self.kind, &self.input, &self.settings, &columns).await?;
+        memory_exec(batch)
     }
 }
 
-/// Build the graph from the input (and the overrides / previous tables) and resolve it.
+/// The output columns a scan asked for (DataFusion's projection), so that
+/// work only they need is skipped: a query that counts customers never
+/// builds the record id column or sorts records by id.
+#[derive(Debug, Clone)]
+struct Columns {
+    /// Indices into the function's output schema, in the order wanted.
+    indices: Vec<usize>,
+    /// Their schema.
+    schema: SchemaRef,
+}
+
+impl Columns {
+    fn of(schema: &SchemaRef, projection: Option<&Vec<usize>>) -> Self {
+        let indices: Vec<usize> = match projection {
+            Some(p) => p.clone(),
+            None => (0..schema.fields().len()).collect(),
+        };
+        let fields: Vec<Field> = indices.iter().map(|&i| schema.field(i).clone()).collect();
+        Columns {
+            indices,
+            schema: Arc::new(Schema::new(fields)),
+        }
+    }
+
+    fn wants(&self, i: usize) -> bool {
+        self.indices.contains(&i)
+    }
+}
+
+/// Build the graph from the input (and the overrides / previous tables) and
+/// resolve it into the `columns` asked for.
 async fn compute(
     state: &dyn Session,
     kind: Kind,
     input: &str,
     settings: &OneIdSettings,
+    columns: &Columns,
 ) -> Result<RecordBatch> {
     let function = match kind {
         Kind::Resolve => "oneid",
@@ -251,7 +283,8 @@ async fn compute(
     graph.shrink_to_fit();
     let read = started.elapsed();
     let resolver = settings.resolver.clone();
-    let out = tokio::task::spawn_blocking(move || build_output(&graph, kind, &resolver))
+    let columns = columns.clone();
+    let out = tokio::task::spawn_blocking(move || build_output(&graph, kind, &resolver, &columns))
         .await
         .map_err(|e| DataFusionError::Execution(format!("OneID resolution failed: {e}")))?;
     tracing::debug!(
@@ -264,26 +297,45 @@ async fn compute(
     out
 }
 
-fn build_output(graph: &IdentityGraph, kind: Kind, cfg: &ResolverConfig) -> Result<RecordBatch> {
-    let schema = output_schema(kind);
-    match kind {
+fn build_output(
+    graph: &IdentityGraph,
+    kind: Kind,
+    cfg: &ResolverConfig,
+    wanted: &Columns,
+) -> Result<RecordBatch> {
+    let (all, rows): (Vec<ArrayRef>, usize) = match kind {
         Kind::Resolve => {
-            let resolution = graph.resolve(cfg).map_err(oneid_error)?;
+            let with_records = wanted.wants(0);
+            let order = if with_records {
+                RecordOrder::ById
+            } else {
+                RecordOrder::Any
+            };
+            let resolution = graph.resolve_with(cfg, order).map_err(oneid_error)?;
             let n = resolution.len();
-            let mut ids = StringBuilder::with_capacity(n, n * 16);
             let mut one = Int64Builder::with_capacity(n);
             let mut size = Int64Builder::with_capacity(n);
-            for row in resolution.iter() {
-                ids.append_value(row.record_id);
-                one.append_value(row.one_id);
-                size.append_value(row.component_size);
+            // Unwanted, the record id column stays empty: it is not returned.
+            let mut ids = StringBuilder::new();
+            if with_records {
+                ids = StringBuilder::with_capacity(n, graph.record_text_len());
+                for row in resolution.iter() {
+                    ids.append_value(row.record_id);
+                    one.append_value(row.one_id);
+                    size.append_value(row.component_size);
+                }
+            } else {
+                for (one_id, component_size) in resolution.customers_of_rows() {
+                    one.append_value(one_id);
+                    size.append_value(component_size);
+                }
             }
-            let columns: Vec<ArrayRef> = vec![
+            let all: Vec<ArrayRef> = vec![
                 Arc::new(ids.finish()),
                 Arc::new(one.finish()),
                 Arc::new(size.finish()),
             ];
-            Ok(RecordBatch::try_new(schema, columns)?)
+            (all, n)
         }
         Kind::Links => {
             let explanation = graph.explain(cfg).map_err(oneid_error)?;
@@ -301,7 +353,7 @@ fn build_output(graph: &IdentityGraph, kind: Kind, cfg: &ResolverConfig) -> Resu
                 used.append_value(row.used);
                 reason.append_value(row.reason.as_str());
             }
-            let columns: Vec<ArrayRef> = vec![
+            let all: Vec<ArrayRef> = vec![
                 Arc::new(a.finish()),
                 Arc::new(b.finish()),
                 Arc::new(t.finish()),
@@ -309,18 +361,24 @@ fn build_output(graph: &IdentityGraph, kind: Kind, cfg: &ResolverConfig) -> Resu
                 Arc::new(used.finish()),
                 Arc::new(reason.finish()),
             ];
-            Ok(RecordBatch::try_new(schema, columns)?)
+            let n = all[0].len();
+            (all, n)
         }
-    }
+    };
+    let columns: Vec<ArrayRef> = wanted.indices.iter().map(|&i| all[i].clone()).collect();
+    // A projection can be empty (`SELECT count(*)`): the row count says it.
+    let options = RecordBatchOptions::new().with_row_count(Some(rows));
+    Ok(RecordBatch::try_new_with_options(
+        wanted.schema.clone(),
+        columns,
+        &options,
+    )?)
 }
 
 /// A computed result as a scan.
-fn memory_exec(
-    batch: RecordBatch,
-    schema: &SchemaRef,
-    projection: Option<&Vec<usize>>,
-) -> Result<Arc<dyn ExecutionPlan>> {
-    MemorySourceConfig::try_new_exec(&[vec![batch]], schema.clone(), projection.cloned())
+fn memory_exec(batch: RecordBatch) -> Result<Arc<dyn ExecutionPlan>> {
+    let schema = batch.schema();
+    MemorySourceConfig::try_new_exec(&[vec![batch]], schema, None)
         .map(|e| e as Arc<dyn ExecutionPlan>)
 }
 
@@ -412,15 +470,26 @@ impl TableProvider for CustomerIds {
         let batch = match cached {
             Some(b) => b,
             None => {
-                let full = compute(state, Kind::Resolve, CUSTOMER_IDS_INPUT, &key.settings).await?;
-                let b = full.project(&[0, 1])?;
+                let columns = Columns::of(&output_schema(Kind::Resolve), Some(&vec![0, 1]));
+                let b = compute(
+                    state,
+                    Kind::Resolve,
+                    CUSTOMER_IDS_INPUT,
+                    &key.settings,
+                    &columns,
+                )
+                .await?;
                 if let Ok(mut c) = self.cache.lock() {
                     *c = Some((key, b.clone()));
                 }
                 b
             }
         };
-        memory_exec(batch, &self.schema, projection)
+        let batch = match projection {
+            Some(p) => batch.project(p)?,
+            None => batch,
+        };
+        memory_exec(batch)
     }
 }
 
