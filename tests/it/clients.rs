@@ -1,5 +1,6 @@
-//! Real clients against the demo server: psql's backslash commands, and every catalog
-//! query psql 15 sends (captured from a real PostgreSQL, `tests/clients/psql-15.sql`).
+//! Real clients against the demo server: psql's backslash commands, every catalog query
+//! psql 15 sends (captured from a real PostgreSQL, `tests/clients/psql-15.sql`), psql's
+//! `\copy`, the `sql/` examples run with `psql -f`, and dbt-postgres's statements.
 
 use std::process::Command;
 
@@ -11,7 +12,13 @@ fn psql_path() -> Option<&'static str> {
         .find(|p| std::path::Path::new(p).exists())
 }
 
+/// Runs one psql command (`-c`).
 fn run_psql(addr: std::net::SocketAddr, command: &str) -> (bool, String, String) {
+    run_psql_with(addr, &["-c", command])
+}
+
+/// Runs psql with `what` (`-c SQL` or `-f FILE`), stopping at the first error.
+fn run_psql_with(addr: std::net::SocketAddr, what: &[&str]) -> (bool, String, String) {
     let psql = psql_path().expect("psql is installed");
     let out = Command::new(psql)
         .args([
@@ -26,9 +33,8 @@ fn run_psql(addr: std::net::SocketAddr, command: &str) -> (bool, String, String)
             "analyst",
             "-d",
             "userql",
-            "-c",
-            command,
         ])
+        .args(what)
         .env("PGCONNECT_TIMEOUT", "10")
         .output()
         .expect("run psql");
@@ -141,6 +147,74 @@ fn psql_copy_round_trip() {
         written,
         "id,name,spent\n1,Ann,12.50\n2,\"Bo, Jr\",\n3,,7.00\n"
     );
+    server.stop();
+}
+
+/// The runnable examples in `sql/` run from psql as their headers say: the tour (every
+/// OneID function and setting on the demo) and the customer-360 model. The model then
+/// merges profiles by its stated rules: one row per customer, the highest member level
+/// of any of its records, and points summed after each channel's conversion.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_examples_run_from_psql() {
+    if psql_path().is_none() {
+        eprintln!("SKIPPED: psql not installed");
+        return;
+    }
+    let server = support::start(support::demo_config());
+    for file in ["sql/tour.sql", "sql/customer_360.sql"] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+        let path = path.to_string_lossy().into_owned();
+        let addr = server.addr;
+        let (ok, stdout, stderr) =
+            tokio::task::spawn_blocking(move || run_psql_with(addr, &["-f", path.as_str()]))
+                .await
+                .expect("psql ran");
+        assert!(
+            ok && !stderr.contains("ERROR"),
+            "{file}: {stderr}\n{stdout}"
+        );
+        assert!(
+            stdout.contains("rows)"),
+            "{file} printed no result:\n{stdout}"
+        );
+    }
+    let client = server.connect().await;
+    let one = |sql: &'static str| {
+        let client = &client;
+        async move {
+            let rows = client
+                .query(sql, &[])
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+            rows[0].get::<_, i64>(0)
+        }
+    };
+    let customers = one("SELECT count(DISTINCT one_id) FROM customer_ids").await;
+    assert!(customers > 1000, "demo customers: {customers}");
+    assert_eq!(one("SELECT count(*) FROM customer_360").await, customers);
+    assert_eq!(
+        one("SELECT count(DISTINCT customer_id) FROM customer_360").await,
+        customers
+    );
+    // No customer shows a level below one its records hold.
+    let below = one("SELECT count(*) FROM customer_360 c \
+         JOIN customer_ids i ON i.one_id = c.customer_id \
+         JOIN member_profiles m ON m.record_id = i.record_id \
+         WHERE CASE c.member_level WHEN 'basic' THEN 1 WHEN 'silver' THEN 2 WHEN 'gold' THEN 3 \
+                 WHEN 'platinum' THEN 4 WHEN 'diamond' THEN 5 ELSE 0 END < m.level_rank")
+    .await;
+    assert_eq!(below, 0);
+    // Points: each customer's total is its records' converted points, rounded once.
+    let off = one("SELECT count(*) FROM customer_360 c JOIN ( \
+           SELECT i.one_id, sum(m.brand_points) AS points FROM member_profiles m \
+           JOIN customer_ids i ON i.record_id = m.record_id GROUP BY i.one_id) e \
+         ON e.one_id = c.customer_id WHERE abs(c.points - e.points) > 0.5")
+    .await;
+    assert_eq!(off, 0);
+    // Some customers really do span channels, so the merge is exercised.
+    let merged =
+        one("SELECT count(*) FROM customer_360 WHERE records > 1 AND channels LIKE '%,%'").await;
+    assert!(merged > 100, "customers spanning channels: {merged}");
     server.stop();
 }
 
