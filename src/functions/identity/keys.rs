@@ -230,19 +230,6 @@ pub(super) fn normalize_values(
         blocked_keys.push(set);
     }
     let started = std::time::Instant::now();
-    let mut hashed = HashSet::new();
-    if families.hashed.iter().any(|&h| h) {
-        for v in 0..values.len() as u32 {
-            let t = values.tag(v) as usize;
-            if families.kind_of_type[t] == IdKind::Hashed
-                && normalize_kind_into(IdKind::Hashed, values.get(v), region, &mut norm)
-                && let Some(d) = decode_digest(&norm)
-            {
-                hashed.insert((families.of_type[t], d));
-            }
-        }
-    }
-    let hashed_done = std::time::Instant::now();
     // At most one key per value: sized once, never rehashed.
     let keys = Interner::with_capacity(values.len(), values.text_len(), true);
     let ctx = NormalizeContext {
@@ -296,14 +283,20 @@ pub(super) fn normalize_values(
         results = next;
     }
     let waves_done = std::time::Instant::now();
+    // The hashed values seen: every one the waves deferred (each valid hashed
+    // value is deferred, with its family and digest).
+    let hashed: HashSet<(u32, [u8; 32])> = interning
+        .deferred
+        .iter()
+        .map(|&(_, family, digest, _)| (family, digest))
+        .collect();
     interning.match_digests(&out, families, &hashed, threads);
     interning.finish(&mut out)?;
     tracing::debug!(
         values = total,
         keys = out.keys.len(),
-        "oneid normalize: hashed values {:.3} s, normalise and intern {:.3} s, match hashed {:.3} s",
-        (hashed_done - started).as_secs_f64(),
-        (waves_done - hashed_done).as_secs_f64(),
+        "oneid normalize: normalise and intern {:.3} s, match hashed {:.3} s",
+        (waves_done - started).as_secs_f64(),
         waves_done.elapsed().as_secs_f64()
     );
     out.keys.drop_index();
