@@ -2,16 +2,19 @@
 //! customer, under the junk guard, type limits and manual overrides.
 //!
 //! # Flow
-//! 1. **Ingest** ([`IdentityGraph::add_identifier`]): record ids, id types and
-//!    raw values are interned (one arena each, `u32` ids); a row costs 8 bytes
-//!    (`record`, `raw value`) plus its strings the first time they are seen.
+//! 1. **Ingest** ([`IdentityGraph::add_identifier`]): record ids and id types
+//!    are interned (one arena each, `u32` ids); raw values are appended to an
+//!    arena without being looked up (most raw values are distinct, so finding
+//!    the repeats costs more than keeping them: equal ones become one key when
+//!    normalised). A row costs 8 bytes (`record`, `raw value`), its value's
+//!    text, and its record id's text the first time it is seen.
 //!    [`IdentityGraph::shrink_to_fit`] after the last row lowers the peak of
 //!    the resolutions that follow.
 //! 2. **Canonical order**: records are ordered by a stable hash of their id
 //!    ([`record_hash`]), ties by id. Everything order-sensitive below uses this
 //!    order, so results depend on the input *set*, never on row order or on
 //!    how the input was split into batches.
-//! 3. **Normalise** each distinct raw `(type, value)` once, in parallel
+//! 3. **Normalise** each raw `(type, value)`, in parallel
 //!    ([`normalize`](super::normalize)). A normalised identifier ("key") is
 //!    `(family, value)`: the family of `phone` and `phone_sha256` is `phone`.
 //!    **Hashed matching**: when the input holds `X_sha256` rows, each plain
@@ -80,18 +83,6 @@ const LINK_LOOKAHEAD: usize = 8;
 /// memory those ids point to.
 const ROW_AHEAD: usize = 16;
 
-/// [`IdentityGraph::add_rows`] interns record ids and values on two threads
-/// from this many rows a batch: below it, starting a thread costs more than
-/// it saves.
-pub const PARALLEL_BATCH_ROWS: usize = 2048;
-
-/// Whether this machine has more than one core (asked once: the answer
-/// comes from the OS and cgroup files).
-fn several_cores() -> bool {
-    static SEVERAL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *SEVERAL.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() > 1))
-}
-
 /// The identifier rows, overrides and earlier ids of one resolution,
 /// interned compactly. Build it row by row, then call
 /// [`IdentityGraph::resolve`] (or [`IdentityGraph::explain`]) as often as
@@ -100,7 +91,8 @@ fn several_cores() -> bool {
 pub struct IdentityGraph {
     records: Interner,
     types: Interner,
-    /// Raw values, tagged with their raw type id.
+    /// Raw values, tagged with their raw type id: an append-only arena (see
+    /// [`Interner::append_tagged`]), one entry per row.
     values: Interner,
     /// `(record, raw value)` per input row.
     rows: Vec<(u32, u32)>,
@@ -150,7 +142,7 @@ impl IdentityGraph {
             _ => self.types.intern(id_type)?,
         };
         self.last = Some((record, ty));
-        let value = self.values.intern_tagged(ty, id_value)?;
+        let value = self.values.append_tagged(ty, id_value)?;
         self.rows.push((record, value));
         Ok(())
     }
@@ -158,75 +150,29 @@ impl IdentityGraph {
     /// Adds a batch of input rows: each a record id and, unless the row's
     /// type or value was null, its `(id_type, id_value)`. The same graph as
     /// [`IdentityGraph::add_identifier`] / [`IdentityGraph::add_record`] row
-    /// by row, several times faster on large inputs: record ids and values
-    /// are interned batch-wise (see [`Interner::intern_batch`]) and, for
-    /// batches of at least [`PARALLEL_BATCH_ROWS`] rows on a machine with
-    /// more than one core, on two threads at once (they are independent
-    /// tables). Nulls are the caller's to skip.
+    /// by row, faster on large inputs: record ids are interned batch-wise
+    /// (see [`Interner::intern_batch`]). Nulls are the caller's to skip.
     pub fn add_rows(&mut self, rows: &[(&str, Option<(&str, &str)>)]) -> Result<(), OneIdError> {
-        let mut record_strs: Vec<&str> = Vec::with_capacity(rows.len());
-        let mut types: Vec<u32> = Vec::with_capacity(rows.len());
-        let mut value_strs: Vec<&str> = Vec::with_capacity(rows.len());
+        let record_strs: Vec<&str> = rows.iter().map(|&(record, _)| record).collect();
+        let mut record_ids: Vec<u32> = Vec::with_capacity(rows.len());
+        self.records
+            .intern_batch(&[], &record_strs, &mut record_ids)?;
+        let value_bytes = rows
+            .iter()
+            .filter_map(|&(_, identifier)| identifier)
+            .map(|(_, value)| value.len())
+            .sum();
+        self.values.reserve(rows.len(), value_bytes);
         // Types are few and usually grouped: one lookup per change of type.
         let mut last_type = self.last.map(|(_, t)| t);
-        for &(record, identifier) in rows {
-            record_strs.push(record);
+        for (&(_, identifier), &record) in rows.iter().zip(&record_ids) {
             if let Some((id_type, value)) = identifier {
                 let t = match last_type {
                     Some(t) if self.types.get(t) == id_type => t,
                     _ => self.types.intern(id_type)?,
                 };
                 last_type = Some(t);
-                types.push(t);
-                value_strs.push(value);
-            }
-        }
-        let mut record_ids: Vec<u32> = Vec::with_capacity(rows.len());
-        // Room for the values' text is made here, not on the helper thread:
-        // memory a short-lived thread allocates comes from its own malloc
-        // arena, where it stays fragmented after the resolution frees it.
-        // (The hash table grows on the helper, overlapping the records' work:
-        // it is large, so mapped and unmapped directly, and freed after
-        // ingestion.)
-        let value_bytes = value_strs.iter().map(|v| v.len()).sum();
-        self.values.reserve(value_strs.len(), value_bytes);
-        let value_ids = std::sync::Mutex::new(Vec::with_capacity(value_strs.len()));
-        let values = std::sync::Mutex::new(&mut self.values);
-        // The values' half of the work, done by whichever thread runs it.
-        let intern_values = || -> Result<(), OneIdError> {
-            let mut ids = value_ids.lock().unwrap_or_else(|e| e.into_inner());
-            let mut values = values.lock().unwrap_or_else(|e| e.into_inner());
-            values.intern_batch(&types, &value_strs, &mut ids)
-        };
-        if rows.len() >= PARALLEL_BATCH_ROWS && several_cores() {
-            std::thread::scope(|scope| {
-                let helper = std::thread::Builder::new()
-                    .spawn_scoped(scope, intern_values)
-                    .ok();
-                let records = self
-                    .records
-                    .intern_batch(&[], &record_strs, &mut record_ids);
-                let values = match helper.map(|h| h.join()) {
-                    Some(Ok(done)) => done,
-                    Some(Err(panic)) => std::panic::resume_unwind(panic),
-                    // No thread to be had: do it here.
-                    None => intern_values(),
-                };
-                records.and(values)
-            })?;
-        } else {
-            self.records
-                .intern_batch(&[], &record_strs, &mut record_ids)?;
-            intern_values()?;
-        }
-        let mut value_ids = value_ids
-            .into_inner()
-            .unwrap_or_else(|e| e.into_inner())
-            .into_iter();
-        for (&(_, identifier), &record) in rows.iter().zip(&record_ids) {
-            if identifier.is_some()
-                && let Some(value) = value_ids.next()
-            {
+                let value = self.values.append_tagged(t, value)?;
                 self.rows.push((record, value));
             }
         }
@@ -280,15 +226,12 @@ impl IdentityGraph {
     }
 
     /// Call after the last row: returns spare capacity (vectors grow by
-    /// doubling, so up to half can be slack) and frees the hash index of raw
-    /// values, which only ingestion needs (about 10 bytes per distinct value;
-    /// it is rebuilt if more rows are added later). Lowers the peak memory of
-    /// the resolutions that follow.
+    /// doubling, so up to half can be slack). Lowers the peak memory of the
+    /// resolutions that follow.
     pub fn shrink_to_fit(&mut self) {
         self.records.shrink_to_fit();
         self.types.shrink_to_fit();
         self.values.shrink_to_fit();
-        self.values.drop_index();
         self.rows.shrink_to_fit();
         self.overrides.shrink_to_fit();
         self.previous_ids.shrink_to_fit();
@@ -1511,8 +1454,7 @@ mod tests {
 
     #[test]
     fn batch_ingestion_matches_row_by_row() -> Result<(), OneIdError> {
-        // Large enough that batches are interned on two threads.
-        let n = 3 * PARALLEL_BATCH_ROWS;
+        let n = 6000;
         let rows: Vec<(String, String, String)> = (0..n)
             .map(|i| {
                 let t = TYPES[i % TYPES.len()];

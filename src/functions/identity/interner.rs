@@ -307,6 +307,35 @@ impl Interner {
         Ok(())
     }
 
+    /// Appends `(tag, s)` as a new entry without looking it up, even if it
+    /// is already present, and returns its id. For arenas where a repeated
+    /// string is cheaper to keep twice than to find: raw identifier values
+    /// are mostly distinct, and equal ones end up one key when normalised.
+    /// Drops the hash index, which would no longer list every string:
+    /// [`Interner::lookup`] finds nothing until the next
+    /// [`Interner::intern`] rebuilds it.
+    pub(crate) fn append_tagged(&mut self, tag: u32, s: &str) -> Result<u32, OneIdError> {
+        if !self.slots.is_empty() {
+            self.drop_index();
+        }
+        let id = u32::try_from(self.ends.len())
+            .ok()
+            .filter(|&id| id < u32::MAX - 1)
+            .ok_or(OneIdError::CapacityExceeded {
+                what: "more than 4 billion distinct strings",
+            })?;
+        let end =
+            u32::try_from(self.text.len() + s.len()).map_err(|_| OneIdError::CapacityExceeded {
+                what: "more than 4 GiB of distinct identifier text",
+            })?;
+        self.text.push_str(s);
+        self.ends.push(end);
+        if self.tagged {
+            self.tags.push(tag);
+        }
+        Ok(id)
+    }
+
     /// [`Interner::intern_tagged`] with `hash` from [`Interner::hasher`].
     pub(crate) fn intern_prehashed(
         &mut self,
@@ -534,6 +563,26 @@ mod tests {
         let mut ids = Vec::new();
         plain.intern_batch(&[], &["a", "a", "b", "a", "", ""], &mut ids)?;
         assert_eq!(ids, vec![0, 0, 1, 0, 2, 2]);
+        Ok(())
+    }
+
+    #[test]
+    fn appending_keeps_repeats_and_lookups_still_work_after() -> Result<(), OneIdError> {
+        let mut i = Interner::new_tagged();
+        let a = i.intern_tagged(1, "x")?;
+        let ids = [
+            i.append_tagged(1, "x")?,
+            i.append_tagged(2, "y")?,
+            i.append_tagged(1, "x")?,
+        ];
+        assert_eq!(ids, [1, 2, 3]);
+        assert_eq!((i.get(3), i.tag(3)), ("x", 1));
+        assert_eq!(i.len(), 4);
+        // The index was dropped; interning rebuilds it and finds an equal entry.
+        assert_eq!(i.lookup_tagged(2, "y"), None);
+        let again = i.intern_tagged(1, "x")?;
+        assert!(again == a || again == 3);
+        assert_eq!(i.lookup_tagged(2, "y"), Some(2));
         Ok(())
     }
 

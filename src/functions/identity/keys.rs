@@ -1,5 +1,5 @@
-//! From raw identifier values to normalised keys: every distinct raw
-//! `(type, value)` is normalised once, on all cores, and interned as a key
+//! From raw identifier values to normalised keys: every raw `(type, value)`
+//! (one per input row) is normalised, on all cores, and interned as a key
 //! `(family, normal form)`; hashed values are matched to the plain keys they
 //! are the SHA-256 of.
 //!
@@ -101,7 +101,7 @@ impl Families {
     }
 }
 
-/// Result of normalising every distinct raw value.
+/// Result of normalising every raw value.
 pub(super) struct Normalized {
     /// Key of each raw value id, or `NONE` when it does not normalise.
     pub(super) key_of_value: Vec<u32>,
@@ -199,7 +199,7 @@ fn plain_kind(family: &str) -> IdKind {
     }
 }
 
-/// Normalises every distinct raw value once, in parallel waves of chunks,
+/// Normalises every raw value, in parallel waves of chunks,
 /// interning results in value order (so key ids do not depend on timing).
 pub(super) fn normalize_values(
     values: &Interner,
