@@ -33,6 +33,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use phonenumber::country;
@@ -264,9 +265,38 @@ fn anchored(source: &str) -> Option<Matcher> {
         .ok()?
         .clone();
     guard.remove(&wrapped);
+    // Each thread matches with its own clone of the regex. A regex shared
+    // by threads hands out its search scratch space through a pool that is
+    // fast only for the one thread that used it first; every other thread
+    // takes a slower locked path on every match, which cost more than the
+    // matching itself when OneID normalises millions of phones on worker
+    // threads. A clone is cheap (the compiled program is shared).
+    static NEXT_SLOT: AtomicUsize = AtomicUsize::new(0);
+    let slot = NEXT_SLOT.fetch_add(1, Ordering::Relaxed);
+    let clone_for_this_thread = move || -> LocalMatcher {
+        let own = regex.clone();
+        Box::new(move |s: &str| own.find(s).map(|m| (m.start(), m.end())))
+    };
     Some(Box::new(move |s: &str| {
-        regex.find(s).map(|m| (m.start(), m.end()))
+        THREAD_MATCHERS.with(|matchers| {
+            let mut matchers = matchers.borrow_mut();
+            if matchers.len() <= slot {
+                matchers.resize_with(slot + 1, || None);
+            }
+            let matcher = matchers[slot].get_or_insert_with(&clone_for_this_thread);
+            matcher(s)
+        })
     }))
+}
+
+/// One thread's own copy of a [`Matcher`]'s regex (see [`anchored`]).
+type LocalMatcher = Box<dyn Fn(&str) -> Option<(usize, usize)>>;
+
+thread_local! {
+    /// This thread's regex clones, indexed by the slot [`anchored`] gave each
+    /// matcher (a few dozen per region at most, built once per process).
+    static THREAD_MATCHERS: std::cell::RefCell<Vec<Option<LocalMatcher>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// `Descriptor::is_match` of the library, on a taken-out regex.
@@ -708,6 +738,9 @@ pub fn mask_email(raw: &str) -> Option<String> {
 }
 
 /// Placeholder words that systems write where an identifier is unknown.
+/// Length of the longest of [`JUNK_WORDS`] (checked by a unit test).
+const JUNK_WORD_MAX_LEN: usize = 9;
+
 const JUNK_WORDS: &[&str] = &[
     "null",
     "none",
@@ -743,10 +776,11 @@ pub fn is_junk(value: &str) -> bool {
     if v.is_empty() {
         return true;
     }
-    if JUNK_WORDS.iter().any(|w| v.eq_ignore_ascii_case(w)) {
+    // Most values are longer than any junk word: one length test skips them.
+    if v.len() <= JUNK_WORD_MAX_LEN && JUNK_WORDS.iter().any(|w| v.eq_ignore_ascii_case(w)) {
         return true;
     }
-    if v.eq_ignore_ascii_case(SHA256_OF_EMPTY) {
+    if v.len() == SHA256_OF_EMPTY.len() && v.eq_ignore_ascii_case(SHA256_OF_EMPTY) {
         return true;
     }
     let mut zeros = 0usize;
@@ -765,12 +799,27 @@ pub fn is_junk(value: &str) -> bool {
         return true;
     }
     if let Some(rest) = v.strip_prefix('+') {
-        let digits: Vec<u8> = rest.bytes().filter(|&b| b != b' ' && b != b'-').collect();
+        // Every normalised phone comes here: its digits are gathered on the
+        // stack unless the value is unusually long.
+        let keep = |b: &u8| *b != b' ' && *b != b'-';
+        let mut stack = [0u8; 64];
+        let heap: Vec<u8>;
+        let digits: &[u8] = if rest.len() <= stack.len() {
+            let mut len = 0usize;
+            for b in rest.bytes().filter(keep) {
+                stack[len] = b;
+                len += 1;
+            }
+            &stack[..len]
+        } else {
+            heap = rest.bytes().filter(keep).collect();
+            &heap
+        };
         if digits.iter().all(u8::is_ascii_digit) {
-            if same_digit_run(&digits) {
+            if same_digit_run(digits) {
                 return true;
             }
-            if let Some((_, len)) = calling_code_prefix(&digits) {
+            if let Some((_, len)) = calling_code_prefix(digits) {
                 return same_digit_run(&digits[len..]);
             }
         }
@@ -789,6 +838,17 @@ fn same_digit_run(s: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn junk_word_max_len_is_the_longest_word() {
+        let longest = JUNK_WORDS.iter().map(|w| w.len()).max();
+        assert_eq!(longest, Some(JUNK_WORD_MAX_LEN));
+        let long_plus = format!("+{}", "7".repeat(80));
+        assert!(is_junk(&long_plus));
+        assert!(is_junk(" UNDEFINED "));
+        assert!(!is_junk("+86 138 0013 8000"));
+        assert!(is_junk("+86 000 0000 0000"));
+    }
 
     fn cn() -> Region {
         Region::default()
