@@ -8,6 +8,9 @@
 //! do not depend on thread timing.
 
 use std::collections::{HashMap, HashSet};
+use std::ops::Range;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::mpsc;
 
 use super::error::OneIdError;
 use super::graph::NONE;
@@ -255,7 +258,7 @@ pub(super) fn normalize_values(
     let mut interning = Interning::default();
     let chunk = NORMALIZE_CHUNK as u32;
     let mut wave_start = 0u32;
-    let mut next_wave = || {
+    let next_wave = || {
         let ranges: Vec<std::ops::Range<u32>> = (0..threads as u32)
             .map(|i| {
                 let s = wave_start
@@ -269,19 +272,13 @@ pub(super) fn normalize_values(
         ranges
     };
     let work = |r: std::ops::Range<u32>| ctx.run_chunk(r);
-    let mut results = run_ranges(&next_wave(), &work);
     // Interning is sequential (key ids in value order); the next wave is
     // normalised meanwhile, so the workers do not wait for it.
-    while !results.is_empty() {
-        let ranges = next_wave();
-        let (next, interned) = run_ranges_alongside(&ranges, &work, || {
-            results
-                .iter()
-                .try_for_each(|chunk_out| interning.add_chunk(&mut out, &ctx, chunk_out))
-        });
-        interned?;
-        results = next;
-    }
+    run_waves(threads, next_wave, &work, |results| {
+        results
+            .iter()
+            .try_for_each(|chunk_out| interning.add_chunk(&mut out, &ctx, chunk_out))
+    })?;
     let waves_done = std::time::Instant::now();
     // The hashed values seen: every one the waves deferred (each valid hashed
     // value is deferred, with its family and digest).
@@ -301,6 +298,87 @@ pub(super) fn normalize_values(
     );
     out.keys.drop_index();
     Ok(out)
+}
+
+/// A range of a wave, with its place in the wave.
+type Job = (usize, Range<u32>);
+
+/// Runs waves of ranges (from `next_wave`, until it gives none) through
+/// `work` on `workers` threads started once for all waves, and hands each
+/// wave's results, in range order, to `consume` on this thread while the
+/// next wave is worked on. Workers live as long as the waves, so per-thread
+/// state (such as each thread's regex clones, see
+/// [`normalize`](super::normalize)) is built once, not once a wave. A range
+/// no worker could take (no thread to be had) or finish (it panicked) is run
+/// on this thread, so a shortage of threads degrades speed, never the result.
+fn run_waves<R, F, E>(
+    workers: usize,
+    mut next_wave: impl FnMut() -> Vec<Range<u32>>,
+    work: &F,
+    mut consume: impl FnMut(&[R]) -> Result<(), E>,
+) -> Result<(), E>
+where
+    R: Send,
+    F: Fn(Range<u32>) -> R + Sync,
+{
+    std::thread::scope(|scope| {
+        let (done_tx, done_rx) = mpsc::channel::<(usize, Option<R>)>();
+        let jobs: Vec<Option<mpsc::Sender<Job>>> = (0..workers.max(1))
+            .map(|_| {
+                let (job_tx, job_rx) = mpsc::channel::<Job>();
+                let done = done_tx.clone();
+                let worker = move || {
+                    for (i, range) in job_rx {
+                        let result = catch_unwind(AssertUnwindSafe(|| work(range))).ok();
+                        if done.send((i, result)).is_err() {
+                            break;
+                        }
+                    }
+                };
+                let started = std::thread::Builder::new().spawn_scoped(scope, worker);
+                started.ok().map(|_| job_tx)
+            })
+            .collect();
+        drop(done_tx);
+        // Hands a wave to the workers; returns how many they took.
+        let start = |wave: &[Range<u32>]| -> usize {
+            let mut taken = 0;
+            for (i, range) in wave.iter().enumerate() {
+                if let Some(Some(job)) = jobs.get(i % jobs.len())
+                    && job.send((i, range.clone())).is_ok()
+                {
+                    taken += 1;
+                }
+            }
+            taken
+        };
+        // A wave's results in range order; what no worker returned is run here.
+        let finish = |wave: &[Range<u32>], mut taken: usize| -> Vec<R> {
+            let mut slots: Vec<Option<R>> = wave.iter().map(|_| None).collect();
+            while taken > 0 {
+                let Ok((i, result)) = done_rx.recv() else {
+                    break;
+                };
+                slots[i] = result;
+                taken -= 1;
+            }
+            slots
+                .into_iter()
+                .zip(wave)
+                .map(|(slot, range)| slot.unwrap_or_else(|| work(range.clone())))
+                .collect()
+        };
+        let mut wave = next_wave();
+        let taken = start(&wave);
+        let mut results = finish(&wave, taken);
+        while !results.is_empty() {
+            wave = next_wave();
+            let taken = start(&wave);
+            consume(&results)?;
+            results = finish(&wave, taken);
+        }
+        Ok(())
+    })
 }
 
 /// Runs `work` on each range, the first on this thread and the others on
@@ -494,5 +572,71 @@ impl Interning {
         self.deferred = Vec::new();
         self.plain_of_digest = HashMap::new();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Waves of `size`-wide ranges over `0..total`, `per_wave` ranges a wave.
+    fn waves(total: u32, size: u32, per_wave: u32) -> impl FnMut() -> Vec<Range<u32>> {
+        let mut next = 0u32;
+        move || {
+            let wave: Vec<Range<u32>> = (0..per_wave)
+                .map(|i| {
+                    let s = (next + i * size).min(total);
+                    s..(s + size).min(total)
+                })
+                .filter(|r| !r.is_empty())
+                .collect();
+            next = wave.last().map_or(total, |r| r.end);
+            wave
+        }
+    }
+
+    #[test]
+    fn waves_come_back_whole_and_in_order() {
+        for workers in [1, 2, 3, 8] {
+            let mut seen = Vec::new();
+            let work = |r: Range<u32>| r.collect::<Vec<u32>>();
+            let done: Result<(), ()> = run_waves(workers, waves(1000, 7, 3), &work, |results| {
+                for r in results {
+                    seen.extend_from_slice(r);
+                }
+                Ok(())
+            });
+            assert_eq!(done, Ok(()));
+            assert_eq!(seen, (0..1000).collect::<Vec<u32>>(), "{workers} workers");
+        }
+    }
+
+    #[test]
+    fn a_range_a_worker_fails_is_run_here() {
+        let here = std::thread::current().id();
+        // Fails on any worker thread for this one range, works on this thread.
+        let work = |r: Range<u32>| {
+            assert!(r.start != 20 || std::thread::current().id() == here);
+            r.start
+        };
+        let mut starts = Vec::new();
+        let done: Result<(), ()> = run_waves(2, waves(50, 10, 2), &work, |results| {
+            starts.extend_from_slice(results);
+            Ok(())
+        });
+        assert_eq!(done, Ok(()));
+        assert_eq!(starts, vec![0, 10, 20, 30, 40]);
+    }
+
+    #[test]
+    fn an_error_from_consume_stops_the_waves() {
+        let work = |r: Range<u32>| r.start;
+        let mut calls = 0;
+        let done = run_waves(2, waves(100, 10, 2), &work, |_| {
+            calls += 1;
+            if calls == 2 { Err("stop") } else { Ok(()) }
+        });
+        assert_eq!(done, Err("stop"));
+        assert_eq!(calls, 2);
     }
 }
