@@ -318,6 +318,11 @@ impl Interner {
         if !self.slots.is_empty() {
             self.drop_index();
         }
+        self.push_entry(tag, s)
+    }
+
+    /// Stores `(tag, s)` as the next id in the arenas (not in the index).
+    fn push_entry(&mut self, tag: u32, s: &str) -> Result<u32, OneIdError> {
         let id = u32::try_from(self.ends.len())
             .ok()
             .filter(|&id| id < u32::MAX - 1)
@@ -350,26 +355,12 @@ impl Interner {
         if let Some(id) = self.find(hash, tag, s) {
             return Ok(id);
         }
-        let id = u32::try_from(self.ends.len())
-            .ok()
-            .filter(|&id| id < u32::MAX - 1)
-            .ok_or(OneIdError::CapacityExceeded {
-                what: "more than 4 billion distinct strings",
-            })?;
-        let end =
-            u32::try_from(self.text.len() + s.len()).map_err(|_| OneIdError::CapacityExceeded {
-                what: "more than 4 GiB of distinct identifier text",
-            })?;
         // Grow at 7/8 load: probes stay short with the hash tag in the slot,
         // and the table stays near 10 bytes per string.
         if (self.ends.len() + 1) * 8 > self.slots.len() * 7 {
             self.rebuild_index(table_size(self.ends.len() + 1).max(self.slots.len() * 2));
         }
-        self.text.push_str(s);
-        self.ends.push(end);
-        if self.tagged {
-            self.tags.push(tag);
-        }
+        let id = self.push_entry(tag, s)?;
         self.insert_slot(hash, id);
         Ok(id)
     }
