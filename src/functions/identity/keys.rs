@@ -233,8 +233,10 @@ pub(super) fn normalize_values(
         blocked_keys.push(set);
     }
     let started = std::time::Instant::now();
-    // At most one key per value: sized once, never rehashed.
-    let keys = Interner::with_capacity(values.len(), values.text_len(), true);
+    // The key table grows as keys are found (a chunk's worth at a time, see
+    // `add_chunk`), not to one slot per value: values are one per input row,
+    // and an input that repeats its values would size it many times over.
+    let keys = Interner::new_tagged();
     let ctx = NormalizeContext {
         values,
         families,
@@ -451,9 +453,33 @@ struct Interning {
     /// Hashed values, resolved once every plain value is known:
     /// `(value, family, digest, junk)`.
     deferred: Vec<(u32, u32, [u8; 32], bool)>,
+    /// Whether the key table has been sized from the keys per value seen.
+    sized: bool,
 }
 
+/// Values interned before the key table is sized for the rest (see
+/// [`Interning::size_key_table`]).
+const KEY_SIZE_SAMPLE: usize = 64 * 1024;
+
 impl Interning {
+    /// Once [`KEY_SIZE_SAMPLE`] values are in, sizes the key table for all
+    /// of them at the rate of new keys seen so far (plus an eighth). Growing
+    /// by doubling all the way costs a rebuild and fresh zeroed memory per
+    /// step (~0.3 s for 10M values here); sizing for one key per value would
+    /// over-allocate many times for inputs that repeat their values. A wrong
+    /// guess only costs the doubling it saves.
+    fn size_key_table(&mut self, out: &mut Normalized, total_values: usize) {
+        let seen = out.key_of_value.len();
+        if self.sized || seen < KEY_SIZE_SAMPLE {
+            return;
+        }
+        self.sized = true;
+        let keys = out.keys.len();
+        let expected = (keys as u128 * total_values as u128 / seen as u128) as usize;
+        out.keys
+            .reserve_index((expected + expected / 8).saturating_sub(keys));
+    }
+
     fn add_key(
         out: &mut Normalized,
         hash: u64,
@@ -477,6 +503,10 @@ impl Interning {
         ctx: &NormalizeContext<'_>,
         chunk: &NormalizedChunk,
     ) -> Result<(), OneIdError> {
+        // Room for the whole chunk first, so the table (and with it the
+        // slots the lookups below load ahead) stays put during the chunk.
+        self.size_key_table(out, ctx.values.len());
+        out.keys.reserve_index(chunk.flags.len());
         let mut start = 0usize;
         for (i, &flags) in chunk.flags.iter().enumerate() {
             // Start loading what the lookups of the next values need: their
