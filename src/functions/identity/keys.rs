@@ -233,9 +233,10 @@ pub(super) fn normalize_values(
         blocked_keys.push(set);
     }
     let started = std::time::Instant::now();
-    // The key table grows as keys are found (a chunk's worth at a time, see
-    // `add_chunk`), not to one slot per value: values are one per input row,
-    // and an input that repeats its values would size it many times over.
+    // The key table is sized from the first values' keys and grows a chunk's
+    // worth at a time (see `add_chunk`), not to one slot per value: values
+    // are one per input row, and an input that repeats its values would
+    // size it many times over.
     let keys = Interner::new_tagged();
     let ctx = NormalizeContext {
         values,
@@ -282,14 +283,7 @@ pub(super) fn normalize_values(
             .try_for_each(|chunk_out| interning.add_chunk(&mut out, &ctx, chunk_out))
     })?;
     let waves_done = std::time::Instant::now();
-    // The hashed values seen: every one the waves deferred (each valid hashed
-    // value is deferred, with its family and digest).
-    let hashed: HashSet<(u32, [u8; 32])> = interning
-        .deferred
-        .iter()
-        .map(|&(_, family, digest, _)| (family, digest))
-        .collect();
-    interning.match_digests(&out, families, &hashed, threads);
+    interning.match_digests(&out, families, threads);
     interning.finish(&mut out)?;
     tracing::debug!(
         values = total,
@@ -380,61 +374,6 @@ where
             results = finish(&wave, taken);
         }
         Ok(())
-    })
-}
-
-/// Runs `work` on each range, the first on this thread and the others on
-/// scoped threads, and returns the results in range order. A range whose
-/// thread cannot be started (or panicked) is run on this thread instead, so a
-/// shortage of threads degrades speed, never the result.
-fn run_ranges<R, F>(ranges: &[std::ops::Range<u32>], work: &F) -> Vec<R>
-where
-    R: Send,
-    F: Fn(std::ops::Range<u32>) -> R + Sync,
-{
-    let Some((first, others)) = ranges.split_first() else {
-        return Vec::new();
-    };
-    let (rest, first_result) = run_ranges_alongside(others, work, || work(first.clone()));
-    let mut out = Vec::with_capacity(ranges.len());
-    out.push(first_result);
-    out.extend(rest);
-    out
-}
-
-/// Runs `work` on each range on scoped threads while this thread runs
-/// `meanwhile`; returns the results in range order and `meanwhile`'s. As in
-/// [`run_ranges`], a range whose thread cannot be started (or panicked) is
-/// run on this thread afterwards.
-fn run_ranges_alongside<R, F, T>(
-    ranges: &[std::ops::Range<u32>],
-    work: &F,
-    meanwhile: impl FnOnce() -> T,
-) -> (Vec<R>, T)
-where
-    R: Send,
-    F: Fn(std::ops::Range<u32>) -> R + Sync,
-{
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = ranges
-            .iter()
-            .map(|r| {
-                let r = r.clone();
-                std::thread::Builder::new()
-                    .spawn_scoped(scope, move || work(r))
-                    .ok()
-            })
-            .collect();
-        let during = meanwhile();
-        let out = handles
-            .into_iter()
-            .zip(ranges)
-            .map(|(handle, r)| match handle.map(|h| h.join()) {
-                Some(Ok(result)) => result,
-                _ => work(r.clone()),
-            })
-            .collect();
-        (out, during)
     })
 }
 
@@ -538,13 +477,14 @@ impl Interning {
 
     /// Finds the plain keys whose SHA-256 some hashed value of their family
     /// holds (hashing each key once, not each spelling of it, in parallel).
-    fn match_digests(
-        &mut self,
-        out: &Normalized,
-        families: &Families,
-        hashed: &HashSet<(u32, [u8; 32])>,
-        threads: usize,
-    ) {
+    fn match_digests(&mut self, out: &Normalized, families: &Families, threads: usize) {
+        // The hashed values seen: every one the waves deferred (each valid
+        // hashed value is deferred, with its family and digest).
+        let hashed: HashSet<(u32, [u8; 32])> = self
+            .deferred
+            .iter()
+            .map(|&(_, family, digest, _)| (family, digest))
+            .collect();
         if hashed.is_empty() {
             return;
         }
@@ -569,10 +509,22 @@ impl Interning {
             .map(|i| (i * per).min(total)..((i + 1) * per).min(total))
             .filter(|r| !r.is_empty())
             .collect();
-        let found = run_ranges(&ranges, &scan);
+        // One wave, on the same workers mechanism as normalising.
+        let mut wave = Some(ranges);
+        let mut found = Vec::new();
+        let done: Result<(), std::convert::Infallible> = run_waves(
+            threads,
+            || wave.take().unwrap_or_default(),
+            &scan,
+            |results| {
+                found.extend(results.iter().flatten().copied());
+                Ok(())
+            },
+        );
+        let Ok(()) = done;
         // Key order (= value order) decides only in the theoretical case of
         // two values with one SHA-256.
-        for (k, family, digest) in found.into_iter().flatten() {
+        for (k, family, digest) in found {
             self.plain_of_digest.entry((family, digest)).or_insert(k);
         }
     }
