@@ -27,6 +27,12 @@ pub mod sqlstate {
     pub const INVALID_PARAMETER_VALUE: &str = "22023";
     /// 22P02
     pub const INVALID_TEXT_REPRESENTATION: &str = "22P02";
+    /// 22025
+    pub const INVALID_ESCAPE_SEQUENCE: &str = "22025";
+    /// 22007
+    pub const INVALID_DATETIME_FORMAT: &str = "22007";
+    /// 22008
+    pub const DATETIME_FIELD_OVERFLOW: &str = "22008";
     /// 22P04
     pub const BAD_COPY_FILE_FORMAT: &str = "22P04";
     /// 22000
@@ -228,7 +234,8 @@ pub fn from_boxed(e: &(dyn std::error::Error + Send + Sync + 'static)) -> Userql
 fn classify_plan_message(m: &str) -> &'static str {
     use sqlstate::*;
     let lower = m.to_ascii_lowercase();
-    if lower.contains("table")
+    if lower.contains("no table named")
+        || lower.contains("table")
         && (lower.contains("not found")
             || lower.contains("doesn't exist")
             || lower.contains("does not exist"))

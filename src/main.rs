@@ -294,7 +294,7 @@ async fn query(config: Config, sql: &str) -> Result<(), CliError> {
                 }
                 let mut stream = df.execute_stream().await.map_err(UserqlError::from)?;
                 while let Some(batch) = stream.try_next().await.map_err(UserqlError::from)? {
-                    for row in userql::engine::copy::encode_batch(&batch, &format)? {
+                    for row in userql::engine::copy::encode_batch(&batch, &format, &session.text_options())? {
                         let _ = out.write_all(&row);
                     }
                 }

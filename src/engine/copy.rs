@@ -5,12 +5,9 @@
 //! statement and writes the decoded rows through the table's `INSERT` path, so a COPY is
 //! one Delta commit like any other write.
 
-use std::sync::Arc;
-
-use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, StringBuilder};
-use datafusion::arrow::compute::{CastOptions, cast_with_options};
-use datafusion::arrow::datatypes::{DataType, SchemaRef};
-use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::arrow::array::timezone::Tz;
+use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, StringArray, StringBuilder};
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::TableReference;
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::physical_plan::collect;
@@ -18,6 +15,7 @@ use datafusion::sql::sqlparser::ast::{
     CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget, Statement,
 };
 
+use super::pg_text::{ColumnText, TextOptions};
 use super::session::{CommandTag, Outcome, Session};
 use crate::error::{UserqlError, sqlstate};
 
@@ -348,7 +346,8 @@ impl CopyWriter {
             copy.format.clone(),
             copy.schema.clone(),
             copy.columns.clone(),
-        );
+        )
+        .with_time_zone(super::pg_text::session_zone(self.state.config_options()));
         // The writer below may report a failed input only as text; keep the real error.
         let first_error: std::sync::Arc<std::sync::Mutex<Option<UserqlError>>> = Default::default();
         let seen = first_error.clone();
@@ -448,6 +447,8 @@ pub struct CopyDecoder {
     header_pending: bool,
     /// Saw the `\.` end-of-data marker: the rest is ignored.
     ended: bool,
+    /// The session's time zone, for `timestamptz` values written without one.
+    zone: Tz,
 }
 
 impl CopyDecoder {
@@ -465,7 +466,14 @@ impl CopyDecoder {
             lines: 0,
             header_pending,
             ended: false,
+            zone: super::pg_text::utc(),
         }
+    }
+
+    /// Read zone-less `timestamptz` values in `zone` (the session's `TimeZone`).
+    pub fn with_time_zone(mut self, zone: Tz) -> Self {
+        self.zone = zone;
+        self
     }
 
     /// Take a chunk; returns the batches of the records it completed.
@@ -569,6 +577,7 @@ impl CopyDecoder {
                     schema,
                     columns,
                     first_line_of_batch,
+                    &self.zone,
                 )?);
                 rows = 0;
                 first_line_of_batch = line_no + 1;
@@ -578,41 +587,34 @@ impl CopyDecoder {
     }
 }
 
-/// Cast the text columns to the table's types; unlisted columns are NULL.
+/// Read the text columns as the table's types (PostgreSQL's input rules); unlisted
+/// columns are NULL.
 fn finish_batch(
     builders: &mut [StringBuilder],
     schema: &SchemaRef,
     columns: &[usize],
     first_line: usize,
+    zone: &Tz,
 ) -> Result<RecordBatch, UserqlError> {
-    let texts: Vec<ArrayRef> = builders
-        .iter_mut()
-        .map(|b| Arc::new(b.finish()) as ArrayRef)
-        .collect();
+    let texts: Vec<StringArray> = builders.iter_mut().map(|b| b.finish()).collect();
     let rows = texts.first().map(|a| a.len()).unwrap_or(0);
-    let options = CastOptions {
-        safe: false,
-        ..Default::default()
-    };
     let mut out: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
     for (i, field) in schema.fields().iter().enumerate() {
         let array = match columns.iter().position(|c| *c == i) {
             Some(pos) => {
-                let text = &texts[pos];
-                let typed = match field.data_type() {
-                    DataType::Boolean => parse_bools(text),
-                    t => cast_with_options(text, t, &options).map_err(|e| e.to_string()),
-                };
-                typed.map_err(|e| {
-                    UserqlError::new(
-                        sqlstate::INVALID_TEXT_REPRESENTATION,
-                        format!(
-                            "invalid input for column \"{}\" ({}) in COPY data from line {first_line}: {e}",
-                            field.name(),
-                            field.data_type()
-                        ),
-                    )
-                })?
+                let values: Vec<Option<&str>> = texts[pos].iter().collect();
+                super::pg_text::input::parse_column(&values, field.data_type(), zone).map_err(
+                    |e| {
+                        UserqlError::new(
+                            e.code,
+                            format!(
+                                "{} (column \"{}\", COPY data from line {first_line})",
+                                e.message,
+                                field.name(),
+                            ),
+                        )
+                    },
+                )?
             }
             None => datafusion::arrow::array::new_null_array(field.data_type(), rows),
         };
@@ -632,28 +634,6 @@ fn finish_batch(
         out,
         &datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(rows)),
     )?)
-}
-
-/// PostgreSQL's boolean spellings: t/f, true/false, yes/no, on/off, 1/0.
-fn parse_bools(text: &ArrayRef) -> Result<ArrayRef, String> {
-    let strings = text
-        .as_any()
-        .downcast_ref::<datafusion::arrow::array::StringArray>()
-        .ok_or("expected text")?;
-    let values: Result<BooleanArray, String> = strings
-        .iter()
-        .map(|v| match v {
-            None => Ok(None),
-            Some(s) => match s.trim().to_ascii_lowercase().as_str() {
-                "t" | "true" | "yes" | "y" | "on" | "1" => Ok(Some(true)),
-                "f" | "false" | "no" | "n" | "off" | "0" => Ok(Some(false)),
-                other => Err(format!(
-                    "invalid input syntax for type boolean: \"{other}\""
-                )),
-            },
-        })
-        .collect();
-    Ok(Arc::new(values?))
 }
 
 /// One line of the text format: fields split at the delimiter, backslash escapes
@@ -779,23 +759,23 @@ fn csv_record<'a>(
     }
 }
 
-/// Encode a batch as COPY rows, one buffer per row (with its newline).
-pub fn encode_batch(batch: &RecordBatch, format: &CopyFormat) -> Result<Vec<Vec<u8>>, UserqlError> {
-    let options = FormatOptions::default()
-        .with_null("")
-        .with_timestamp_format(Some("%Y-%m-%d %H:%M:%S%.f"))
-        .with_timestamp_tz_format(Some("%Y-%m-%d %H:%M:%S%.f%:z"))
-        .with_datetime_format(Some("%Y-%m-%d %H:%M:%S%.f"));
-    let formatters = batch
+/// Encode a batch as COPY rows, one buffer per row (with its newline), each value in
+/// PostgreSQL's text form.
+pub fn encode_batch(
+    batch: &RecordBatch,
+    format: &CopyFormat,
+    text: &TextOptions,
+) -> Result<Vec<Vec<u8>>, UserqlError> {
+    let columns: Vec<ColumnText> = batch
         .columns()
         .iter()
-        .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|c| ColumnText::new(c, text))
+        .collect();
     let mut rows = Vec::with_capacity(batch.num_rows());
     let mut cell = String::new();
     for row in 0..batch.num_rows() {
         let mut line = Vec::with_capacity(64);
-        for (i, (column, formatter)) in batch.columns().iter().zip(&formatters).enumerate() {
+        for (i, column) in columns.iter().enumerate() {
             if i > 0 {
                 line.push(format.delimiter);
             }
@@ -804,23 +784,7 @@ pub fn encode_batch(batch: &RecordBatch, format: &CopyFormat) -> Result<Vec<Vec<
                 continue;
             }
             cell.clear();
-            match column.data_type() {
-                DataType::Boolean => {
-                    let b = column
-                        .as_any()
-                        .downcast_ref::<BooleanArray>()
-                        .map(|a| a.value(row))
-                        .unwrap_or_default();
-                    cell.push(if b { 't' } else { 'f' });
-                }
-                DataType::List(_) | DataType::LargeList(_) => {
-                    pg_array_text(column.as_ref(), row, &options, &mut cell)?;
-                }
-                _ => {
-                    use std::fmt::Write;
-                    let _ = write!(cell, "{}", formatter.value(row));
-                }
-            }
+            column.write(row, &mut cell);
             if format.csv {
                 write_csv_field(&mut line, &cell, format);
             } else {
@@ -831,49 +795,6 @@ pub fn encode_batch(batch: &RecordBatch, format: &CopyFormat) -> Result<Vec<Vec<
         rows.push(line);
     }
     Ok(rows)
-}
-
-/// An array value in PostgreSQL's text form: `{a,b,NULL}`, elements quoted when needed.
-fn pg_array_text(
-    column: &dyn Array,
-    row: usize,
-    options: &FormatOptions,
-    out: &mut String,
-) -> Result<(), UserqlError> {
-    use datafusion::arrow::array::AsArray;
-    let values = match column.data_type() {
-        DataType::LargeList(_) => column.as_list::<i64>().value(row),
-        _ => column.as_list::<i32>().value(row),
-    };
-    let formatter = ArrayFormatter::try_new(values.as_ref(), options)?;
-    out.push('{');
-    for i in 0..values.len() {
-        if i > 0 {
-            out.push(',');
-        }
-        if values.is_null(i) {
-            out.push_str("NULL");
-            continue;
-        }
-        let v = formatter.value(i).to_string();
-        let plain = !v.is_empty()
-            && !v.eq_ignore_ascii_case("null")
-            && !v.contains(['{', '}', ',', '"', '\\', ' ']);
-        if plain {
-            out.push_str(&v);
-        } else {
-            out.push('"');
-            for c in v.chars() {
-                if c == '"' || c == '\\' {
-                    out.push('\\');
-                }
-                out.push(c);
-            }
-            out.push('"');
-        }
-    }
-    out.push('}');
-    Ok(())
 }
 
 /// The header line of a CSV COPY TO.
@@ -928,6 +849,9 @@ fn write_csv_field(out: &mut Vec<u8>, value: &str, format: &CopyFormat) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+    use datafusion::arrow::array::BooleanArray;
+    use datafusion::arrow::datatypes::DataType;
     use datafusion::arrow::array::{Int64Array, StringArray};
     use datafusion::arrow::datatypes::{Field, Schema};
 
@@ -949,7 +873,7 @@ mod tests {
         assert_eq!(names.value(0), "a\tb");
         assert!(names.is_null(1));
         assert_eq!(names.value(2), "line\nbreak");
-        let rows = encode_batch(b, &CopyFormat::text()).unwrap();
+        let rows = encode_batch(b, &CopyFormat::text(), &TextOptions::default()).unwrap();
         let back: Vec<u8> = rows.concat();
         assert_eq!(back, data.to_vec());
     }
@@ -969,7 +893,7 @@ mod tests {
         assert_eq!(names.value(3), "multi\nline");
         let vip = b.column(2).as_any().downcast_ref::<BooleanArray>().unwrap();
         assert!(vip.value(0) && vip.is_null(1) && !vip.value(2) && vip.value(3));
-        let rows = encode_batch(b, &CopyFormat::csv()).unwrap();
+        let rows = encode_batch(b, &CopyFormat::csv(), &TextOptions::default()).unwrap();
         assert_eq!(rows[0], b"1,\"a, \"\"b\"\"\",t\n");
         assert_eq!(rows[1], b"2,,\n");
         assert_eq!(rows[2], b"3,\"\",f\n");

@@ -10,6 +10,10 @@ pub mod copy;
 mod ddl;
 pub mod information_schema;
 pub mod pg_settings;
+pub mod pg_text;
+mod literal_casts;
+mod sql_compat;
+mod text_input;
 pub mod session;
 pub mod settings;
 pub mod store;
@@ -107,6 +111,8 @@ impl Engine {
             .with_default_features()
             .build();
         let ctx = SessionContext::new_with_state(state);
+        // Text written into typed columns is read by PostgreSQL's rules, not Arrow's.
+        ctx.add_analyzer_rule(Arc::new(text_input::TextInputRule));
         let catalog = ctx
             .catalog(&db)
             .ok_or_else(|| EngineError::Catalog(format!("catalog {db} was not created")))?;

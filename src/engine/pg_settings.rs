@@ -49,6 +49,11 @@ pub const PG_SETTINGS: &[(&str, &str, &str)] = &[
         "Accepted for compatibility",
     ),
     ("integer_datetimes", "on", "Datetimes are 64-bit integers"),
+    (
+        "jit",
+        "off",
+        "Accepted for compatibility: userql compiles no queries",
+    ),
     ("intervalstyle", "postgres", "Display format for intervals"),
     ("lc_collate", "C", "Collation locale"),
     ("lc_ctype", "C", "Character classification locale"),

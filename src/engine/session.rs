@@ -191,6 +191,20 @@ impl Session {
             .unwrap_or_default()
     }
 
+    /// How this session prints values as text (`extra_float_digits`, `TimeZone`).
+    pub fn text_options(&self) -> super::pg_text::TextOptions {
+        let options = self.options();
+        let extra_float_digits = self
+            .pg_settings()
+            .get("extra_float_digits")
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(1);
+        super::pg_text::TextOptions {
+            extra_float_digits,
+            time_zone: super::pg_text::session_zone(&options),
+        }
+    }
+
     /// This session's `userql.*` settings.
     pub fn userql_settings(&self) -> UserqlSettings {
         settings::of_session(&self.options())
@@ -216,19 +230,23 @@ impl Session {
     /// Split SQL text into statements (PostgreSQL dialect, with the rewrites that make
     /// client catalog queries plannable).
     pub fn parse(&self, sql: &str) -> Result<Vec<Statement>, UserqlError> {
-        match self.parser.parse(sql) {
+        let sql = super::literal_casts::protect_array_literal_casts(sql);
+        let sql = sql.as_ref();
+        let parsed = match self.parser.parse(sql) {
             Ok(statements) => Ok(statements),
             // The SQL parser knows only `ALTER VIEW name AS query`; PostgreSQL's
             // `ALTER VIEW name RENAME TO new` is the same statement as for a table.
             Err(e) => match alter_view_rename_as_table(sql) {
                 Some(rewritten) => Ok(self.parser.parse(&rewritten)?),
-                None => Err(e.into()),
+                None => Err(e),
             },
-        }
+        }?;
+        Ok(parsed.into_iter().map(super::sql_compat::rewrite).collect())
     }
 
     /// Plan one statement.
     pub async fn plan(&self, statement: Statement) -> Result<Planned, UserqlError> {
+        let statement = self.apply_set_config(statement)?;
         if let Some(utility) = utility_of(&statement)? {
             return Ok(Planned::Utility(utility));
         }
@@ -268,16 +286,106 @@ impl Session {
                 other => other,
             },
             None => {
-                state
+                match state
                     .statement_to_plan(DFStatement::Statement(Box::new(statement.clone())))
-                    .await?
+                    .await
+                {
+                    Ok(plan) => plan,
+                    // PostgreSQL allows two output columns with one name (`count`,
+                    // `count`); DataFusion needs unique names, so name them apart and
+                    // label them back for the client (see `pg_label`).
+                    Err(e) if e.to_string().contains("unique expression names") => {
+                        match alias_unnamed_outputs(&statement) {
+                            Some(aliased) => {
+                                state
+                                    .statement_to_plan(DFStatement::Statement(Box::new(aliased)))
+                                    .await?
+                            }
+                            None => return Err(e.into()),
+                        }
+                    }
+                    Err(e) => return Err(e.into()),
+                }
             }
         };
         let plan = type_cast_placeholders(plan)?;
+        let plan = type_array_placeholders(plan)?;
         Ok(Planned::Query {
             statement: Box::new(statement),
             plan,
         })
+    }
+
+    /// `set_config(name, value, is_local)` in a query: applied like `SET name = value`
+    /// (for the session, also when `is_local`: userql has no transaction-scoped
+    /// settings), and the call replaced by the value it returns. Its arguments must be
+    /// constants; drivers (asyncpg turning `jit` off) send them so.
+    fn apply_set_config(&self, mut statement: Statement) -> Result<Statement, UserqlError> {
+        use datafusion::sql::sqlparser::ast::{
+            FunctionArg, FunctionArgExpr, FunctionArguments, VisitMut, VisitorMut,
+        };
+        use std::ops::ControlFlow;
+        struct Calls<'a> {
+            session: &'a Session,
+            error: Option<UserqlError>,
+        }
+        impl VisitorMut for Calls<'_> {
+            type Break = ();
+            fn post_visit_expr(&mut self, expr: &mut SqlExpr) -> ControlFlow<()> {
+                let SqlExpr::Function(f) = expr else {
+                    return ControlFlow::Continue(());
+                };
+                let is_set_config = f
+                    .name
+                    .0
+                    .last()
+                    .and_then(|p| p.as_ident())
+                    .is_some_and(|i| i.value.eq_ignore_ascii_case("set_config"));
+                if !is_set_config {
+                    return ControlFlow::Continue(());
+                }
+                let texts: Vec<Option<String>> = match &f.args {
+                    FunctionArguments::List(list) => list
+                        .args
+                        .iter()
+                        .map(|a| match a {
+                            FunctionArg::Unnamed(FunctionArgExpr::Expr(SqlExpr::Value(v))) => {
+                                match &v.value {
+                                    Value::SingleQuotedString(s) => Some(s.clone()),
+                                    Value::Boolean(b) => Some(b.to_string()),
+                                    _ => None,
+                                }
+                            }
+                            _ => None,
+                        })
+                        .collect(),
+                    _ => vec![],
+                };
+                let (Some(Some(name)), Some(Some(value)), 3) =
+                    (texts.first(), texts.get(1), texts.len())
+                else {
+                    self.error = Some(UserqlError::unsupported(
+                        "set_config(name, value, is_local) needs three constant arguments",
+                    ));
+                    return ControlFlow::Break(());
+                };
+                if let Err(e) = self.session.set(name, Some(value)) {
+                    self.error = Some(e);
+                    return ControlFlow::Break(());
+                }
+                *expr = SqlExpr::value(Value::SingleQuotedString(value.clone()));
+                ControlFlow::Continue(())
+            }
+        }
+        let mut calls = Calls {
+            session: self,
+            error: None,
+        };
+        let _ = statement.visit(&mut calls);
+        match calls.error {
+            Some(e) => Err(e),
+            None => Ok(statement),
+        }
     }
 
     /// Whether the session is inside `BEGIN ... COMMIT`.
@@ -426,7 +534,7 @@ impl Session {
     }
 
     /// Set (or, with `None`, reset to default) one setting.
-    pub fn set(&mut self, name: &str, value: Option<&str>) -> Result<(), UserqlError> {
+    pub fn set(&self, name: &str, value: Option<&str>) -> Result<(), UserqlError> {
         let lower = name.to_ascii_lowercase();
         let state_ref = self.ctx.state_ref();
         let mut state = state_ref.write();
@@ -644,6 +752,31 @@ pub fn pg_output_schema(plan: &LogicalPlan) -> SchemaRef {
     Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 
+/// Prefix of the names given to unnamed output columns when two would share a name.
+const OUTPUT_ALIAS: &str = "__userql_output_";
+
+/// `statement` with every unnamed output column of its top SELECT given a unique alias,
+/// or `None` when it is not a plain SELECT.
+fn alias_unnamed_outputs(statement: &Statement) -> Option<Statement> {
+    use datafusion::sql::sqlparser::ast::{Ident, SelectItem, SetExpr};
+    let Statement::Query(query) = statement else {
+        return None;
+    };
+    let mut query = query.clone();
+    let SetExpr::Select(select) = query.body.as_mut() else {
+        return None;
+    };
+    for (i, item) in select.projection.iter_mut().enumerate() {
+        if let SelectItem::UnnamedExpr(expr) = item {
+            *item = SelectItem::ExprWithAlias {
+                expr: expr.clone(),
+                alias: Ident::new(format!("{OUTPUT_ALIAS}{i}")),
+            };
+        }
+    }
+    Some(Statement::Query(query))
+}
+
 /// The projection that produces a query's columns, and its input.
 fn top_projection(plan: &LogicalPlan) -> Option<(&[Expr], &LogicalPlan)> {
     match plan {
@@ -658,6 +791,12 @@ fn pg_label(expr: &Expr, input: &LogicalPlan) -> Option<String> {
     match expr {
         // DataFusion names some expressions itself with an alias such as `count(*)`;
         // a user's alias has no parentheses unless quoted that way on purpose.
+        Expr::Alias(alias) if alias.name.starts_with(OUTPUT_ALIAS) => {
+            Some(match alias.expr.as_ref() {
+                Expr::Column(c) => pg_label(&alias.expr, input).unwrap_or_else(|| c.name.clone()),
+                inner => pg_label(inner, input).unwrap_or_else(|| "?column?".into()),
+            })
+        }
         Expr::Alias(alias) if alias.name.contains('(') => {
             Some(pg_label(&alias.expr, input).unwrap_or_else(|| "?column?".into()))
         }
@@ -735,6 +874,36 @@ fn type_cast_placeholders(plan: LogicalPlan) -> Result<LogicalPlan, UserqlError>
                         field,
                     }))),
                 },
+                other => Ok(Transformed::no(other)),
+            })
+        })
+    })?;
+    Ok(rewritten.data)
+}
+
+/// `x = ANY($1)` (planned as `array_has($1, x)`): `$1` is an array of `x`'s type, as
+/// PostgreSQL infers it, so a driver that sends an untyped array parameter (node-postgres)
+/// has it read as one.
+fn type_array_placeholders(plan: LogicalPlan) -> Result<LogicalPlan, UserqlError> {
+    use datafusion::common::tree_node::{Transformed, TreeNode};
+    use datafusion::logical_expr::ExprSchemable;
+    use datafusion::logical_expr::expr::{Placeholder, ScalarFunction};
+    let rewritten = plan.transform_up_with_subqueries(|node| {
+        let schema = super::text_input::input_schema(&node);
+        node.map_expressions(|e| {
+            e.transform_up(|e| match e {
+                Expr::ScalarFunction(ScalarFunction { func, mut args })
+                    if matches!(func.name(), "array_has" | "array_contains")
+                        && args.len() == 2
+                        && matches!(&args[0], Expr::Placeholder(Placeholder { field: None, .. })) =>
+                {
+                    let element = args[1].get_type(&schema).ok();
+                    if let (Some(element), Expr::Placeholder(p)) = (element, &mut args[0]) {
+                        let list = DataType::List(Arc::new(Field::new("item", element, true)));
+                        p.field = Some(Arc::new(Field::new("", list, true)));
+                    }
+                    Ok(Transformed::yes(Expr::ScalarFunction(ScalarFunction { func, args })))
+                }
                 other => Ok(Transformed::no(other)),
             })
         })

@@ -15,8 +15,8 @@ use datafusion::error::{DataFusionError, Result};
 /// How a setting's text value is checked.
 #[derive(Debug, Clone, Copy)]
 enum Kind {
-    /// A whole number ≥ the given minimum.
-    Int { min: i64 },
+    /// A whole number in `min..=max`.
+    Int { min: i64, max: i64 },
     /// One of a fixed set of words.
     OneOf(&'static [&'static str]),
     /// A two-letter region code (ISO 3166-1 alpha-2), upper-cased on the way in.
@@ -51,7 +51,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         name: "oneid_max_records_per_value",
         default: "50",
         description: "OneID ignores an identifier value shared by more records than this",
-        kind: Kind::Int { min: 1 },
+        kind: Kind::Int { min: 1, max: i64::MAX },
     },
     SettingSpec {
         name: "oneid_blocked_values",
@@ -86,8 +86,8 @@ pub const SETTINGS: &[SettingSpec] = &[
     SettingSpec {
         name: "rfm_bins",
         default: "5",
-        description: "Number of RFM score bins",
-        kind: Kind::Int { min: 2 },
+        description: "Number of RFM score bins (2 to 100; segments need 5)",
+        kind: Kind::Int { min: 2, max: 100 },
     },
     SettingSpec {
         name: "rfm_language",
@@ -99,25 +99,25 @@ pub const SETTINGS: &[SettingSpec] = &[
         name: "lifecycle_new_days",
         default: "30",
         description: "Lifecycle: a first order within this many days is 'new'",
-        kind: Kind::Int { min: 1 },
+        kind: Kind::Int { min: 1, max: 100_000 },
     },
     SettingSpec {
         name: "lifecycle_active_days",
         default: "90",
         description: "Lifecycle: no order for longer than this is 'at_risk'",
-        kind: Kind::Int { min: 1 },
+        kind: Kind::Int { min: 1, max: 100_000 },
     },
     SettingSpec {
         name: "lifecycle_churn_days",
         default: "180",
         description: "Lifecycle: no order for longer than this is 'churned'",
-        kind: Kind::Int { min: 1 },
+        kind: Kind::Int { min: 1, max: 100_000 },
     },
     SettingSpec {
         name: "lifecycle_mature_orders",
         default: "5",
         description: "Lifecycle: this many orders make a customer 'mature'",
-        kind: Kind::Int { min: 1 },
+        kind: Kind::Int { min: 1, max: i64::MAX },
     },
 ];
 
@@ -194,12 +194,17 @@ fn bad_value(spec: &SettingSpec, value: &str, expected: &str) -> DataFusionError
 
 fn validate(spec: &SettingSpec, value: &str) -> Result<String> {
     match spec.kind {
-        Kind::Int { min } => match value.parse::<i64>() {
-            Ok(n) if n >= min => Ok(n.to_string()),
-            _ => Err(bad_value(
+        Kind::Int { min, max } => match value.parse::<i64>() {
+            Ok(n) if n >= min && n <= max => Ok(n.to_string()),
+            _ if max == i64::MAX => Err(bad_value(
                 spec,
                 value,
                 &format!("expected a whole number ≥ {min}"),
+            )),
+            _ => Err(bad_value(
+                spec,
+                value,
+                &format!("expected a whole number from {min} to {max}"),
             )),
         },
         Kind::OneOf(words) => {

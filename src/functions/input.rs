@@ -2,7 +2,7 @@
 //! (`'identities'`, `'channels.tmall'`) or a full query (`'SELECT ... FROM ...'`), read with
 //! the calling session's catalog and settings, checked for the named columns.
 
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::catalog::Session;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::SendableRecordBatchStream;
@@ -19,18 +19,36 @@ pub enum Expect {
     Text,
     /// Any integer type; read as `Int64`.
     BigInt,
+    /// A key: any integer (read as `Int64`) or string (read as `Utf8`) type.
+    Key,
+    /// A timestamp of any precision and zone, or a date; read as microseconds, the zone
+    /// kept.
+    Timestamp,
+    /// Any number; read as `Float64`.
+    Number,
+    /// A boolean.
+    Boolean,
+}
+
+fn is_text(dt: &DataType) -> bool {
+    matches!(
+        dt,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null
+    ) || matches!(dt, DataType::Dictionary(_, v) if matches!(**v, DataType::Utf8 | DataType::LargeUtf8))
 }
 
 impl Expect {
     fn accepts(self, dt: &DataType) -> bool {
         match self {
-            Expect::Text => {
-                matches!(
-                    dt,
-                    DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null
-                ) || matches!(dt, DataType::Dictionary(_, v) if matches!(**v, DataType::Utf8 | DataType::LargeUtf8))
-            }
+            Expect::Text => is_text(dt),
             Expect::BigInt => dt.is_integer() || dt == &DataType::Null,
+            Expect::Key => dt.is_integer() || is_text(dt),
+            Expect::Timestamp => matches!(
+                dt,
+                DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64 | DataType::Null
+            ),
+            Expect::Number => dt.is_numeric() || dt == &DataType::Null,
+            Expect::Boolean => matches!(dt, DataType::Boolean | DataType::Null),
         }
     }
 
@@ -38,13 +56,26 @@ impl Expect {
         match self {
             Expect::Text => "text",
             Expect::BigInt => "bigint",
+            Expect::Key => "bigint or text",
+            Expect::Timestamp => "timestamp",
+            Expect::Number => "a number (double precision)",
+            Expect::Boolean => "boolean",
         }
     }
 
-    fn arrow(self) -> DataType {
+    /// The type the column is read as, given its type in the input.
+    fn arrow(self, found: &DataType) -> DataType {
         match self {
             Expect::Text => DataType::Utf8,
             Expect::BigInt => DataType::Int64,
+            Expect::Key if found.is_integer() => DataType::Int64,
+            Expect::Key => DataType::Utf8,
+            Expect::Timestamp => match found {
+                DataType::Timestamp(_, tz) => DataType::Timestamp(TimeUnit::Microsecond, tz.clone()),
+                _ => DataType::Timestamp(TimeUnit::Microsecond, None),
+            },
+            Expect::Number => DataType::Float64,
+            Expect::Boolean => DataType::Boolean,
         }
     }
 }
@@ -121,7 +152,13 @@ pub async fn frame(
                 ),
             ));
         }
-        exprs.push(cast(col(format!("\"{}\"", field.name())), expect.arrow()).alias(*name));
+        exprs.push(
+            cast(
+                col(format!("\"{}\"", field.name())),
+                expect.arrow(field.data_type()),
+            )
+            .alias(*name),
+        );
     }
     df.select(exprs)
 }

@@ -3,12 +3,20 @@
 //!
 //! Architecture invariant: algorithm code in these modules never imports `pgwire`.
 
+pub mod args;
+pub mod behavior;
+pub mod docs;
 pub mod identity;
 pub mod input;
+pub mod lifecycle;
+pub mod rfm;
 
 use datafusion::prelude::SessionContext;
 
 /// Register every userql function family on a context.
 pub fn register_all(ctx: &SessionContext) {
     identity::register(ctx);
+    rfm::register(ctx);
+    lifecycle::register(ctx);
+    behavior::register(ctx);
 }

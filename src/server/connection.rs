@@ -37,6 +37,7 @@ use pgwire::messages::cancel::CancelRequest;
 use tokio::sync::{Mutex, watch};
 
 use super::errors::{ErrorMapper, error_info, fatal, to_pg};
+use crate::engine::pg_text::TextOptions;
 use crate::engine::session::{Outcome, Planned, Utility, parameter_types_of, result_schema_of};
 use crate::engine::{Engine, Session};
 use crate::error::{UserqlError, sqlstate};
@@ -414,13 +415,20 @@ impl Queries {
                     df,
                     format,
                     format_options,
+                    session.text_options(),
                     deadline,
                     self.cancel.subscribe(),
                 )
                 .await?,
             ),
             Outcome::Batches(schema, batches) => {
-                let mut resp = batches_response(&schema, batches, format, format_options)?;
+                let mut resp = batches_response(
+                    &schema,
+                    batches,
+                    format,
+                    format_options,
+                    &session.text_options(),
+                )?;
                 if matches!(planned, Planned::Utility(Utility::Show(_))) {
                     resp.set_command_tag("SHOW");
                 }
@@ -441,7 +449,9 @@ impl Queries {
                 *self.copy_in.lock().await = Some(pending);
                 super::copy::copy_in_response(copy.columns.len())
             }
-            Outcome::CopyOut(df, format) => super::copy::copy_out_response(df, format).await?,
+            Outcome::CopyOut(df, format) => {
+                super::copy::copy_out_response(df, format, session.text_options()).await?
+            }
             Outcome::TransactionStart => Response::TransactionStart(Tag::new("BEGIN")),
             Outcome::TransactionEnd(tag) => {
                 let failed = client.transaction_status() == TransactionStatus::Error;
@@ -527,16 +537,13 @@ impl ExtendedQueryHandler for Queries {
         let params = match &prepared.planned {
             Planned::Query { .. } => {
                 let server_types = prepared.wire_types()?;
-                let inferred_refs: Vec<Option<&DataType>> =
-                    prepared.inferred.iter().map(|t| t.as_ref()).collect();
-                let server_refs: Vec<Option<&Type>> = server_types.iter().map(Some).collect();
-                Some(
-                    arrow_pg::datatypes::df::deserialize_parameters_with_server_types(
-                        portal,
-                        &inferred_refs,
-                        &server_refs,
-                    )?,
-                )
+                let zone = session.text_options().time_zone;
+                Some(super::params::decode(
+                    portal,
+                    &prepared.inferred,
+                    &server_types,
+                    &zone,
+                )?)
             }
             _ => None,
         };
@@ -580,6 +587,7 @@ async fn rows_response(
     df: DataFrame,
     format: &Format,
     options: Arc<FormatOptions>,
+    text: TextOptions,
     deadline: Option<tokio::time::Instant>,
     cancelled: watch::Receiver<u64>,
 ) -> Result<QueryResponse, UserqlError> {
@@ -588,14 +596,12 @@ async fn rows_response(
     let batches = df.execute_stream().await?;
     let encode_fields = fields.clone();
     let rows = batches
-        .map(
-            move |batch| -> Box<dyn Iterator<Item = PgWireResult<_>> + Send> {
-                match batch {
-                    Ok(b) => arrow_pg::encode_recordbatch(encode_fields.clone(), b),
-                    Err(e) => Box::new(std::iter::once(Err(PgWireError::ApiError(Box::new(e))))),
-                }
-            },
-        )
+        .map(move |batch| -> Vec<PgWireResult<_>> {
+            match batch {
+                Ok(b) => super::rows::encode_batch(&encode_fields, &b, &text),
+                Err(e) => vec![Err(PgWireError::ApiError(Box::new(e)))],
+            }
+        })
         .flat_map(stream::iter);
     Ok(QueryResponse::new(
         fields,
@@ -638,12 +644,12 @@ fn batches_response(
     batches: Vec<RecordBatch>,
     format: &Format,
     options: Arc<FormatOptions>,
+    text: &TextOptions,
 ) -> Result<QueryResponse, UserqlError> {
     let fields = fields_for(schema, format, options)?;
-    let encode_fields = fields.clone();
     let rows: Vec<_> = batches
-        .into_iter()
-        .flat_map(move |b| arrow_pg::encode_recordbatch(encode_fields.clone(), b))
+        .iter()
+        .flat_map(|b| super::rows::encode_batch(&fields, b, text))
         .collect();
     Ok(QueryResponse::new(fields, stream::iter(rows)))
 }

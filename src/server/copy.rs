@@ -17,6 +17,7 @@ use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
 use super::connection::Queries;
 use super::errors::to_pg;
 use crate::engine::Session;
+use crate::engine::pg_text::TextOptions;
 use crate::engine::copy::{CopyChunk, CopyFormat, CopyIn, encode_batch, encode_header};
 use crate::error::{UserqlError, sqlstate};
 use tokio::sync::mpsc;
@@ -58,7 +59,11 @@ pub fn copy_in_response(columns: usize) -> Response {
 }
 
 /// Stream a query's rows as COPY data.
-pub async fn copy_out_response(df: DataFrame, format: CopyFormat) -> Result<Response, UserqlError> {
+pub async fn copy_out_response(
+    df: DataFrame,
+    format: CopyFormat,
+    text: TextOptions,
+) -> Result<Response, UserqlError> {
     let schema = df.schema().as_arrow().clone();
     let columns = schema.fields().len();
     let header = format
@@ -70,7 +75,7 @@ pub async fn copy_out_response(df: DataFrame, format: CopyFormat) -> Result<Resp
         .map(move |batch| -> Vec<PgWireResult<CopyData>> {
             let encoded = batch
                 .map_err(UserqlError::from)
-                .and_then(|b| encode_batch(&b, &format));
+                .and_then(|b| encode_batch(&b, &format, &text));
             match encoded {
                 Ok(mut rows) => {
                     // The header rides with the first row, so the row count stays right.

@@ -4,6 +4,8 @@
 pub mod connection;
 pub mod copy;
 pub mod errors;
+mod params;
+mod rows;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -8,10 +8,14 @@ use userql::config::Config;
 
 use crate::support;
 
+/// A config from `toml` in `dir`, its data dir inside `dir` too: a test never touches the
+/// default `./userql-data`, which a developer's running server may hold.
 fn config_in(dir: &std::path::Path, toml: &str) -> Config {
     let path = dir.join("userql.toml");
     std::fs::write(&path, toml).unwrap();
-    Config::load(&path).expect("config parses")
+    let mut config = Config::load(&path).expect("config parses");
+    config.server.data_dir = dir.join("data");
+    config
 }
 
 #[tokio::test]

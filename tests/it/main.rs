@@ -9,3 +9,4 @@ mod oneid;
 mod protocol;
 mod slt;
 mod tables;
+mod write_paths;

@@ -23,6 +23,7 @@ use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, collect};
@@ -312,7 +313,11 @@ impl TableProvider for StoredTable {
             table: self.clone(),
             schema: self.schema(),
         };
-        Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
+        Ok(Arc::new(DataSinkExec::new(
+            single_partition(input),
+            Arc::new(sink),
+            None,
+        )))
     }
 
     async fn delete_from(
@@ -384,6 +389,18 @@ impl DataSink for StoredTableSink {
         table.update_state().await.map_err(external)?;
         self.table.install_committed(table).await?;
         Ok(rows)
+    }
+}
+
+/// `input` as one partition. A sink reads partition 0 of its input only; the planner
+/// merges partitions for the sinks it places itself, but a sink built around an already
+/// optimised plan (`CREATE TABLE AS`, a COPY) must merge them here or silently keep the
+/// first partition's rows.
+pub(crate) fn single_partition(input: Arc<dyn ExecutionPlan>) -> Arc<dyn ExecutionPlan> {
+    if input.properties().partitioning.partition_count() > 1 {
+        Arc::new(CoalescePartitionsExec::new(input))
+    } else {
+        input
     }
 }
 

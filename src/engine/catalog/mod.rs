@@ -20,6 +20,8 @@ use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use super::pg_settings::{self, PgSettings};
 use super::settings::UserqlSettings;
 
+pub mod tables;
+
 /// The version string `version()` returns; clients parse the leading `PostgreSQL 15.0`.
 pub fn version_string() -> String {
     format!(
@@ -32,6 +34,14 @@ pub fn version_string() -> String {
 /// Install `pg_catalog` and the client-facing functions into a context.
 pub fn install(ctx: &SessionContext, database: &str) -> Result<()> {
     datafusion_pg_catalog::setup_pg_catalog(ctx, database, EmptyContextProvider).map_err(|e| *e)?;
+    if let Some(catalog) = ctx.catalog(database)
+        && let Some(inner) = catalog.schema("pg_catalog")
+    {
+        catalog.register_schema(
+            "pg_catalog",
+            Arc::new(tables::PgCatalogSchema::new(inner, database)),
+        )?;
+    }
     for udf in [
         SessionFn::new("version", vec![], DataType::Utf8, |_, _| {
             Ok(Some(version_string()))
@@ -61,16 +71,33 @@ pub fn install(ctx: &SessionContext, database: &str) -> Result<()> {
             "pg_get_function_result",
             vec![vec![DataType::Int64]],
             DataType::Utf8,
-            |_, _| Ok(None),
+            |_, args| Ok(userql_function(args).map(|d| d.result.to_string())),
         ),
         SessionFn::new(
             "pg_get_function_arguments",
             vec![vec![DataType::Int64]],
             DataType::Utf8,
-            |_, _| Ok(None),
+            |_, args| Ok(userql_function(args).map(|d| d.arguments.to_string())),
         ),
         SessionFn::new(
             "pg_get_function_identity_arguments",
+            vec![vec![DataType::Int64]],
+            DataType::Utf8,
+            |_, args| {
+                Ok(userql_function(args).map(|d| {
+                    d.parsed_arguments()
+                        .iter()
+                        .map(|a| {
+                            let variadic = if a.variadic { "VARIADIC " } else { "" };
+                            format!("{variadic}{} {}", a.name, a.pg_type)
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }))
+            },
+        ),
+        SessionFn::new(
+            "pg_get_function_sqlbody",
             vec![vec![DataType::Int64]],
             DataType::Utf8,
             |_, _| Ok(None),
@@ -88,13 +115,39 @@ pub fn install(ctx: &SessionContext, database: &str) -> Result<()> {
             "obj_description",
             vec![vec![DataType::Int64], vec![DataType::Int64, DataType::Utf8]],
             DataType::Utf8,
-            |_, _| Ok(None),
+            |_, args| {
+                let catalog = args.get(1).cloned().flatten();
+                if catalog.is_some_and(|c| c != "pg_proc") {
+                    return Ok(None);
+                }
+                Ok(userql_function(args).map(|d| d.description.to_string()))
+            },
         ),
         SessionFn::new(
             "col_description",
             vec![vec![DataType::Int64, DataType::Int64]],
             DataType::Utf8,
             |_, _| Ok(None),
+        ),
+        // userql has no sequences: no column is serial.
+        SessionFn::new(
+            "pg_get_serial_sequence",
+            vec![vec![DataType::Utf8, DataType::Utf8]],
+            DataType::Utf8,
+            |_, _| Ok(None),
+        ),
+        SessionFn::new(
+            "like_escape",
+            vec![vec![DataType::Utf8, DataType::Utf8]],
+            DataType::Utf8,
+            |_, args| match (args.first().cloned().flatten(), args.get(1).cloned().flatten()) {
+                (Some(pattern), Some(escape)) => super::sql_compat::like_escape(&pattern, &escape)
+                    .map(Some)
+                    .map_err(|m| datafusion::error::DataFusionError::External(Box::new(
+                        crate::error::UserqlError::new(crate::error::sqlstate::INVALID_ESCAPE_SEQUENCE, m),
+                    ))),
+                _ => Ok(None),
+            },
         ),
     ] {
         ctx.register_udf(ScalarUDF::new_from_impl(udf));
@@ -108,6 +161,12 @@ pub fn install(ctx: &SessionContext, database: &str) -> Result<()> {
         ctx.register_udf(ScalarUDF::new_from_impl(AlwaysVisible::new(name)));
     }
     Ok(())
+}
+
+/// The userql function whose OID is the first argument.
+fn userql_function(args: &[Option<String>]) -> Option<crate::functions::docs::FunctionDoc> {
+    let oid: i64 = args.first()?.as_deref()?.parse().ok()?;
+    tables::doc_of_oid(oid)
 }
 
 fn session_user(config: &ConfigOptions) -> String {

@@ -1,0 +1,238 @@
+//! PostgreSQL's reading of text into typed values, wired into DataFusion's plans.
+//!
+//! DataFusion expresses "this string goes into a `text[]` / `bytea` / `numeric` /
+//! `timestamp` column" as a cast, and Arrow's casts read text by Arrow's rules (a string
+//! cast to a list is a one-element list). [`TextInputRule`] runs after type coercion and
+//! turns every cast from a string type to a type [`pg_text::input`] handles into a call of
+//! [`PgInput`], which reads the text by PostgreSQL's rules — for `INSERT ... VALUES`,
+//! `UPDATE ... SET`, `'...'::type`, `CAST(... AS type)` and comparisons with literals alike.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::timezone::Tz;
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::config::ConfigOptions;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::expr::{Cast, ScalarFunction};
+use datafusion::logical_expr::{
+    ColumnarValue, Expr, ExprSchemable, LogicalPlan, ReturnFieldArgs, ScalarFunctionArgs,
+    ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+use datafusion::optimizer::AnalyzerRule;
+
+use super::pg_text;
+
+/// Reads a string column as `target` by PostgreSQL's input rules. One instance per target
+/// type (and session time zone, for `timestamptz`); the planner creates them, users never
+/// name it.
+#[derive(Debug)]
+pub struct PgInput {
+    target: DataType,
+    zone: Tz,
+    zone_name: String,
+    signature: Signature,
+}
+
+impl PartialEq for PgInput {
+    fn eq(&self, other: &Self) -> bool {
+        self.target == other.target && self.zone_name == other.zone_name
+    }
+}
+
+impl Eq for PgInput {}
+
+impl std::hash::Hash for PgInput {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.target.hash(state);
+        self.zone_name.hash(state);
+    }
+}
+
+impl PgInput {
+    /// Reading text as `target`, with `zone` for zone-less `timestamptz` text.
+    pub fn new(target: DataType, zone: Tz) -> Self {
+        Self {
+            zone_name: zone.to_string(),
+            target,
+            zone,
+            signature: Signature::any(1, Volatility::Immutable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for PgInput {
+    fn name(&self) -> &str {
+        "pg_input"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(self.target.clone())
+    }
+
+    fn display_name(&self, args: &[Expr]) -> Result<String> {
+        let arg = args.first().map(|a| a.to_string()).unwrap_or_default();
+        Ok(format!("CAST({arg} AS {})", self.target))
+    }
+
+    /// Named like the cast it replaces (a cast is named after its input), so the plan's
+    /// schema does not change.
+    fn schema_name(&self, args: &[Expr]) -> Result<String> {
+        Ok(args
+            .first()
+            .map(|a| a.schema_name().to_string())
+            .unwrap_or_default())
+    }
+
+    /// NULL exactly when the text is NULL (text that cannot be read is an error).
+    fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
+        let nullable = args.arg_fields.first().is_none_or(|f| f.is_nullable());
+        Ok(Arc::new(Field::new(self.name(), self.target.clone(), nullable)))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let [arg] = args.args.as_slice() else {
+            return Err(DataFusionError::Internal("pg_input takes one argument".into()));
+        };
+        let array = match arg {
+            ColumnarValue::Array(a) => a.clone(),
+            ColumnarValue::Scalar(s) => s.to_array_of_size(1)?,
+        };
+        let texts: Vec<Option<&str>> = match array.data_type() {
+            DataType::Utf8 => array.as_string::<i32>().iter().collect(),
+            DataType::LargeUtf8 => array.as_string::<i64>().iter().collect(),
+            DataType::Utf8View => array.as_string_view().iter().collect(),
+            other => {
+                return Err(DataFusionError::Internal(format!(
+                    "pg_input reads text, not {other}"
+                )));
+            }
+        };
+        let parsed = pg_text::input::parse_column(&texts, &self.target, &self.zone)
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        Ok(match arg {
+            ColumnarValue::Scalar(_) => {
+                ColumnarValue::Scalar(ScalarValue::try_from_array(parsed.as_ref(), 0)?)
+            }
+            ColumnarValue::Array(_) => ColumnarValue::Array(parsed),
+        })
+    }
+}
+
+/// The analyzer rule that routes text → type casts through [`PgInput`].
+#[derive(Debug, Default)]
+pub struct TextInputRule;
+
+fn is_string(t: &DataType) -> bool {
+    matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+}
+
+/// Whether text cast to `target` must be read by PostgreSQL's rules here.
+fn needs_pg_input(target: &DataType) -> bool {
+    !is_string(target) && pg_text::input::handles(target)
+}
+
+impl AnalyzerRule for TextInputRule {
+    fn name(&self) -> &str {
+        "userql_text_input"
+    }
+
+    fn analyze(&self, plan: LogicalPlan, config: &ConfigOptions) -> Result<LogicalPlan> {
+        let zone = pg_text::session_zone(config);
+        plan.transform_up_with_subqueries(|node| {
+            let schema = input_schema(&node);
+            node.map_expressions(|e| {
+                e.transform_up(|e| rewrite_cast(e, &schema, &zone))
+            })
+        })
+        .map(|t| t.data)
+    }
+}
+
+/// The schema a node's expressions are evaluated against.
+pub(super) fn input_schema(node: &LogicalPlan) -> Arc<DFSchema> {
+    let inputs = node.inputs();
+    match inputs.as_slice() {
+        [] => Arc::new(DFSchema::empty()),
+        [one] => one.schema().clone(),
+        many => {
+            let mut merged = DFSchema::empty();
+            for input in many {
+                merged.merge(input.schema());
+            }
+            Arc::new(merged)
+        }
+    }
+}
+
+fn rewrite_cast(e: Expr, schema: &DFSchema, zone: &Tz) -> Result<Transformed<Expr>> {
+    // TRY_CAST keeps Arrow's reading: it answers NULL where PostgreSQL's rules error.
+    let (inner, target) = match &e {
+        Expr::Cast(Cast { expr, field }) => (expr, field.data_type().clone()),
+        _ => return Ok(Transformed::no(e)),
+    };
+    if !needs_pg_input(&target) {
+        return Ok(Transformed::no(e));
+    }
+    let Ok(source) = inner.get_type(schema) else {
+        return Ok(Transformed::no(e));
+    };
+    if !is_string(&source) {
+        return Ok(Transformed::no(e));
+    }
+    let Expr::Cast(Cast { expr: inner, .. }) = e else {
+        return Ok(Transformed::no(e));
+    };
+    let inner = *inner;
+    let udf = Arc::new(ScalarUDF::new_from_impl(PgInput::new(target, *zone)));
+    Ok(Transformed::yes(Expr::ScalarFunction(ScalarFunction::new_udf(
+        udf,
+        vec![inner],
+    ))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::ListArray;
+    use datafusion::prelude::SessionContext;
+
+    async fn ctx() -> SessionContext {
+        let ctx = SessionContext::new();
+        ctx.add_analyzer_rule(Arc::new(TextInputRule));
+        ctx
+    }
+
+    #[tokio::test]
+    async fn string_literals_read_as_postgresql_arrays() {
+        let ctx = ctx().await;
+        let batches = ctx
+            .sql("SELECT CAST('{p,\"q r\",NULL}' AS VARCHAR[]) AS a")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let list = batches[0].column(0).as_any().downcast_ref::<ListArray>().unwrap();
+        let values = list.value(0);
+        assert_eq!(values.len(), 3);
+        assert!(values.is_null(2));
+    }
+
+    #[tokio::test]
+    async fn bad_text_is_an_error_not_a_value() {
+        let ctx = ctx().await;
+        let err = match ctx.sql("SELECT CAST('{a' AS VARCHAR[])").await {
+            Ok(df) => df.collect().await.unwrap_err(),
+            Err(e) => e,
+        };
+        let e = crate::error::UserqlError::from(err);
+        assert_eq!(e.code, "22P02", "{e}");
+    }
+}
