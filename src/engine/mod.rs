@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod channels;
 pub mod copy;
 mod ddl;
+mod dml;
 pub mod information_schema;
 pub mod pg_settings;
 pub mod pg_text;

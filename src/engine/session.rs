@@ -444,6 +444,20 @@ impl Session {
             LogicalPlan::Dml(dml) => {
                 self.check_writable(&dml.table_name)?;
                 self.check_not_view(&dml.table_name).await?;
+                if matches!(dml.op, WriteOp::Delete | WriteOp::Update) {
+                    let rel = self.rel_name(&dml.table_name)?;
+                    if let Some(table) = self.engine.store().table(&rel).await {
+                        let rows =
+                            super::dml::run(&table, &rel.to_string(), dml, &self.ctx.state())
+                                .await?;
+                        self.note_write();
+                        return Ok(Outcome::Command(CommandTag {
+                            command: if dml.op == WriteOp::Delete { "DELETE" } else { "UPDATE" }
+                                .to_string(),
+                            rows: Some(rows as usize),
+                        }));
+                    }
+                }
                 let verb = match dml.op {
                     WriteOp::Insert(_) => "INSERT",
                     WriteOp::Delete => "DELETE",

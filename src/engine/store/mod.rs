@@ -205,6 +205,11 @@ impl Store {
     }
 
     /// The catalog's provider of `schema`, or 3F000.
+    /// The stored table `name`, if there is one.
+    pub async fn table(&self, name: &RelName) -> Option<Arc<StoredTable>> {
+        self.inner.lock().await.tables.get(name).cloned()
+    }
+
     pub fn schema_provider(&self, schema: &str) -> Result<Arc<dyn SchemaProvider>, UserqlError> {
         self.catalog.schema(schema).ok_or_else(|| {
             UserqlError::new(

@@ -219,6 +219,46 @@ impl StoredTable {
         Ok(metrics.num_updated_rows as u64)
     }
 
+    /// Replace every row with `input`'s in one commit (readers see the old rows or the
+    /// new, never a mix). The caller holds the write lock and planned `input` after
+    /// taking it, so `input` read the latest version.
+    pub async fn overwrite_locked(
+        &self,
+        input: Arc<dyn ExecutionPlan>,
+        context: &Arc<TaskContext>,
+    ) -> Result<u64> {
+        let version = self.current();
+        let session = SessionStateBuilder::new()
+            .with_config(context.session_config().clone())
+            .with_runtime_env(context.runtime_env())
+            .build();
+        let sink = version
+            .provider
+            .insert_into(&session, single_partition(input), InsertOp::Overwrite)
+            .await?;
+        let written = collect(sink, context.clone()).await?;
+        let rows = crate::engine::session::affected_rows(&written) as u64;
+        let mut table = version.table.clone();
+        table.update_state().await.map_err(external)?;
+        self.install_committed(table).await?;
+        Ok(rows)
+    }
+
+    /// `DELETE` of the rows where `predicate` is true (every row for `None`), one commit.
+    pub async fn delete_where(&self, predicate: Option<Expr>) -> Result<u64> {
+        self.delete_rows(predicate.into_iter().collect()).await
+    }
+
+    /// `UPDATE` setting `assignments` where `predicate` is true, one commit.
+    pub async fn update_where(
+        &self,
+        assignments: Vec<(String, Expr)>,
+        predicate: Option<Expr>,
+    ) -> Result<u64> {
+        self.update_rows(assignments, predicate.into_iter().collect())
+            .await
+    }
+
     /// Make a version this table just committed current. The caller holds the write lock.
     async fn install_committed(&self, table: DeltaTable) -> Result<()> {
         self.install(table, &self.local_dir())
@@ -320,21 +360,28 @@ impl TableProvider for StoredTable {
         )))
     }
 
+    // DELETE and UPDATE never come this way: the filters DataFusion would pass are taken
+    // from the optimised plan, where a subquery or a constant-false condition may no
+    // longer be a filter. The session runs them from the statement's plan (`engine::dml`).
     async fn delete_from(
         &self,
         _state: &dyn Session,
-        filters: Vec<Expr>,
+        _filters: Vec<Expr>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        count_plan(self.delete_rows(filters).await?)
+        Err(DataFusionError::Internal(
+            "DELETE on a stored table must run through engine::dml".into(),
+        ))
     }
 
     async fn update(
         &self,
         _state: &dyn Session,
-        assignments: Vec<(String, Expr)>,
-        filters: Vec<Expr>,
+        _assignments: Vec<(String, Expr)>,
+        _filters: Vec<Expr>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        count_plan(self.update_rows(assignments, filters).await?)
+        Err(DataFusionError::Internal(
+            "UPDATE on a stored table must run through engine::dml".into(),
+        ))
     }
 
     async fn truncate(&self, _state: &dyn Session) -> Result<Arc<dyn ExecutionPlan>> {
