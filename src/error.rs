@@ -59,6 +59,8 @@ pub mod sqlstate {
     pub const INSUFFICIENT_PRIVILEGE: &str = "42501";
     /// 42703
     pub const UNDEFINED_COLUMN: &str = "42703";
+    /// 42809
+    pub const WRONG_OBJECT_TYPE: &str = "42809";
     /// 42702
     pub const AMBIGUOUS_COLUMN: &str = "42702";
     /// 42704

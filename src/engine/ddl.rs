@@ -263,6 +263,20 @@ impl Session {
         let name = self.rel_name(reference)?;
         let engine = self.engine.clone();
         let state = self.ctx.state();
+        // DROP TABLE of a view, DROP VIEW of a table: PostgreSQL's 42809, whatever IF EXISTS.
+        let is_view = engine.store().has_view(&name).await;
+        let is_table = engine.store().table(&name).await.is_some();
+        if (kind == "table" && is_view) || (kind == "view" && is_table) {
+            let (actual, other) = if is_view { ("view", "a view") } else { ("table", "a table") };
+            return Err(UserqlError::new(
+                sqlstate::WRONG_OBJECT_TYPE,
+                format!("\"{name}\" is not a {kind}"),
+            )
+            .with_hint(format!(
+                "Use DROP {} to remove {other}.",
+                actual.to_uppercase()
+            )));
+        }
         let dropped = match kind {
             "view" => engine.store().drop_view(&name, cascade, &state).await?,
             _ => engine.store().drop_table(&name, cascade, &state).await?,

@@ -13,8 +13,10 @@ pub mod information_schema;
 pub mod pg_settings;
 pub mod pg_text;
 mod literal_casts;
+pub mod notices;
 mod sql_compat;
 mod text_input;
+mod unknown_literals;
 pub mod session;
 pub mod settings;
 pub mod store;
@@ -78,7 +80,12 @@ impl Engine {
             .with_create_default_catalog_and_schema(true)
             // Our own information_schema (PostgreSQL type names) is registered below.
             .with_information_schema(false)
-            .set_str("datafusion.sql_parser.dialect", "PostgreSQL");
+            .set_str("datafusion.sql_parser.dialect", "PostgreSQL")
+            // `1.5` is numeric, as in PostgreSQL.
+            .set_bool("datafusion.sql_parser.parse_float_as_decimal", true)
+            // Sessions start in UTC (PostgreSQL's TimeZone here): `now()` and
+            // `timestamptz` are zoned.
+            .set_str("datafusion.execution.time_zone", "+00:00");
         let mut userql = settings::UserqlSettings::default();
         for (key, value) in config.setting_defaults() {
             let name = key.trim_start_matches("userql.");
@@ -111,9 +118,17 @@ impl Engine {
             .with_runtime_env(runtime)
             .with_default_features()
             .build();
+        // Quoted literals take the type of what they are compared with (before
+        // DataFusion's coercion sees them), and text written into typed columns is read
+        // by PostgreSQL's rules, not Arrow's (after it).
+        let mut analyzer_rules: Vec<Arc<dyn datafusion::optimizer::AnalyzerRule + Send + Sync>> =
+            vec![Arc::new(unknown_literals::UnknownLiteralRule)];
+        analyzer_rules.extend(state.analyzer().rules.iter().cloned());
+        analyzer_rules.push(Arc::new(text_input::TextInputRule));
+        let state = SessionStateBuilder::new_from_existing(state)
+            .with_analyzer_rules(analyzer_rules)
+            .build();
         let ctx = SessionContext::new_with_state(state);
-        // Text written into typed columns is read by PostgreSQL's rules, not Arrow's.
-        ctx.add_analyzer_rule(Arc::new(text_input::TextInputRule));
         let catalog = ctx
             .catalog(&db)
             .ok_or_else(|| EngineError::Catalog(format!("catalog {db} was not created")))?;

@@ -63,6 +63,7 @@ pub const PG_SETTINGS: &[(&str, &str, &str)] = &[
     ("lc_time", "C", "Time locale"),
     ("lock_timeout", "0", "Accepted for compatibility"),
     ("max_identifier_length", "63", "Longest identifier"),
+    ("max_index_keys", "32", "Most columns in an index key"),
     (
         "search_path",
         "\"$user\", public",
@@ -114,6 +115,7 @@ const READ_ONLY: &[&str] = &[
     "lc_collate",
     "lc_ctype",
     "max_identifier_length",
+    "max_index_keys",
     "server_encoding",
     "server_version",
     "server_version_num",
@@ -140,6 +142,8 @@ pub fn is_known(name: &str) -> bool {
 #[derive(Debug, Clone)]
 pub struct PgSettings {
     values: BTreeMap<&'static str, String>,
+    /// The connection's process id as the client knows it (`pg_backend_pid()`).
+    backend_pid: i32,
 }
 
 impl Default for PgSettings {
@@ -149,6 +153,7 @@ impl Default for PgSettings {
                 .iter()
                 .map(|(n, d, _)| (*n, d.to_string()))
                 .collect(),
+            backend_pid: 0,
         }
     }
 }
@@ -211,6 +216,16 @@ impl PgSettings {
     pub fn set_user(&mut self, user: &str) {
         self.values
             .insert("session_authorization", user.to_string());
+    }
+
+    /// Record the connection's process id (what CancelRequest names it by).
+    pub fn set_backend_pid(&mut self, pid: i32) {
+        self.backend_pid = pid;
+    }
+
+    /// The connection's process id.
+    pub fn backend_pid(&self) -> i32 {
+        self.backend_pid
     }
 
     /// `statement_timeout`, or `None` when disabled.

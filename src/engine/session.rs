@@ -154,6 +154,7 @@ impl Session {
                 .unwrap_or_default();
             pg.set_user(user);
             options.extensions.insert(pg);
+            options.extensions.insert(super::notices::Notices::default());
         }
         Self {
             engine,
@@ -188,6 +189,29 @@ impl Session {
             .extensions
             .get::<PgSettings>()
             .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Record the connection's process id (`pg_backend_pid()` answers it).
+    pub fn set_backend_pid(&self, pid: i32) {
+        let state_ref = self.ctx.state_ref();
+        let mut state = state_ref.write();
+        let options = state.config_mut().options_mut();
+        let mut pg = options
+            .extensions
+            .get::<PgSettings>()
+            .cloned()
+            .unwrap_or_default();
+        pg.set_backend_pid(pid);
+        options.extensions.insert(pg);
+    }
+
+    /// Notices raised by the statements run so far, taken (the server sends them).
+    pub fn take_notices(&self) -> Vec<String> {
+        self.options()
+            .extensions
+            .get::<super::notices::Notices>()
+            .map(|n| n.take())
             .unwrap_or_default()
     }
 
@@ -310,6 +334,7 @@ impl Session {
         };
         let plan = type_cast_placeholders(plan)?;
         let plan = type_array_placeholders(plan)?;
+        let plan = integer_literals_as_int4(plan)?;
         Ok(Planned::Query {
             statement: Box::new(statement),
             plan,
@@ -695,7 +720,7 @@ impl Session {
 
 impl UserqlSettings {
     /// `(userql.name, value, description)` rows for `SHOW ALL`.
-    fn entries_for_show(&self) -> Vec<(String, String, String)> {
+    pub fn entries_for_show(&self) -> Vec<(String, String, String)> {
         use datafusion::common::config::ExtensionOptions;
         self.entries()
             .into_iter()
@@ -893,6 +918,52 @@ fn type_cast_placeholders(plan: LogicalPlan) -> Result<LogicalPlan, UserqlError>
         })
     })?;
     Ok(rewritten.data)
+}
+
+/// An integer literal the query returns as is (`SELECT 2`) is an `integer` when it fits
+/// one, as in PostgreSQL (DataFusion makes every integer literal a `bigint`; drivers then
+/// hand out strings or big integers).
+fn integer_literals_as_int4(plan: LogicalPlan) -> Result<LogicalPlan, UserqlError> {
+    use datafusion::common::ScalarValue;
+    use datafusion::logical_expr::Projection;
+    let LogicalPlan::Projection(projection) = &plan else {
+        return Ok(plan);
+    };
+    let narrowed = |e: &Expr| match e {
+        Expr::Literal(ScalarValue::Int64(Some(v)), meta) if i32::try_from(*v).is_ok() => {
+            Some(Expr::Literal(ScalarValue::Int32(Some(*v as i32)), meta.clone()))
+        }
+        _ => None,
+    };
+    let mut changed = false;
+    let exprs: Vec<Expr> = projection
+        .expr
+        .iter()
+        .map(|e| match e {
+            Expr::Alias(a) => match narrowed(&a.expr) {
+                Some(n) => {
+                    changed = true;
+                    n.alias_qualified(a.relation.clone(), a.name.clone())
+                }
+                None => e.clone(),
+            },
+            other => match narrowed(other) {
+                // Keep the column's name (`Int64(2)`) so nothing above it changes.
+                Some(n) => {
+                    changed = true;
+                    n.alias(other.schema_name().to_string())
+                }
+                None => e.clone(),
+            },
+        })
+        .collect();
+    if !changed {
+        return Ok(plan);
+    }
+    Ok(LogicalPlan::Projection(Projection::try_new(
+        exprs,
+        projection.input.clone(),
+    )?))
 }
 
 /// `x = ANY($1)` (planned as `array_has($1, x)`): `$1` is an array of `x`'s type, as
@@ -1127,6 +1198,8 @@ fn utility_of(statement: &Statement) -> Result<Option<Utility>, UserqlError> {
             object_type: ObjectType::Index,
             ..
         } => Utility::Noop("DROP INDEX"),
+        // Indexes are accepted and not kept: DataFusion scans, it does not look up.
+        Statement::CreateIndex(_) => Utility::Noop("CREATE INDEX"),
         _ => return Ok(None),
     }))
 }

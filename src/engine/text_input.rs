@@ -125,6 +125,110 @@ impl ScalarUDFImpl for PgInput {
     }
 }
 
+/// Writes a column as PostgreSQL's text (`pg_text::output`): what `x::text` gives for
+/// the types whose Arrow text differs (timestamps with a `T` and nanoseconds, `1e20` in
+/// full, `1 days`, arrays as `[1, 2]`, bytes as hex without `\\x`).
+#[derive(Debug)]
+pub struct PgOutput {
+    target: DataType,
+    options: pg_text::TextOptions,
+    key: String,
+    signature: Signature,
+}
+
+impl PartialEq for PgOutput {
+    fn eq(&self, other: &Self) -> bool {
+        self.target == other.target && self.key == other.key
+    }
+}
+
+impl Eq for PgOutput {}
+
+impl std::hash::Hash for PgOutput {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.target.hash(state);
+        self.key.hash(state);
+    }
+}
+
+impl PgOutput {
+    fn new(target: DataType, options: pg_text::TextOptions) -> Self {
+        Self {
+            key: format!("{}/{}", options.time_zone, options.extra_float_digits),
+            target,
+            options,
+            signature: Signature::any(1, Volatility::Immutable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for PgOutput {
+    fn name(&self) -> &str {
+        "pg_output"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(self.target.clone())
+    }
+
+    fn schema_name(&self, args: &[Expr]) -> Result<String> {
+        Ok(args
+            .first()
+            .map(|a| a.schema_name().to_string())
+            .unwrap_or_default())
+    }
+
+    fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
+        let nullable = args.arg_fields.first().is_none_or(|f| f.is_nullable());
+        Ok(Arc::new(Field::new(self.name(), self.target.clone(), nullable)))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let [arg] = args.args.as_slice() else {
+            return Err(DataFusionError::Internal("pg_output takes one argument".into()));
+        };
+        let array = match arg {
+            ColumnarValue::Array(a) => a.clone(),
+            ColumnarValue::Scalar(s) => s.to_array_of_size(1)?,
+        };
+        let column = pg_text::ColumnText::new(&array, &self.options);
+        let texts: datafusion::arrow::array::StringArray =
+            (0..array.len()).map(|i| column.text(i)).collect();
+        let texts = datafusion::arrow::compute::cast(&texts, &self.target)?;
+        Ok(match arg {
+            ColumnarValue::Scalar(_) => {
+                ColumnarValue::Scalar(ScalarValue::try_from_array(texts.as_ref(), 0)?)
+            }
+            ColumnarValue::Array(_) => ColumnarValue::Array(texts),
+        })
+    }
+}
+
+/// Whether Arrow's text for `t` differs from PostgreSQL's.
+fn needs_pg_output(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Timestamp(_, _)
+            | DataType::Interval(_)
+            | DataType::Duration(_)
+            | DataType::Float16
+            | DataType::Float32
+            | DataType::Float64
+            | DataType::List(_)
+            | DataType::LargeList(_)
+            | DataType::FixedSizeList(_, _)
+            | DataType::Binary
+            | DataType::LargeBinary
+            | DataType::BinaryView
+            | DataType::Time32(_)
+            | DataType::Time64(_)
+    )
+}
+
 /// The analyzer rule that routes text → type casts through [`PgInput`].
 #[derive(Debug, Default)]
 pub struct TextInputRule;
@@ -145,10 +249,18 @@ impl AnalyzerRule for TextInputRule {
 
     fn analyze(&self, plan: LogicalPlan, config: &ConfigOptions) -> Result<LogicalPlan> {
         let zone = pg_text::session_zone(config);
+        let output = pg_text::TextOptions {
+            extra_float_digits: config
+                .extensions
+                .get::<super::pg_settings::PgSettings>()
+                .and_then(|p| p.get("extra_float_digits").and_then(|v| v.parse().ok()))
+                .unwrap_or(1),
+            time_zone: zone,
+        };
         plan.transform_up_with_subqueries(|node| {
             let schema = input_schema(&node);
             node.map_expressions(|e| {
-                e.transform_up(|e| rewrite_cast(e, &schema, &zone))
+                e.transform_up(|e| rewrite_cast(e, &schema, &zone, &output))
             })
         })
         .map(|t| t.data)
@@ -171,19 +283,31 @@ pub(super) fn input_schema(node: &LogicalPlan) -> Arc<DFSchema> {
     }
 }
 
-fn rewrite_cast(e: Expr, schema: &DFSchema, zone: &Tz) -> Result<Transformed<Expr>> {
+fn rewrite_cast(
+    e: Expr,
+    schema: &DFSchema,
+    zone: &Tz,
+    output: &pg_text::TextOptions,
+) -> Result<Transformed<Expr>> {
     // TRY_CAST keeps Arrow's reading: it answers NULL where PostgreSQL's rules error.
     let (inner, target) = match &e {
         Expr::Cast(Cast { expr, field }) => (expr, field.data_type().clone()),
         _ => return Ok(Transformed::no(e)),
     };
-    if !needs_pg_input(&target) {
-        return Ok(Transformed::no(e));
-    }
     let Ok(source) = inner.get_type(schema) else {
         return Ok(Transformed::no(e));
     };
-    if !is_string(&source) {
+    if is_string(&target) && needs_pg_output(&source) {
+        let Expr::Cast(Cast { expr: inner, .. }) = e else {
+            return Ok(Transformed::no(e));
+        };
+        let udf = Arc::new(ScalarUDF::new_from_impl(PgOutput::new(target, output.clone())));
+        return Ok(Transformed::yes(Expr::ScalarFunction(ScalarFunction::new_udf(
+            udf,
+            vec![*inner],
+        ))));
+    }
+    if !needs_pg_input(&target) || !is_string(&source) {
         return Ok(Transformed::no(e));
     }
     let Expr::Cast(Cast { expr: inner, .. }) = e else {

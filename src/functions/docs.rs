@@ -77,6 +77,7 @@ pub fn all() -> Vec<FunctionDoc> {
     docs.extend_from_slice(super::rfm::DOCS);
     docs.extend_from_slice(super::lifecycle::DOCS);
     docs.extend_from_slice(super::behavior::DOCS);
+    docs.extend_from_slice(super::ltv::DOCS);
     docs
 }
 

@@ -9,6 +9,7 @@ pub mod docs;
 pub mod identity;
 pub mod input;
 pub mod lifecycle;
+pub mod ltv;
 pub mod rfm;
 
 use datafusion::prelude::SessionContext;
@@ -19,4 +20,5 @@ pub fn register_all(ctx: &SessionContext) {
     rfm::register(ctx);
     lifecycle::register(ctx);
     behavior::register(ctx);
+    ltv::register(ctx);
 }

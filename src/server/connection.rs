@@ -251,6 +251,7 @@ impl StartupHandler for Startup {
         client.session_extensions().insert(guard);
 
         let mut session = self.shared.engine.session(&user);
+        session.set_backend_pid(pid);
         for (k, v) in client.metadata().iter() {
             if !matches!(k.as_str(), "user" | "database") {
                 session.apply_startup_parameter(k, v);
@@ -409,6 +410,40 @@ impl Queries {
             _ = cancelled.changed() => return Err(UserqlError::canceled("user request")),
         };
         let format_options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
+        let response = self
+            .outcome_response(client, session, planned, outcome, format, format_options, deadline)
+            .await?;
+        // Notices the statement raised while it was planned and started (ltv's fitted
+        // parameters) go before its rows.
+        for message in session.take_notices() {
+            let notice = ErrorInfo::new("NOTICE".into(), "00000".into(), message);
+            client
+                .feed(PgWireBackendMessage::NoticeResponse(notice.into()))
+                .await
+                .map_err(|e| {
+                    UserqlError::new(sqlstate::IO_ERROR, format!("{:?}", PgWireError::from(e)))
+                })?;
+        }
+        Ok(response)
+    }
+
+    /// The wire response to a statement's outcome.
+    #[allow(clippy::too_many_arguments)]
+    async fn outcome_response<C>(
+        &self,
+        client: &mut C,
+        session: &mut Session,
+        planned: &Planned,
+        outcome: Outcome,
+        format: &Format,
+        format_options: Arc<FormatOptions>,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<Response, UserqlError>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
         Ok(match outcome {
             Outcome::Rows(df) => Response::Query(
                 rows_response(

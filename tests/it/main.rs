@@ -5,6 +5,7 @@ mod support;
 
 mod clients;
 mod config_errors;
+mod ltv;
 mod oneid;
 mod protocol;
 mod slt;

@@ -20,6 +20,8 @@ use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use super::pg_settings::{self, PgSettings};
 use super::settings::UserqlSettings;
 
+mod functions;
+pub mod relations;
 pub mod tables;
 
 /// The version string `version()` returns; clients parse the leading `PostgreSQL 15.0`.
@@ -39,7 +41,11 @@ pub fn install(ctx: &SessionContext, database: &str) -> Result<()> {
     {
         catalog.register_schema(
             "pg_catalog",
-            Arc::new(tables::PgCatalogSchema::new(inner, database)),
+            Arc::new(tables::PgCatalogSchema::new(
+                inner,
+                ctx.state().catalog_list().clone(),
+                database,
+            )),
         )?;
     }
     for udf in [
@@ -136,6 +142,10 @@ pub fn install(ctx: &SessionContext, database: &str) -> Result<()> {
             DataType::Utf8,
             |_, _| Ok(None),
         ),
+        SessionFn::new("pg_get_ruledef", vec![vec![DataType::Int64], vec![DataType::Int64, DataType::Boolean]], DataType::Utf8, |_, _| Ok(None)),
+        SessionFn::new("pg_get_userbyid", vec![vec![DataType::Int64]], DataType::Utf8, |config, args| {
+            Ok(args.first().cloned().flatten().map(|_| session_user(config)))
+        }),
         SessionFn::new(
             "like_escape",
             vec![vec![DataType::Utf8, DataType::Utf8]],
@@ -152,6 +162,9 @@ pub fn install(ctx: &SessionContext, database: &str) -> Result<()> {
     ] {
         ctx.register_udf(ScalarUDF::new_from_impl(udf));
     }
+    ctx.register_udf(ScalarUDF::new_from_impl(functions::BackendPid::new()));
+    ctx.register_udf(ScalarUDF::new_from_impl(functions::JsonBuildObject::new()));
+    ctx.register_udf(ScalarUDF::new_from_impl(functions::ExpandArray::new()));
     for name in [
         "pg_function_is_visible",
         "pg_type_is_visible",

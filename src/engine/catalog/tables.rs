@@ -8,7 +8,12 @@
 //!   `pg_constraint.conkey` / `confkey` `int2[]`, as clients `unnest` them (the crate
 //!   keeps them as text);
 //! - `pg_class` has `reloptions` (always NULL: userql has no storage parameters);
-//! - `pg_database` lists only the database clients can connect to.
+//! - `pg_database` lists only the database clients can connect to;
+//! - `pg_tables` lists base tables only and `pg_views` the views with their SQL (the crate
+//!   lists views as tables and no views), which dbt reads to know what it is replacing;
+//! - `pg_attribute` gives each column its real type and modifier (`numeric(10,2)`,
+//!   `bigint[]`);
+//! - `pg_settings` lists the session's settings (`userql.*` too).
 //!
 //! Each corrected table is a view over the crate's table, planned once.
 
@@ -21,7 +26,7 @@ use datafusion::arrow::array::{
     Int32Builder, RecordBatch, StringArray, new_null_array,
 };
 use datafusion::arrow::datatypes::{DataType, Field, SchemaRef};
-use datafusion::catalog::{SchemaProvider, TableProvider};
+use datafusion::catalog::{CatalogProviderList, SchemaProvider, TableProvider};
 use datafusion::common::{Result, ScalarValue};
 use datafusion::datasource::{MemTable, ViewTable, provider_as_source};
 use datafusion::logical_expr::expr::ScalarFunction;
@@ -30,6 +35,7 @@ use datafusion::logical_expr::{
     Signature, Volatility, col, lit,
 };
 
+use super::relations::{Listing, RelationListing, SettingsTable};
 use crate::functions::docs::{self, FunctionDoc, FunctionKind};
 
 /// OIDs of userql's functions: `USERQL_PROC_OID + i` for the i-th of [`docs::all`], far
@@ -49,6 +55,7 @@ pub fn doc_of_oid(oid: i64) -> Option<FunctionDoc> {
 #[derive(Debug)]
 pub struct PgCatalogSchema {
     inner: Arc<dyn SchemaProvider>,
+    catalogs: Arc<dyn CatalogProviderList>,
     database: String,
     /// Views built so far, by table name.
     views: Mutex<HashMap<String, Arc<dyn TableProvider>>>,
@@ -56,9 +63,14 @@ pub struct PgCatalogSchema {
 
 impl PgCatalogSchema {
     /// Wrap the crate's `pg_catalog` for the database `database`.
-    pub fn new(inner: Arc<dyn SchemaProvider>, database: &str) -> Self {
+    pub fn new(
+        inner: Arc<dyn SchemaProvider>,
+        catalogs: Arc<dyn CatalogProviderList>,
+        database: &str,
+    ) -> Self {
         Self {
             inner,
+            catalogs,
             database: database.to_string(),
             views: Mutex::new(HashMap::new()),
         }
@@ -119,6 +131,27 @@ impl PgCatalogSchema {
                 with_userql_procs(inner, namespaces)?
             }
             "pg_description" => with_userql_descriptions(inner)?,
+            "pg_tables" => Arc::new(RelationListing::new(
+                self.catalogs.clone(),
+                &self.database,
+                Listing::Tables,
+            )),
+            "pg_views" => Arc::new(RelationListing::new(
+                self.catalogs.clone(),
+                &self.database,
+                Listing::Views,
+            )),
+            "pg_settings" => Arc::new(SettingsTable::new(inner.schema())),
+            "pg_attribute" => {
+                let classes = self.inner.table("pg_class").await?;
+                let namespaces = self.inner.table("pg_namespace").await?;
+                match (classes, namespaces) {
+                    (Some(classes), Some(namespaces)) => {
+                        self.typed_attributes(inner, classes, namespaces).await?
+                    }
+                    _ => inner,
+                }
+            }
             _ => return Ok(inner),
         };
         // The dynamic tables (pg_class, pg_namespace) compute their rows at scan time,
@@ -129,6 +162,64 @@ impl PgCatalogSchema {
             .insert(name.to_string(), view.clone());
         Ok(view)
     }
+}
+
+impl PgCatalogSchema {
+    /// `pg_attribute` with each column's type and modifier from its Arrow type (the crate
+    /// gives arrays the type `text` and no column a modifier: `numeric(10,2)` read as
+    /// `numeric`).
+    async fn typed_attributes(
+        &self,
+        attributes: Arc<dyn TableProvider>,
+        classes: Arc<dyn TableProvider>,
+        namespaces: Arc<dyn TableProvider>,
+    ) -> Result<Arc<dyn TableProvider>> {
+        let columns: Vec<String> = attributes
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| match f.name().as_str() {
+                "atttypid" => "COALESCE(ct.typid, a.atttypid) AS atttypid".to_string(),
+                "atttypmod" => "COALESCE(ct.typmod, a.atttypmod) AS atttypmod".to_string(),
+                name => format!("a.\"{name}\""),
+            })
+            .collect();
+        let sql = format!(
+            "SELECT {} FROM a \
+             LEFT JOIN c ON c.oid = a.attrelid \
+             LEFT JOIN n ON n.oid = c.relnamespace \
+             LEFT JOIN ct ON ct.nspname = n.nspname AND ct.relname = c.relname AND ct.attnum = a.attnum",
+            columns.join(", ")
+        );
+        let types: Arc<dyn TableProvider> = Arc::new(RelationListing::new(
+            self.catalogs.clone(),
+            &self.database,
+            Listing::ColumnTypes,
+        ));
+        planned_view(
+            &sql,
+            vec![
+                ("a", attributes),
+                ("c", classes),
+                ("n", namespaces),
+                ("ct", types),
+            ],
+        )
+        .await
+    }
+}
+
+/// A view planned from `sql` over `tables` (registered under those names).
+async fn planned_view(
+    sql: &str,
+    tables: Vec<(&str, Arc<dyn TableProvider>)>,
+) -> Result<Arc<dyn TableProvider>> {
+    let ctx = datafusion::prelude::SessionContext::new();
+    for (name, table) in tables {
+        ctx.register_table(name, table)?;
+    }
+    let plan = ctx.state().create_logical_plan(sql).await?;
+    Ok(Arc::new(ViewTable::new(plan, None)))
 }
 
 #[async_trait]
@@ -206,8 +297,23 @@ fn with_userql_procs(
             .collect();
         ours_plan = ours_plan.cross_join(public)?.project(exprs)?;
     }
+    // `proacl` is `aclitem[]`: nobody has ACLs here, and `array_to_string(proacl, ...)`
+    // (psql's \df+) needs an array.
+    let acl = DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)));
+    let exprs: Vec<Expr> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            if f.name() == "proacl" {
+                lit(ScalarValue::try_from(&acl).unwrap_or(ScalarValue::Null)).alias("proacl")
+            } else {
+                col(f.name())
+            }
+        })
+        .collect();
     let plan = LogicalPlanBuilder::scan("pg_proc", provider_as_source(inner), None)?
         .union(ours_plan.build()?)?
+        .project(exprs)?
         .build()?;
     Ok(Arc::new(ViewTable::new(plan, None)))
 }

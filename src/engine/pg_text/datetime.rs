@@ -317,11 +317,18 @@ fn write_datetime(out: &mut String, t: &NaiveDateTime) {
     }
 }
 
-/// Split `value` in units of `unit_nanos` into seconds and nanoseconds.
+/// Split `value` in units of `unit_nanos` into seconds and nanoseconds, rounded to whole
+/// microseconds (PostgreSQL's precision: `now()` has nanoseconds here).
 fn split(value: i64, unit_nanos: i64) -> (i64, u32) {
     let per_second = 1_000_000_000 / unit_nanos;
     let secs = value.div_euclid(per_second);
-    let nanos = value.rem_euclid(per_second) * unit_nanos;
+    let mut nanos = value.rem_euclid(per_second) * unit_nanos;
+    if unit_nanos < 1_000 {
+        nanos = (nanos + 500) / 1_000 * 1_000;
+    }
+    if nanos >= 1_000_000_000 {
+        return (secs + 1, (nanos - 1_000_000_000) as u32);
+    }
     (secs, nanos as u32)
 }
 

@@ -478,26 +478,27 @@ fn interval_parts(a: &dyn Array, row: usize) -> (i64, i64, i128) {
             let v = a.as_primitive::<IntervalMonthDayNanoType>().value(row);
             (v.months as i64, v.days as i64, v.nanoseconds as i128)
         }
-        DataType::Duration(TimeUnit::Second) => (
-            0,
-            0,
-            a.as_primitive::<DurationSecondType>().value(row) as i128 * 1_000_000_000,
-        ),
-        DataType::Duration(TimeUnit::Millisecond) => (
-            0,
-            0,
-            a.as_primitive::<DurationMillisecondType>().value(row) as i128 * 1_000_000,
-        ),
-        DataType::Duration(TimeUnit::Microsecond) => (
-            0,
-            0,
-            a.as_primitive::<DurationMicrosecondType>().value(row) as i128 * 1_000,
-        ),
-        _ => (
-            0,
-            0,
-            a.as_primitive::<DurationNanosecondType>().value(row) as i128,
-        ),
+        // A duration is a difference of timestamps: PostgreSQL's `timestamp - timestamp`
+        // gives whole days as days (`1 day 02:00:00`, not `26:00:00`).
+        DataType::Duration(unit) => {
+            let nanos = match unit {
+                TimeUnit::Second => {
+                    a.as_primitive::<DurationSecondType>().value(row) as i128 * 1_000_000_000
+                }
+                TimeUnit::Millisecond => {
+                    a.as_primitive::<DurationMillisecondType>().value(row) as i128 * 1_000_000
+                }
+                TimeUnit::Microsecond => {
+                    a.as_primitive::<DurationMicrosecondType>().value(row) as i128 * 1_000
+                }
+                TimeUnit::Nanosecond => {
+                    a.as_primitive::<DurationNanosecondType>().value(row) as i128
+                }
+            };
+            const DAY: i128 = 86_400_000_000_000;
+            (0, (nanos / DAY) as i64, nanos % DAY)
+        }
+        _ => (0, 0, 0),
     }
 }
 
@@ -537,6 +538,8 @@ pub fn write_interval(out: &mut String, months: i64, days: i64, nanos: i128) {
 
 /// `HH:MM:SS[.ffffff]` of a non-negative duration; hours may exceed 24 when `elapsed`.
 fn write_clock(out: &mut String, nanos: i128, elapsed: bool) {
+    // Microseconds, PostgreSQL's precision.
+    let nanos = (nanos + 500) / 1_000 * 1_000;
     let total_secs = nanos / 1_000_000_000;
     let frac = (nanos % 1_000_000_000) as u32;
     let hours = total_secs / 3600;

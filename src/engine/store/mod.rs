@@ -205,6 +205,17 @@ impl Store {
     }
 
     /// The catalog's provider of `schema`, or 3F000.
+    /// Whether `name` is a stored view.
+    pub async fn has_view(&self, name: &RelName) -> bool {
+        self.inner
+            .lock()
+            .await
+            .manifest
+            .views
+            .iter()
+            .any(|v| v.schema == name.schema && v.name == name.name)
+    }
+
     /// The stored table `name`, if there is one.
     pub async fn table(&self, name: &RelName) -> Option<Arc<StoredTable>> {
         self.inner.lock().await.tables.get(name).cloned()

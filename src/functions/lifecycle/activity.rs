@@ -3,7 +3,7 @@
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, UInt32Array};
 use datafusion::arrow::compute::{concat, take};
-use datafusion::arrow::datatypes::TimestampMicrosecondType;
+use datafusion::arrow::datatypes::{Float64Type, TimestampMicrosecondType};
 use datafusion::arrow::row::{OwnedRow, RowConverter, SortField};
 use datafusion::catalog::Session;
 use datafusion::error::Result;
@@ -21,6 +21,8 @@ pub struct Activity {
     /// Customer `i`'s timestamps are `times[offsets[i]..offsets[i + 1]]`, ascending.
     pub offsets: Vec<usize>,
     pub times: Vec<i64>,
+    /// The value column beside each timestamp, when one was asked for.
+    pub values: Vec<f64>,
 }
 
 impl Activity {
@@ -48,14 +50,32 @@ impl Activity {
 /// Read `input` (columns `customer_id`, `order_ts` already checked) with rows where
 /// `keep` holds, skipping rows with a NULL key or timestamp.
 pub async fn collect(state: &dyn Session, input: &LogicalPlan, keep: Option<Expr>) -> Result<Activity> {
+    collect_with(state, input, keep, None).await
+}
+
+/// As [`collect`], also reading the (double precision) column `value` beside each
+/// timestamp; rows where it is NULL are skipped too.
+pub async fn collect_with(
+    state: &dyn Session,
+    input: &LogicalPlan,
+    keep: Option<Expr>,
+    value: Option<&str>,
+) -> Result<Activity> {
     let ctx = input::context_of(state)?;
     let mut frame = DataFrame::new(ctx.state(), input.clone())
         .filter(col("customer_id").is_not_null().and(col("order_ts").is_not_null()))?;
+    if let Some(value) = value {
+        frame = frame.filter(col(value).is_not_null())?;
+    }
     if let Some(keep) = keep {
         frame = frame.filter(keep)?;
     }
+    let mut columns = vec![col("customer_id"), col("order_ts")];
+    if let Some(value) = value {
+        columns.push(col(value));
+    }
     let frame = frame
-        .select(vec![col("customer_id"), col("order_ts")])?
+        .select(columns)?
         .sort(vec![
             col("customer_id").sort(true, true),
             col("order_ts").sort(true, true),
@@ -66,6 +86,7 @@ pub async fn collect(state: &dyn Session, input: &LogicalPlan, keep: Option<Expr
     let mut key_parts: Vec<ArrayRef> = Vec::new();
     let mut offsets = vec![0usize];
     let mut times: Vec<i64> = Vec::new();
+    let mut values: Vec<f64> = Vec::new();
     let mut previous: Option<OwnedRow> = None;
     while let Some(batch) = stream.next().await {
         let batch = batch?;
@@ -74,6 +95,9 @@ pub async fn collect(state: &dyn Session, input: &LogicalPlan, keep: Option<Expr
         }
         let keys = batch.column(0);
         let ts = batch.column(1).as_primitive::<TimestampMicrosecondType>();
+        if let Some(v) = batch.columns().get(2) {
+            values.extend_from_slice(v.as_primitive::<Float64Type>().values());
+        }
         let rows = converter.convert_columns(std::slice::from_ref(keys))?;
         let mut starts: Vec<u32> = Vec::new();
         for i in 0..batch.num_rows() {
@@ -115,5 +139,6 @@ pub async fn collect(state: &dyn Session, input: &LogicalPlan, keep: Option<Expr
         keys,
         offsets,
         times,
+        values,
     })
 }

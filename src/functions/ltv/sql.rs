@@ -1,0 +1,243 @@
+//! What the LTV SQL faces share: the parameter structs as SQL values, the error
+//! mapping, and the summary of an input (`clv_summary`'s rows).
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, StructArray};
+use datafusion::arrow::datatypes::{DataType, Field, Fields, Float64Type};
+use datafusion::catalog::Session;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::{LogicalPlan, col, lit};
+
+use super::bgnbd::{BgNbdFit, BgNbdParams};
+use super::error::LtvError;
+use super::gamma_gamma::{GammaGammaFit, GammaGammaParams};
+use super::summary::{self, ClvSummary, Order, TimeUnit};
+use crate::error::sqlstate;
+use crate::functions::input::user_error;
+use crate::functions::lifecycle::activity;
+
+/// An LTV error as the client sees it: bad data 22023, a model that cannot be fitted
+/// 22000.
+pub fn ltv_error(e: LtvError) -> DataFusionError {
+    let code = match e {
+        LtvError::DegenerateInput { .. }
+        | LtvError::NotConverged { .. }
+        | LtvError::NonFinite { .. } => sqlstate::DATA_EXCEPTION,
+        _ => sqlstate::INVALID_PARAMETER_VALUE,
+    };
+    user_error(code, e.to_string())
+}
+
+fn float(name: &str) -> Field {
+    Field::new(name, DataType::Float64, true)
+}
+
+/// `STRUCT(r, alpha, a, b, log_likelihood, n)`.
+pub fn bgnbd_fields() -> Fields {
+    Fields::from(vec![
+        float("r"),
+        float("alpha"),
+        float("a"),
+        float("b"),
+        float("log_likelihood"),
+        Field::new("n", DataType::Int64, true),
+    ])
+}
+
+/// `STRUCT(p, q, v, log_likelihood, n)`.
+pub fn gamma_gamma_fields() -> Fields {
+    Fields::from(vec![
+        float("p"),
+        float("q"),
+        float("v"),
+        float("log_likelihood"),
+        Field::new("n", DataType::Int64, true),
+    ])
+}
+
+/// A fitted BG/NBD model as a one-row struct array.
+pub fn bgnbd_struct(fit: &BgNbdFit) -> StructArray {
+    let p = &fit.params;
+    StructArray::new(
+        bgnbd_fields(),
+        vec![
+            Arc::new(datafusion::arrow::array::Float64Array::from(vec![p.r])) as ArrayRef,
+            Arc::new(datafusion::arrow::array::Float64Array::from(vec![p.alpha])),
+            Arc::new(datafusion::arrow::array::Float64Array::from(vec![p.a])),
+            Arc::new(datafusion::arrow::array::Float64Array::from(vec![p.b])),
+            Arc::new(datafusion::arrow::array::Float64Array::from(vec![fit.log_likelihood])),
+            Arc::new(datafusion::arrow::array::Int64Array::from(vec![fit.n as i64])),
+        ],
+        None,
+    )
+}
+
+/// A fitted Gamma-Gamma model as a one-row struct array.
+pub fn gamma_gamma_struct(fit: &GammaGammaFit) -> StructArray {
+    let p = &fit.params;
+    StructArray::new(
+        gamma_gamma_fields(),
+        vec![
+            Arc::new(datafusion::arrow::array::Float64Array::from(vec![p.p])) as ArrayRef,
+            Arc::new(datafusion::arrow::array::Float64Array::from(vec![p.q])),
+            Arc::new(datafusion::arrow::array::Float64Array::from(vec![p.v])),
+            Arc::new(datafusion::arrow::array::Float64Array::from(vec![fit.log_likelihood])),
+            Arc::new(datafusion::arrow::array::Int64Array::from(vec![fit.n as i64])),
+        ],
+        None,
+    )
+}
+
+/// Reads a field of a parameter struct column as doubles.
+fn field(params: &StructArray, name: &str, function: &str) -> Result<ArrayRef> {
+    let column = params.column_by_name(name).ok_or_else(|| {
+        user_error(
+            sqlstate::DATATYPE_MISMATCH,
+            format!("{function}: the parameters have no field \"{name}\" (pass the result of the fitting aggregate)"),
+        )
+    })?;
+    Ok(datafusion::arrow::compute::cast(column, &DataType::Float64)?)
+}
+
+/// BG/NBD parameters per row of a struct column (`None` where the struct or a field is
+/// NULL).
+pub fn bgnbd_params(column: &ArrayRef, function: &str) -> Result<Vec<Option<BgNbdParams>>> {
+    let s = struct_of(column, function, "bgnbd_fit")?;
+    let (r, alpha, a, b) = (
+        field(s, "r", function)?,
+        field(s, "alpha", function)?,
+        field(s, "a", function)?,
+        field(s, "b", function)?,
+    );
+    let (r, alpha, a, b) = (
+        r.as_primitive::<Float64Type>(),
+        alpha.as_primitive::<Float64Type>(),
+        a.as_primitive::<Float64Type>(),
+        b.as_primitive::<Float64Type>(),
+    );
+    Ok((0..s.len())
+        .map(|i| {
+            (s.is_valid(i) && r.is_valid(i) && alpha.is_valid(i) && a.is_valid(i) && b.is_valid(i))
+                .then(|| BgNbdParams {
+                    r: r.value(i),
+                    alpha: alpha.value(i),
+                    a: a.value(i),
+                    b: b.value(i),
+                })
+        })
+        .collect())
+}
+
+/// Gamma-Gamma parameters per row of a struct column.
+pub fn gamma_gamma_params(
+    column: &ArrayRef,
+    function: &str,
+) -> Result<Vec<Option<GammaGammaParams>>> {
+    let s = struct_of(column, function, "gamma_gamma_fit")?;
+    let (p, q, v) = (
+        field(s, "p", function)?,
+        field(s, "q", function)?,
+        field(s, "v", function)?,
+    );
+    let (p, q, v) = (
+        p.as_primitive::<Float64Type>(),
+        q.as_primitive::<Float64Type>(),
+        v.as_primitive::<Float64Type>(),
+    );
+    Ok((0..s.len())
+        .map(|i| {
+            (s.is_valid(i) && p.is_valid(i) && q.is_valid(i) && v.is_valid(i)).then(|| {
+                GammaGammaParams {
+                    p: p.value(i),
+                    q: q.value(i),
+                    v: v.value(i),
+                }
+            })
+        })
+        .collect())
+}
+
+fn struct_of<'a>(column: &'a ArrayRef, function: &str, from: &str) -> Result<&'a StructArray> {
+    column.as_struct_opt().ok_or_else(|| {
+        user_error(
+            sqlstate::DATATYPE_MISMATCH,
+            format!(
+                "{function}: parameters must be the struct {from}() returns, got {}",
+                column.data_type()
+            ),
+        )
+    })
+}
+
+/// Parse a `unit` argument.
+pub fn unit_of(text: &str, function: &str) -> Result<TimeUnit> {
+    TimeUnit::parse(text).ok_or_else(|| {
+        user_error(
+            sqlstate::INVALID_PARAMETER_VALUE,
+            format!("{function}: unit must be 'day', 'week' or 'month', got '{text}'"),
+        )
+    })
+}
+
+/// Every customer's summary as of `as_of` (default: the latest order in the input).
+pub struct Summaries {
+    /// One key per customer with an order at or before `as_of`.
+    pub keys: ArrayRef,
+    pub rows: Vec<ClvSummary>,
+    pub as_of: i64,
+}
+
+/// Summarise `input` (columns `customer_id`, `order_ts`, `amount`; rows with a NULL
+/// among them skipped) by customer.
+pub async fn summarize(
+    state: &dyn Session,
+    input: &LogicalPlan,
+    as_of: Option<i64>,
+    unit: TimeUnit,
+) -> Result<Summaries> {
+    let zone = match input.schema().field(1).data_type() {
+        DataType::Timestamp(_, tz) => tz.clone(),
+        _ => None,
+    };
+    let keep = as_of.map(|t| {
+        col("order_ts").lt_eq(lit(datafusion::common::ScalarValue::TimestampMicrosecond(
+            Some(t),
+            zone,
+        )))
+    });
+    let activity = activity::collect_with(state, input, keep, Some("amount")).await?;
+    let as_of = match as_of.or_else(|| activity.latest()) {
+        Some(t) => t,
+        None => {
+            return Ok(Summaries {
+                keys: datafusion::arrow::array::new_empty_array(input.schema().field(0).data_type()),
+                rows: vec![],
+                as_of: 0,
+            });
+        }
+    };
+    let mut rows = Vec::with_capacity(activity.len());
+    let mut kept: Vec<u32> = Vec::with_capacity(activity.len());
+    let mut orders: Vec<Order> = Vec::new();
+    for i in 0..activity.len() {
+        let range = activity.offsets[i]..activity.offsets[i + 1];
+        orders.clear();
+        orders.extend(
+            activity.times[range.clone()]
+                .iter()
+                .zip(&activity.values[range])
+                .map(|(&ts, &amount)| Order { ts, amount }),
+        );
+        if let Some(s) = summary::clv_summary(&mut orders, as_of, unit).map_err(ltv_error)? {
+            rows.push(s);
+            kept.push(i as u32);
+        }
+    }
+    let keys = datafusion::arrow::compute::take(
+        activity.keys.as_ref(),
+        &datafusion::arrow::array::UInt32Array::from(kept),
+        None,
+    )?;
+    Ok(Summaries { keys, rows, as_of })
+}
