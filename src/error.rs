@@ -320,6 +320,13 @@ fn from_datafusion(e: &DataFusionError) -> UserqlError {
                 UserqlError::new(IO_ERROR, io.to_string())
             }
         }
+        DataFusionError::NotImplemented(m) if m.contains("logical expression ScalarSubquery") => {
+            UserqlError::unsupported(
+                "this correlated subquery is not supported: it compares outer and inner \
+                 columns other than by equality, or aggregates outer columns",
+            )
+            .with_hint("rewrite it as a JOIN, or correlate by equality (inner.col = outer.col)")
+        }
         DataFusionError::NotImplemented(m) => UserqlError::unsupported(clean(m)),
         DataFusionError::Plan(m) => UserqlError::new(classify_plan_message(m), clean(m)),
         DataFusionError::Configuration(m) => {

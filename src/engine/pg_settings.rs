@@ -182,7 +182,11 @@ impl PgSettings {
         }
         let value = match *key {
             "client_encoding" => {
-                let v = value.trim().to_ascii_uppercase().replace(['-', '_'], "");
+                let v = value
+                    .trim()
+                    .trim_matches('\'')
+                    .to_ascii_uppercase()
+                    .replace(['-', '_'], "");
                 if v != "UTF8" && v != "UNICODE" {
                     return Err(DataFusionError::Configuration(format!(
                         "invalid value for parameter \"client_encoding\": \"{value}\" (userql speaks UTF8 only)"

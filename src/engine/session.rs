@@ -854,6 +854,14 @@ fn pg_label(expr: &Expr, input: &LogicalPlan) -> Option<String> {
             _ => None,
         },
         Expr::ScalarFunction(f) => Some(f.name().to_string()),
+        // A scalar subquery is labelled as its own output column (`count`).
+        Expr::ScalarSubquery(q) => Some(
+            pg_output_schema(&q.subquery)
+                .fields()
+                .first()
+                .map(|f| f.name().clone())
+                .unwrap_or_else(|| "?column?".into()),
+        ),
         Expr::AggregateFunction(a) => Some(a.func.name().to_string()),
         Expr::Cast(c) => match c.expr.as_ref() {
             Expr::Column(col) => Some(col.name.clone()),

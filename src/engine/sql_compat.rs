@@ -13,10 +13,10 @@
 //! - `to_timestamp(text, 'YYYY-MM-DD HH24:MI:SS')`: PostgreSQL's pattern spelled in the
 //!   pattern language DataFusion's `to_timestamp` reads;
 //! - `'name'::regproc` → `'name'` (`pg_type.typinput` and kin hold function names);
-//! - a scalar subquery that returns a plain column (`(SELECT c.relkind FROM pg_class c
-//!   WHERE c.oid = t.typrelid)`) gets an aggregate around it, which DataFusion needs to
-//!   decorrelate it (PostgreSQL errors when such a subquery returns more than one row;
-//!   here one of them is taken);
+//! - a scalar subquery that returns a plain expression (`(SELECT c.relkind FROM pg_class c
+//!   WHERE c.oid = t.typrelid)`) is put in the shape DataFusion decorrelates: an aggregate
+//!   of inner columns (see [`decorrelated_subquery`]; PostgreSQL errors when such a
+//!   subquery returns more than one row, here one of them is taken);
 //! - `REFERENCES` clauses of `CREATE TABLE` are accepted and not kept, like keys.
 
 use std::ops::ControlFlow;
@@ -120,24 +120,189 @@ fn has_aggregate(expr: &Expr) -> bool {
     found
 }
 
-/// Wrap the single output of a scalar subquery in `first_value(...)` when it is a plain
-/// expression over a FROM clause (no aggregate, grouping, ordering or set operation).
-fn aggregate_scalar_subquery(query: &mut Query) {
-    if query.order_by.is_some() || query.with.is_some() {
-        return;
+/// Names a subquery's FROM clause gives its relations (table names and aliases, lower
+/// case).
+fn from_names(select: &datafusion::sql::sqlparser::ast::Select) -> Vec<String> {
+    use datafusion::sql::sqlparser::ast::TableFactor;
+    let mut names = Vec::new();
+    let mut add = |factor: &TableFactor| {
+        if let TableFactor::Table { name, alias, .. } = factor {
+            if let Some(last) = name.0.last().and_then(|p| p.as_ident()) {
+                names.push(last.value.to_ascii_lowercase());
+            }
+            if let Some(a) = alias {
+                names.push(a.name.value.to_ascii_lowercase());
+            }
+        } else if let TableFactor::Derived { alias: Some(a), .. } = factor {
+            names.push(a.name.value.to_ascii_lowercase());
+        }
+    };
+    for t in &select.from {
+        add(&t.relation);
+        for j in &t.joins {
+            add(&j.relation);
+        }
     }
-    // A LIMIT 1 (which the compatibility parser adds) picks one row, as the aggregate
-    // will; any other limit is left alone.
+    names
+}
+
+/// Whether every column `expr` reads is qualified by a relation outside `inner` (an
+/// outer reference of a correlated subquery), and it reads at least one.
+fn only_outer_columns(expr: &Expr, inner: &[String]) -> bool {
+    let mut outer = 0;
+    let mut other = false;
+    let _ = datafusion::sql::sqlparser::ast::visit_expressions(expr, |e| {
+        match e {
+            Expr::CompoundIdentifier(parts) if parts.len() >= 2 => {
+                let relation = parts[parts.len() - 2].value.to_ascii_lowercase();
+                if inner.contains(&relation) {
+                    other = true;
+                } else {
+                    outer += 1;
+                }
+            }
+            Expr::Identifier(_) | Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. } => {
+                other = true
+            }
+            _ => {}
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    outer > 0 && !other
+}
+
+fn split_and(expr: Expr, into: &mut Vec<Expr>) {
+    match expr {
+        Expr::BinaryOp {
+            left,
+            op: datafusion::sql::sqlparser::ast::BinaryOperator::And,
+            right,
+        } => {
+            split_and(*left, into);
+            split_and(*right, into);
+        }
+        Expr::Nested(inner) if matches!(inner.as_ref(), Expr::BinaryOp { op: datafusion::sql::sqlparser::ast::BinaryOperator::And, .. }) => {
+            split_and(*inner, into)
+        }
+        other => into.push(other),
+    }
+}
+
+fn and_all(mut parts: Vec<Expr>) -> Option<Expr> {
+    let first = if parts.is_empty() { return None } else { parts.remove(0) };
+    Some(parts.into_iter().fold(first, |acc, e| Expr::BinaryOp {
+        left: Box::new(acc),
+        op: datafusion::sql::sqlparser::ast::BinaryOperator::And,
+        right: Box::new(e),
+    }))
+}
+
+/// Where the columns an expression reads come from.
+#[derive(Default)]
+struct Refs {
+    outer: bool,
+    inner: bool,
+    /// An unqualified column, a subquery or anything not looked into.
+    unknown: bool,
+}
+
+fn refs_of(expr: &Expr, inner: &[String]) -> Refs {
+    let mut refs = Refs::default();
+    let _ = datafusion::sql::sqlparser::ast::visit_expressions(expr, |e| {
+        match e {
+            Expr::CompoundIdentifier(parts) if parts.len() >= 2 => {
+                if inner.contains(&parts[parts.len() - 2].value.to_ascii_lowercase()) {
+                    refs.inner = true;
+                } else {
+                    refs.outer = true;
+                }
+            }
+            Expr::Identifier(_) | Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. } => {
+                refs.unknown = true
+            }
+            _ => {}
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    refs
+}
+
+/// Replace every largest part of `expr` that reads only inner columns by `lift(part)`.
+/// `false` when a part mixing inner and outer columns cannot be looked into.
+fn lift_inner_parts(expr: &mut Expr, inner: &[String], lift: &dyn Fn(Expr) -> Expr) -> bool {
+    let refs = refs_of(expr, inner);
+    if refs.unknown {
+        return false;
+    }
+    if !refs.outer {
+        if refs.inner {
+            let part = std::mem::replace(expr, Expr::value(Value::Null));
+            *expr = lift(part);
+        }
+        return true;
+    }
+    if !refs.inner {
+        return true;
+    }
+    let mut each = |e: &mut Expr| lift_inner_parts(e, inner, lift);
+    match expr {
+        Expr::BinaryOp { left, right, .. } => each(left) && each(right),
+        Expr::UnaryOp { expr: e, .. }
+        | Expr::Nested(e)
+        | Expr::Cast { expr: e, .. }
+        | Expr::IsNull(e)
+        | Expr::IsNotNull(e)
+        | Expr::IsTrue(e)
+        | Expr::IsFalse(e) => each(e),
+        Expr::Function(f) => match &mut f.args {
+            FunctionArguments::List(list) => list.args.iter_mut().all(|a| match a {
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => each(e),
+                _ => false,
+            }),
+            _ => false,
+        },
+        Expr::Case {
+            operand,
+            conditions,
+            else_result,
+            ..
+        } => {
+            operand.as_deref_mut().is_none_or(&mut each)
+                && conditions
+                    .iter_mut()
+                    .all(|c| each(&mut c.condition) && each(&mut c.result))
+                && else_result.as_deref_mut().is_none_or(&mut each)
+        }
+        _ => false,
+    }
+}
+
+/// A scalar subquery DataFusion can decorrelate: its output an aggregate of inner columns
+/// only, its WHERE free of conditions on outer columns alone. The subquery
+/// `(SELECT f FROM t WHERE p AND q)`, `q` reading only outer columns and `f` reading both,
+/// becomes
+/// `CASE WHEN q AND (SELECT count(*) FROM t WHERE p) > 0 THEN f' END`, where `f'` is `f`
+/// with each part reading only inner columns replaced by
+/// `(SELECT first_value(part) FROM t WHERE p)`: the same value whenever the subquery
+/// returns at most one row (PostgreSQL errors when it returns more; here one row's values
+/// are taken). A plain `(SELECT e FROM t WHERE p)` becomes `(SELECT first_value(e) ...)`.
+/// `None`: the subquery is left as it is.
+fn decorrelated_subquery(query: &Query) -> Option<Expr> {
+    if query.order_by.is_some() || query.with.is_some() {
+        return None;
+    }
+    // A LIMIT 1 (which the compatibility parser adds) picks one row, as first_value will;
+    // any other limit is left alone.
     let limit_one = matches!(
         &query.limit_clause,
         Some(datafusion::sql::sqlparser::ast::LimitClause::LimitOffset { limit: Some(Expr::Value(v)), offset: None, limit_by })
             if limit_by.is_empty() && matches!(&v.value, Value::Number(n, _) if n == "1")
     );
     if query.limit_clause.is_some() && !limit_one {
-        return;
+        return None;
     }
-    let SetExpr::Select(select) = query.body.as_mut() else {
-        return;
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return None;
     };
     if select.from.is_empty()
         || select.having.is_some()
@@ -148,20 +313,105 @@ fn aggregate_scalar_subquery(query: &mut Query) {
             datafusion::sql::sqlparser::ast::GroupByExpr::Expressions(e, m) if e.is_empty() && m.is_empty()
         )
     {
-        return;
+        return None;
     }
-    let item = &mut select.projection[0];
-    let expr = match item {
-        SelectItem::UnnamedExpr(e) => e,
-        SelectItem::ExprWithAlias { expr, .. } => expr,
-        _ => return,
+    let output = match &select.projection[0] {
+        SelectItem::UnnamedExpr(e) => e.clone(),
+        SelectItem::ExprWithAlias { expr, .. } => expr.clone(),
+        _ => return None,
     };
-    if has_aggregate(expr) {
-        return;
+    if has_aggregate(&output) {
+        return None;
     }
-    let inner = std::mem::replace(expr, Expr::value(Value::Null));
-    *expr = call("first_value", vec![inner]);
-    query.limit_clause = None;
+    let names = from_names(select);
+    let mut conjuncts = Vec::new();
+    if let Some(selection) = select.selection.clone() {
+        split_and(selection, &mut conjuncts);
+    }
+    let (mut outer, rest): (Vec<Expr>, Vec<Expr>) = conjuncts
+        .into_iter()
+        .partition(|c| only_outer_columns(c, &names));
+    // A condition comparing outer and inner columns other than by equality cannot be a
+    // join key: it is checked outside, on the inner values the subquery finds.
+    let (mixed, kept): (Vec<Expr>, Vec<Expr>) = rest
+        .into_iter()
+        .partition(|c| is_mixed_condition(c, &names));
+    // The same FROM and (inner) WHERE, with `projection` as the output.
+    let with_output = |projection: Expr| -> Expr {
+        let mut q = query.clone();
+        q.limit_clause = None;
+        if let SetExpr::Select(sel) = q.body.as_mut() {
+            sel.projection = vec![SelectItem::UnnamedExpr(projection)];
+            sel.selection = and_all(kept.clone());
+        }
+        Expr::Subquery(Box::new(q))
+    };
+    for mut condition in mixed {
+        if !lift_inner_parts(&mut condition, &names, &|part| {
+            with_output(call("first_value", vec![part]))
+        }) {
+            return None;
+        }
+        outer.push(condition);
+    }
+    let refs = refs_of(&output, &names);
+    if refs.outer && !refs.unknown {
+        let mut lifted = output.clone();
+        let ok = lift_inner_parts(&mut lifted, &names, &|part| {
+            with_output(call("first_value", vec![part]))
+        });
+        if !ok {
+            return None;
+        }
+        let any_row = Expr::BinaryOp {
+            left: Box::new(with_output(call(
+                "count",
+                vec![Expr::Wildcard(datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken::empty())],
+            ))),
+            op: datafusion::sql::sqlparser::ast::BinaryOperator::Gt,
+            right: Box::new(number("0")),
+        };
+        let mut conditions = outer;
+        conditions.push(any_row);
+        return Some(case_when(and_all(conditions)?, lifted));
+    }
+    let aggregated = with_output(call("first_value", vec![output]));
+    Some(match and_all(outer) {
+        Some(condition) => case_when(condition, aggregated),
+        None => aggregated,
+    })
+}
+
+/// Whether a WHERE condition reads both outer and inner columns and is not an equality
+/// between an inner-only and an outer-only side (which DataFusion takes as a join key).
+fn is_mixed_condition(condition: &Expr, inner: &[String]) -> bool {
+    let refs = refs_of(condition, inner);
+    if !(refs.outer && refs.inner) || refs.unknown {
+        return false;
+    }
+    if let Expr::BinaryOp {
+        left,
+        op: datafusion::sql::sqlparser::ast::BinaryOperator::Eq,
+        right,
+    } = condition
+    {
+        let (l, r) = (refs_of(left, inner), refs_of(right, inner));
+        let pure = |x: &Refs, outer: bool| !x.unknown && x.outer == outer && x.inner != outer;
+        if (pure(&l, false) && pure(&r, true)) || (pure(&l, true) && pure(&r, false)) {
+            return false;
+        }
+    }
+    true
+}
+
+fn case_when(condition: Expr, result: Expr) -> Expr {
+    Expr::Case {
+        case_token: datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+        end_token: datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+        operand: None,
+        conditions: vec![datafusion::sql::sqlparser::ast::CaseWhen { condition, result }],
+        else_result: None,
+    }
 }
 
 /// PostgreSQL's `to_char`/`to_timestamp` pattern in chrono's language, or `None` when
@@ -243,8 +493,10 @@ impl VisitorMut for Rewriter {
                 *expr = r;
             }
         }
-        if let Expr::Subquery(query) = expr {
-            aggregate_scalar_subquery(query);
+        if let Expr::Subquery(query) = expr
+            && let Some(replacement) = decorrelated_subquery(query)
+        {
+            *expr = replacement;
         }
         ControlFlow::Continue(())
     }
@@ -430,6 +682,21 @@ mod ast_shapes {
         ] {
             let parsed = datafusion::sql::sqlparser::parser::Parser::parse_sql(&dialect, sql).unwrap();
             println!("{sql}\n{:#?}\n", parsed[0]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod rewrite_debug {
+    #[test]
+    #[ignore]
+    fn print_rewrites() {
+        let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
+        for sql in [
+            "SELECT CASE WHEN a.attnum > 0 THEN (SELECT first_value(a.attidentity) FROM pg_sequence s WHERE s.seqrelid = a.attrelid) END FROM pg_attribute a LIMIT 1",
+        ] {
+            let parsed = datafusion::sql::sqlparser::parser::Parser::parse_sql(&dialect, sql).unwrap();
+            println!("{}", super::rewrite(parsed[0].clone()));
         }
     }
 }

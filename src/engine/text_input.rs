@@ -229,6 +229,18 @@ fn needs_pg_output(t: &DataType) -> bool {
     )
 }
 
+/// The scale PostgreSQL's `numeric` gives a literal: its digits after the point (less an
+/// exponent's shift).
+fn text_scale(text: &str) -> Option<i8> {
+    let t = text.trim();
+    let (mantissa, exponent) = match t.find(['e', 'E']) {
+        Some(i) => (&t[..i], t[i + 1..].parse::<i64>().ok()?),
+        None => (t, 0),
+    };
+    let fraction = mantissa.split_once('.').map(|(_, f)| f.len() as i64).unwrap_or(0);
+    i8::try_from((fraction - exponent).max(0)).ok()
+}
+
 /// The analyzer rule that routes text → type casts through [`PgInput`].
 #[derive(Debug, Default)]
 pub struct TextInputRule;
@@ -297,6 +309,30 @@ fn rewrite_cast(
     let Ok(source) = inner.get_type(schema) else {
         return Ok(Transformed::no(e));
     };
+    // `::numeric` without precision: DataFusion plans it as numeric(38,10), which would
+    // print `4.25` as `4.2500000000`. PostgreSQL keeps the value's own scale; so do we, for
+    // decimals, integers and literals (a column declared `numeric` stays numeric(38,10)).
+    if target == DataType::Decimal128(38, 10) {
+        let scale = match (&source, inner.as_ref()) {
+            (DataType::Decimal128(_, s), _) => Some(*s),
+            (t, _) if t.is_integer() => Some(0),
+            (_, Expr::Literal(v, _)) if is_string(&source) => match v {
+                datafusion::common::ScalarValue::Utf8(Some(text))
+                | datafusion::common::ScalarValue::Utf8View(Some(text))
+                | datafusion::common::ScalarValue::LargeUtf8(Some(text)) => text_scale(text),
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some(scale) = scale.filter(|s| (0..=38).contains(s) && *s != 10) {
+            let Expr::Cast(Cast { expr: inner, .. }) = e else {
+                return Ok(Transformed::no(e));
+            };
+            let target = DataType::Decimal128(38, scale);
+            let recast = Expr::Cast(Cast::new(inner, target));
+            return rewrite_cast(recast, schema, zone, output).map(|t| Transformed::yes(t.data));
+        }
+    }
     if is_string(&target) && needs_pg_output(&source) {
         let Expr::Cast(Cast { expr: inner, .. }) = e else {
             return Ok(Transformed::no(e));

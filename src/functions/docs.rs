@@ -120,7 +120,8 @@ mod tests {
         assert!(!docs.is_empty());
         let mut names = std::collections::HashSet::new();
         for d in &docs {
-            assert!(names.insert(d.name), "{} documented twice", d.name);
+            // Overloads share a name, never an argument list.
+            assert!(names.insert((d.name, d.arguments)), "{} documented twice", d.name);
             assert!(!d.description.is_empty() && !d.description.contains('\n'));
             assert!(matches!(d.volatility, 'i' | 's' | 'v'));
             for a in d.parsed_arguments() {

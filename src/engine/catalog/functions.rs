@@ -212,3 +212,59 @@ impl ScalarUDFImpl for ExpandArray {
         Ok(ColumnarValue::Array(Arc::new(out)))
     }
 }
+
+/// PostgreSQL's name for the type of a value of Arrow type `t`.
+pub fn pg_type_name(t: &DataType) -> String {
+    use DataType::*;
+    match t {
+        Boolean => "boolean".into(),
+        Int8 | Int16 | UInt8 => "smallint".into(),
+        Int32 | UInt16 => "integer".into(),
+        Int64 | UInt32 => "bigint".into(),
+        UInt64 | Decimal128(_, _) | Decimal256(_, _) => "numeric".into(),
+        Float16 | Float32 => "real".into(),
+        Float64 => "double precision".into(),
+        Utf8 | LargeUtf8 | Utf8View => "text".into(),
+        Binary | LargeBinary | BinaryView | FixedSizeBinary(_) => "bytea".into(),
+        Date32 | Date64 => "date".into(),
+        Timestamp(_, None) => "timestamp without time zone".into(),
+        Timestamp(_, Some(_)) => "timestamp with time zone".into(),
+        Time32(_) | Time64(_) => "time without time zone".into(),
+        Interval(_) | Duration(_) => "interval".into(),
+        List(f) | LargeList(f) | FixedSizeList(f, _) => format!("{}[]", pg_type_name(f.data_type())),
+        Struct(_) => "record".into(),
+        Null => "unknown".into(),
+        Dictionary(_, v) => pg_type_name(v),
+        other => other.to_string(),
+    }
+}
+
+/// `pg_typeof(value)`: the name of its type.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct TypeOf {
+    signature: Signature,
+}
+
+impl TypeOf {
+    pub fn new() -> Self {
+        Self {
+            signature: Signature::any(1, Volatility::Immutable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for TypeOf {
+    fn name(&self) -> &str {
+        "pg_typeof"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let t = args.arg_fields.first().map(|f| f.data_type().clone()).unwrap_or(DataType::Null);
+        Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(pg_type_name(&t)))))
+    }
+}

@@ -165,6 +165,7 @@ pub fn install(ctx: &SessionContext, database: &str) -> Result<()> {
     ctx.register_udf(ScalarUDF::new_from_impl(functions::BackendPid::new()));
     ctx.register_udf(ScalarUDF::new_from_impl(functions::JsonBuildObject::new()));
     ctx.register_udf(ScalarUDF::new_from_impl(functions::ExpandArray::new()));
+    ctx.register_udf(ScalarUDF::new_from_impl(functions::TypeOf::new()));
     for name in [
         "pg_function_is_visible",
         "pg_type_is_visible",

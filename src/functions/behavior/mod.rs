@@ -15,9 +15,17 @@ pub const DOCS: &[FunctionDoc] = &[
     FunctionDoc {
         name: "window_funnel",
         kind: FunctionKind::Aggregate,
-        arguments: "window_seconds bigint, mode text DEFAULT '', ts timestamp, VARIADIC conditions boolean[]",
+        arguments: "window_seconds bigint, ts timestamp without time zone, VARIADIC conditions boolean[]",
         result: "integer",
-        description: "How many steps of a funnel a group's rows reach within the window, as ClickHouse's windowFunnel (modes: strict_deduplication, strict_order, allow_reentry, strict_increase, strict_once)",
+        description: "How many steps of a funnel a group's rows reach within the window, as ClickHouse's windowFunnel",
+        volatility: 'i',
+    },
+    FunctionDoc {
+        name: "window_funnel",
+        kind: FunctionKind::Aggregate,
+        arguments: "window_seconds bigint, mode text, ts timestamp without time zone, VARIADIC conditions boolean[]",
+        result: "integer",
+        description: "window_funnel with ClickHouse's modes (strict_deduplication, strict_order, allow_reentry, strict_increase, strict_once)",
         volatility: 'i',
     },
     FunctionDoc {

@@ -21,7 +21,7 @@ pub const DOCS: &[FunctionDoc] = &[
     FunctionDoc {
         name: "lifecycle_stage",
         kind: FunctionKind::Scalar,
-        arguments: "first_order_ts timestamp, last_order_ts timestamp, order_count bigint, as_of timestamp",
+        arguments: "first_order_ts timestamp without time zone, last_order_ts timestamp without time zone, order_count bigint, as_of timestamp without time zone",
         result: "text",
         description: "The lifecycle stage (new, growing, mature, at_risk, churned) under the userql.lifecycle_* settings",
         volatility: 's',
@@ -29,7 +29,7 @@ pub const DOCS: &[FunctionDoc] = &[
     FunctionDoc {
         name: "lifecycle",
         kind: FunctionKind::Table,
-        arguments: "input text, as_of timestamp DEFAULT NULL, period interval DEFAULT '30 days'",
+        arguments: "input text, as_of timestamp without time zone DEFAULT NULL, period interval DEFAULT '30 days'",
         result: "TABLE(customer_id bigint, stage text, previous_stage text, reactivated boolean)",
         description: "Each customer's lifecycle stage at as_of and one period earlier, and whether they came back (input columns customer_id, order_ts)",
         volatility: 's',
@@ -37,8 +37,8 @@ pub const DOCS: &[FunctionDoc] = &[
     FunctionDoc {
         name: "lifecycle_flow",
         kind: FunctionKind::Table,
-        arguments: "input text, period interval, from_ts timestamp, to_ts timestamp",
-        result: "TABLE(period_start timestamp, active bigint, new bigint, retained bigint, reactivated bigint, dormant bigint)",
+        arguments: "input text, period interval, from_ts timestamp without time zone, to_ts timestamp without time zone",
+        result: "TABLE(period_start timestamp without time zone, active bigint, new bigint, retained bigint, reactivated bigint, dormant bigint)",
         description: "Growth accounting per period: active = new + retained + reactivated, and dormant customers",
         volatility: 's',
     },

@@ -19,8 +19,8 @@ pub const DOCS: &[FunctionDoc] = &[
     FunctionDoc {
         name: "rfm",
         kind: FunctionKind::Table,
-        arguments: "input text, as_of timestamp DEFAULT NULL",
-        result: "TABLE(customer_id bigint, first_order_ts timestamp, last_order_ts timestamp, recency_days bigint, frequency bigint, monetary double precision, r_score integer, f_score integer, m_score integer, rfm_cell text, segment text, value_class text)",
+        arguments: "input text, as_of timestamp without time zone DEFAULT NULL",
+        result: "TABLE(customer_id bigint, first_order_ts timestamp without time zone, last_order_ts timestamp without time zone, recency_days bigint, frequency bigint, monetary double precision, r_score integer, f_score integer, m_score integer, rfm_cell text, segment text, value_class text)",
         description: "RFM scores per customer (input columns customer_id, order_ts, amount), tie-consistent quantiles, with segment and value class",
         volatility: 's',
     },
