@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Run benches/rfm_vs_duckdb.py in its own virtualenv (benches/.venv, git-ignored), so
+# the benchmark's Python dependencies (duckdb, psycopg, numpy, pyarrow) never touch the
+# system Python.
+#
+# Usage: benches/rfm_vs_duckdb.sh [--rows N] [--customers N] [--runs N] [--dir DIR] [--prepare-only]
+# Defaults: 10,000,000 orders of 1,000,000 customers, median of 3 runs; the Parquet file
+# is kept under ${BENCH_DIR:-$HOME/.cache/userql/bench}/rfm and reused.
+# The userql binary comes from USERQL_BIN, else
+# ${CARGO_TARGET_DIR:-$HOME/.cache/userql/target}/release/userql (this script builds nothing).
+
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+venv="$here/.venv"
+py="${PYTHON:-python3}"
+
+"$py" -c 'import sys; sys.exit(sys.version_info < (3, 9))' \
+    || { echo "error: $py is older than Python 3.9" >&2; exit 1; }
+
+if [[ ! -x "$venv/bin/python" ]]; then
+    "$py" -m venv "$venv"
+fi
+# Installing only when an import fails keeps repeated runs offline and fast.
+if ! "$venv/bin/python" -c 'import duckdb, psycopg, numpy, pyarrow' 2>/dev/null; then
+    "$venv/bin/python" -m pip install --quiet --upgrade pip
+    "$venv/bin/python" -m pip install --quiet duckdb 'psycopg[binary]' numpy pyarrow
+fi
+
+exec "$venv/bin/python" "$here/rfm_vs_duckdb.py" "$@"
