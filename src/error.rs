@@ -15,6 +15,7 @@ use datafusion::sql::sqlparser::parser::ParserError;
 pub mod sqlstate {
     /// 0A000
     pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
+    pub const INVALID_BINARY_REPRESENTATION: &str = "22P03";
     /// 08006
     pub const CONNECTION_FAILURE: &str = "08006";
     /// 08P01
@@ -238,9 +239,9 @@ fn classify_plan_message(m: &str) -> &'static str {
     let lower = m.to_ascii_lowercase();
     if lower.contains("no table named")
         || lower.contains("table")
-        && (lower.contains("not found")
-            || lower.contains("doesn't exist")
-            || lower.contains("does not exist"))
+            && (lower.contains("not found")
+                || lower.contains("doesn't exist")
+                || lower.contains("does not exist"))
     {
         UNDEFINED_TABLE
     } else if lower.contains("no field named")

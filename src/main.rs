@@ -86,11 +86,18 @@ enum CliError {
     },
 }
 
+/// Our own events at `info`; the Delta Lake kernel's only when they are warnings or
+/// worse, as its `info` traces every snapshot it builds (and it logs an expected
+/// "no files in log segment" as an error while a table is being created, so `error`
+/// reaches us as a returned error instead). `RUST_LOG` overrides.
+const DEFAULT_LOG_FILTER: &str = "info,buoyant_kernel=off,delta_kernel=warn,deltalake_core=warn";
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| DEFAULT_LOG_FILTER.into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -294,7 +301,11 @@ async fn query(config: Config, sql: &str) -> Result<(), CliError> {
                 }
                 let mut stream = df.execute_stream().await.map_err(UserqlError::from)?;
                 while let Some(batch) = stream.try_next().await.map_err(UserqlError::from)? {
-                    for row in userql::engine::copy::encode_batch(&batch, &format, &session.text_options())? {
+                    for row in userql::engine::copy::encode_batch(
+                        &batch,
+                        &format,
+                        &session.text_options(),
+                    )? {
                         let _ = out.write_all(&row);
                     }
                 }

@@ -1,8 +1,10 @@
 //! Channels: the configured sources of customer records, registered as `channels.<name>`.
 //!
-//! A channel is a CSV / Parquet / NDJSON file, folder or glob, or a Delta table. Its schema
-//! is inferred, then every identifier column is forced to text: an inferred `Int64` would
-//! turn the junk phone `00000000000` into `0` and drop the leading zeros of member numbers.
+//! A channel is a CSV / Parquet / NDJSON file, folder or glob, or a Delta table. The
+//! schema of a CSV or NDJSON channel is inferred, then every identifier column is forced
+//! to text: an inferred `Int64` would turn the junk phone `00000000000` into `0` and drop
+//! the leading zeros of member numbers. Parquet and Delta declare their types, which are
+//! kept (a `bigint` key stays a `bigint`, grouped and joined as one).
 
 use std::sync::Arc;
 
@@ -149,7 +151,12 @@ async fn open(
             path: full_str,
         });
     }
-    let schema = with_text_columns(&inferred, &ch.text_columns());
+    let schema = match format {
+        ChannelFormat::Csv | ChannelFormat::Ndjson => {
+            with_text_columns(&inferred, &ch.text_columns())
+        }
+        _ => inferred,
+    };
     let table_config = ListingTableConfig::new(url)
         .with_listing_options(options)
         .with_schema(schema);

@@ -849,11 +849,11 @@ fn write_csv_field(out: &mut Vec<u8>, value: &str, format: &CopyFormat) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
     use datafusion::arrow::array::BooleanArray;
-    use datafusion::arrow::datatypes::DataType;
     use datafusion::arrow::array::{Int64Array, StringArray};
+    use datafusion::arrow::datatypes::DataType;
     use datafusion::arrow::datatypes::{Field, Schema};
+    use std::sync::Arc;
 
     fn schema() -> SchemaRef {
         Arc::new(Schema::new(vec![

@@ -267,7 +267,11 @@ impl Session {
         let is_view = engine.store().has_view(&name).await;
         let is_table = engine.store().table(&name).await.is_some();
         if (kind == "table" && is_view) || (kind == "view" && is_table) {
-            let (actual, other) = if is_view { ("view", "a view") } else { ("table", "a table") };
+            let (actual, other) = if is_view {
+                ("view", "a view")
+            } else {
+                ("table", "a table")
+            };
             return Err(UserqlError::new(
                 sqlstate::WRONG_OBJECT_TYPE,
                 format!("\"{name}\" is not a {kind}"),

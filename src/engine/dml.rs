@@ -17,8 +17,8 @@
 
 use std::sync::Arc;
 
-use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::DFSchema;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::datasource::provider_as_source;
 use datafusion::execution::context::SessionState;
 use datafusion::functions_aggregate::expr_fn::count;
@@ -102,11 +102,11 @@ fn simplified(expr: Expr, schema: &DFSchema, state: &SessionState) -> Result<Exp
     let expr = ExprSimplifier::new(context).simplify(expr)?;
     let expr = expr
         .transform(|e| match e {
-            Expr::Column(c) if c.relation.is_some() => Ok(
-                datafusion::common::tree_node::Transformed::yes(Expr::Column(
-                    datafusion::common::Column::new_unqualified(c.name),
-                )),
-            ),
+            Expr::Column(c) if c.relation.is_some() => {
+                Ok(datafusion::common::tree_node::Transformed::yes(
+                    Expr::Column(datafusion::common::Column::new_unqualified(c.name)),
+                ))
+            }
             other => Ok(datafusion::common::tree_node::Transformed::no(other)),
         })?
         .data;
@@ -212,7 +212,9 @@ async fn rewrite(
     let matched_count = LogicalPlanBuilder::from(matched.clone())
         .aggregate(Vec::<Expr>::new(), vec![count(lit(1)).alias("n")])?
         .build()?;
-    let physical = state.create_physical_plan(&state.optimize(&matched_count)?).await?;
+    let physical = state
+        .create_physical_plan(&state.optimize(&matched_count)?)
+        .await?;
     let counted = collect(physical, state.task_ctx()).await?;
     let n = counted
         .first()
@@ -241,7 +243,9 @@ async fn rewrite(
         .map(|(c, f)| cast(col(c), f.data_type().clone()).alias(f.name()))
         .collect();
     let content = LogicalPlanBuilder::from(content).project(exprs)?.build()?;
-    let physical = state.create_physical_plan(&state.optimize(&content)?).await?;
+    let physical = state
+        .create_physical_plan(&state.optimize(&content)?)
+        .await?;
     table.overwrite_locked(physical, &state.task_ctx()).await?;
     Ok(n)
 }

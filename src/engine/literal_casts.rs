@@ -54,7 +54,10 @@ struct Respell {
 impl VisitorMut for Respell {
     type Break = ();
 
-    fn pre_visit_query(&mut self, query: &mut datafusion::sql::sqlparser::ast::Query) -> ControlFlow<()> {
+    fn pre_visit_query(
+        &mut self,
+        query: &mut datafusion::sql::sqlparser::ast::Query,
+    ) -> ControlFlow<()> {
         use datafusion::sql::sqlparser::ast::{SelectItem, SetExpr};
         if let SetExpr::Select(select) = query.body.as_mut() {
             for item in &mut select.projection {
@@ -79,11 +82,12 @@ impl VisitorMut for Respell {
             data_type: DataType::Custom(name, _),
             ..
         } = expr
-            && name
-                .0
-                .last()
-                .and_then(|p| p.as_ident())
-                .is_some_and(|i| matches!(i.value.to_ascii_lowercase().as_str(), "regproc" | "regprocedure"))
+            && name.0.last().and_then(|p| p.as_ident()).is_some_and(|i| {
+                matches!(
+                    i.value.to_ascii_lowercase().as_str(),
+                    "regproc" | "regprocedure"
+                )
+            })
             && let Expr::Value(ValueWithSpan {
                 value: Value::SingleQuotedString(text),
                 ..

@@ -17,7 +17,10 @@ pub struct Notices(Arc<Mutex<Vec<String>>>);
 impl Notices {
     /// Queue a notice.
     pub fn push(&self, message: String) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(message);
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(message);
     }
 
     /// Take every queued notice.

@@ -154,7 +154,9 @@ impl Session {
                 .unwrap_or_default();
             pg.set_user(user);
             options.extensions.insert(pg);
-            options.extensions.insert(super::notices::Notices::default());
+            options
+                .extensions
+                .insert(super::notices::Notices::default());
         }
         Self {
             engine,
@@ -334,6 +336,7 @@ impl Session {
         };
         let plan = type_cast_placeholders(plan)?;
         let plan = type_array_placeholders(plan)?;
+        let plan = super::pg_aggregates::integer_avg_as_numeric(plan)?;
         let plan = integer_literals_as_int4(plan)?;
         Ok(Planned::Query {
             statement: Box::new(statement),
@@ -477,8 +480,12 @@ impl Session {
                                 .await?;
                         self.note_write();
                         return Ok(Outcome::Command(CommandTag {
-                            command: if dml.op == WriteOp::Delete { "DELETE" } else { "UPDATE" }
-                                .to_string(),
+                            command: if dml.op == WriteOp::Delete {
+                                "DELETE"
+                            } else {
+                                "UPDATE"
+                            }
+                            .to_string(),
                             rows: Some(rows as usize),
                         }));
                     }
@@ -772,7 +779,7 @@ pub fn result_schema_of(planned: &Planned) -> Option<SchemaRef> {
 /// function call is named after the function (`count`), any other unaliased expression
 /// `?column?`; column references and aliases keep their names.
 pub fn pg_output_schema(plan: &LogicalPlan) -> SchemaRef {
-    let schema = plan.schema().as_arrow().clone();
+    let schema = super::oid_types::describe_oid_arrays(plan, plan.schema().as_arrow().clone());
     let Some((exprs, input)) = top_projection(plan) else {
         return Arc::new(schema);
     };
@@ -938,9 +945,9 @@ fn integer_literals_as_int4(plan: LogicalPlan) -> Result<LogicalPlan, UserqlErro
         return Ok(plan);
     };
     let narrowed = |e: &Expr| match e {
-        Expr::Literal(ScalarValue::Int64(Some(v)), meta) if i32::try_from(*v).is_ok() => {
-            Some(Expr::Literal(ScalarValue::Int32(Some(*v as i32)), meta.clone()))
-        }
+        Expr::Literal(ScalarValue::Int64(Some(v)), meta) if i32::try_from(*v).is_ok() => Some(
+            Expr::Literal(ScalarValue::Int32(Some(*v as i32)), meta.clone()),
+        ),
         _ => None,
     };
     let mut changed = false;
@@ -988,14 +995,20 @@ fn type_array_placeholders(plan: LogicalPlan) -> Result<LogicalPlan, UserqlError
                 Expr::ScalarFunction(ScalarFunction { func, mut args })
                     if matches!(func.name(), "array_has" | "array_contains")
                         && args.len() == 2
-                        && matches!(&args[0], Expr::Placeholder(Placeholder { field: None, .. })) =>
+                        && matches!(
+                            &args[0],
+                            Expr::Placeholder(Placeholder { field: None, .. })
+                        ) =>
                 {
                     let element = args[1].get_type(&schema).ok();
                     if let (Some(element), Expr::Placeholder(p)) = (element, &mut args[0]) {
                         let list = DataType::List(Arc::new(Field::new("item", element, true)));
                         p.field = Some(Arc::new(Field::new("", list, true)));
                     }
-                    Ok(Transformed::yes(Expr::ScalarFunction(ScalarFunction { func, args })))
+                    Ok(Transformed::yes(Expr::ScalarFunction(ScalarFunction {
+                        func,
+                        args,
+                    })))
                 }
                 other => Ok(Transformed::no(other)),
             })

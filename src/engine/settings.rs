@@ -51,7 +51,10 @@ pub const SETTINGS: &[SettingSpec] = &[
         name: "oneid_max_records_per_value",
         default: "50",
         description: "OneID ignores an identifier value shared by more records than this",
-        kind: Kind::Int { min: 1, max: i64::MAX },
+        kind: Kind::Int {
+            min: 1,
+            max: i64::MAX,
+        },
     },
     SettingSpec {
         name: "oneid_blocked_values",
@@ -99,25 +102,37 @@ pub const SETTINGS: &[SettingSpec] = &[
         name: "lifecycle_new_days",
         default: "30",
         description: "Lifecycle: a first order within this many days is 'new'",
-        kind: Kind::Int { min: 1, max: 100_000 },
+        kind: Kind::Int {
+            min: 1,
+            max: 100_000,
+        },
     },
     SettingSpec {
         name: "lifecycle_active_days",
         default: "90",
         description: "Lifecycle: no order for longer than this is 'at_risk'",
-        kind: Kind::Int { min: 1, max: 100_000 },
+        kind: Kind::Int {
+            min: 1,
+            max: 100_000,
+        },
     },
     SettingSpec {
         name: "lifecycle_churn_days",
         default: "180",
         description: "Lifecycle: no order for longer than this is 'churned'",
-        kind: Kind::Int { min: 1, max: 100_000 },
+        kind: Kind::Int {
+            min: 1,
+            max: 100_000,
+        },
     },
     SettingSpec {
         name: "lifecycle_mature_orders",
         default: "5",
         description: "Lifecycle: this many orders make a customer 'mature'",
-        kind: Kind::Int { min: 1, max: i64::MAX },
+        kind: Kind::Int {
+            min: 1,
+            max: i64::MAX,
+        },
     },
 ];
 

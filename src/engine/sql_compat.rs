@@ -8,10 +8,14 @@
 //! - `information_schema._pg_expandarray(a)` (pgjdbc's key lookups): its `.x` is
 //!   `unnest(a)`, its `.n` the subscripts, the whole an `unnest` of `(x, n)` records;
 //!   `(expr).field` is `get_field(expr, 'field')`;
-//! - `ARRAY(subquery)` → `(SELECT array_agg(...) FROM (subquery))`;
+//! - `ARRAY(SELECT e(x) FROM unnest(a) x)` → `array_transform(a, x -> e(x))`, any other
+//!   `ARRAY(subquery)` → `(SELECT array_agg(...) FROM (subquery))`;
 //! - `pg_get_viewdef(oid)` → the view's definition from `pg_views`;
 //! - `to_timestamp(text, 'YYYY-MM-DD HH24:MI:SS')`: PostgreSQL's pattern spelled in the
 //!   pattern language DataFusion's `to_timestamp` reads;
+//! - a domain's base type found by a recursive walk correlated with the outer row →
+//!   `typbasetype` (see [`domain_base_type`]);
+//! - `oid_expr::regtype` → `format_type(oid_expr, NULL)`, the name a `regtype` prints;
 //! - `'name'::regproc` → `'name'` (`pg_type.typinput` and kin hold function names);
 //! - a scalar subquery that returns a plain expression (`(SELECT c.relkind FROM pg_class c
 //!   WHERE c.oid = t.typrelid)`) is put in the shape DataFusion decorrelates: an aggregate
@@ -22,9 +26,11 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    AccessExpr, ColumnOption, DataType as SqlType, Expr, Function, FunctionArg,
-    FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident, ObjectName, Query,
-    SelectItem, SetExpr, Statement, TableConstraint, Value, VisitMut, VisitorMut,
+    AccessExpr, BinaryOperator, CaseWhen, ColumnOption, DataType as SqlType, Expr, Function,
+    FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, GroupByExpr, Ident,
+    LambdaFunction, LambdaFunctionParameter, LambdaSyntax, ObjectName, OneOrManyWithParens, Query,
+    SelectItem, SetExpr, Statement, TableAlias, TableConstraint, TableFactor, Value, VisitMut,
+    VisitorMut,
 };
 
 /// Apply every rewrite to `statement`.
@@ -102,8 +108,20 @@ fn subscripts(array: Expr, dimension: Expr) -> Expr {
 
 /// Aggregate functions: a scalar subquery returning one of these is already a single row.
 const AGGREGATES: &[&str] = &[
-    "count", "sum", "min", "max", "avg", "array_agg", "string_agg", "bool_and", "bool_or",
-    "every", "first_value", "last_value", "json_agg", "jsonb_agg",
+    "count",
+    "sum",
+    "min",
+    "max",
+    "avg",
+    "array_agg",
+    "string_agg",
+    "bool_and",
+    "bool_or",
+    "every",
+    "first_value",
+    "last_value",
+    "json_agg",
+    "jsonb_agg",
 ];
 
 fn has_aggregate(expr: &Expr) -> bool {
@@ -161,9 +179,10 @@ fn only_outer_columns(expr: &Expr, inner: &[String]) -> bool {
                     outer += 1;
                 }
             }
-            Expr::Identifier(_) | Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. } => {
-                other = true
-            }
+            Expr::Identifier(_)
+            | Expr::Subquery(_)
+            | Expr::Exists { .. }
+            | Expr::InSubquery { .. } => other = true,
             _ => {}
         }
         ControlFlow::<()>::Continue(())
@@ -181,7 +200,15 @@ fn split_and(expr: Expr, into: &mut Vec<Expr>) {
             split_and(*left, into);
             split_and(*right, into);
         }
-        Expr::Nested(inner) if matches!(inner.as_ref(), Expr::BinaryOp { op: datafusion::sql::sqlparser::ast::BinaryOperator::And, .. }) => {
+        Expr::Nested(inner)
+            if matches!(
+                inner.as_ref(),
+                Expr::BinaryOp {
+                    op: datafusion::sql::sqlparser::ast::BinaryOperator::And,
+                    ..
+                }
+            ) =>
+        {
             split_and(*inner, into)
         }
         other => into.push(other),
@@ -189,7 +216,11 @@ fn split_and(expr: Expr, into: &mut Vec<Expr>) {
 }
 
 fn and_all(mut parts: Vec<Expr>) -> Option<Expr> {
-    let first = if parts.is_empty() { return None } else { parts.remove(0) };
+    let first = if parts.is_empty() {
+        return None;
+    } else {
+        parts.remove(0)
+    };
     Some(parts.into_iter().fold(first, |acc, e| Expr::BinaryOp {
         left: Box::new(acc),
         op: datafusion::sql::sqlparser::ast::BinaryOperator::And,
@@ -217,9 +248,10 @@ fn refs_of(expr: &Expr, inner: &[String]) -> Refs {
                     refs.outer = true;
                 }
             }
-            Expr::Identifier(_) | Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. } => {
-                refs.unknown = true
-            }
+            Expr::Identifier(_)
+            | Expr::Subquery(_)
+            | Expr::Exists { .. }
+            | Expr::InSubquery { .. } => refs.unknown = true,
             _ => {}
         }
         ControlFlow::<()>::Continue(())
@@ -366,7 +398,10 @@ fn decorrelated_subquery(query: &Query) -> Option<Expr> {
         let any_row = Expr::BinaryOp {
             left: Box::new(with_output(call(
                 "count",
-                vec![Expr::Wildcard(datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken::empty())],
+                vec![Expr::Wildcard(
+                    datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken::empty(
+                    ),
+                )],
             ))),
             op: datafusion::sql::sqlparser::ast::BinaryOperator::Gt,
             right: Box::new(number("0")),
@@ -406,7 +441,8 @@ fn is_mixed_condition(condition: &Expr, inner: &[String]) -> bool {
 
 fn case_when(condition: Expr, result: Expr) -> Expr {
     Expr::Case {
-        case_token: datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+        case_token: datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken::empty(
+        ),
         end_token: datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
         operand: None,
         conditions: vec![datafusion::sql::sqlparser::ast::CaseWhen { condition, result }],
@@ -464,6 +500,141 @@ pub fn chrono_pattern(pattern: &str) -> Option<String> {
     Some(out)
 }
 
+/// `ARRAY(SELECT e(x) FROM unnest(a) [AS] x)`, nothing more, → `array_transform(a, x ->
+/// e(x))`: each element of `a` mapped, in order. DataFusion cannot run the subquery when
+/// `a` belongs to the outer row (psql's `\d+` maps `tc.reloptions` so).
+fn mapped_unnest(query: &Query) -> Option<Expr> {
+    if query.with.is_some()
+        || query.order_by.is_some()
+        || query.limit_clause.is_some()
+        || query.fetch.is_some()
+    {
+        return None;
+    }
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return None;
+    };
+    let plain_select = select.selection.is_none()
+        && select.having.is_none()
+        && select.distinct.is_none()
+        && select.top.is_none()
+        && matches!(&select.group_by, GroupByExpr::Expressions(e, m) if e.is_empty() && m.is_empty());
+    if !plain_select {
+        return None;
+    }
+    let body = match select.projection.as_slice() {
+        [SelectItem::UnnamedExpr(e)] | [SelectItem::ExprWithAlias { expr: e, .. }] => e.clone(),
+        _ => return None,
+    };
+    let [from] = select.from.as_slice() else {
+        return None;
+    };
+    if !from.joins.is_empty() {
+        return None;
+    }
+    let element_name = |alias: &TableAlias| match alias.columns.as_slice() {
+        [] => Some(alias.name.clone()),
+        [only] => Some(only.name.clone()),
+        _ => None,
+    };
+    let (array, element) = match &from.relation {
+        TableFactor::Table {
+            name,
+            args: Some(args),
+            alias: Some(alias),
+            ..
+        } if name
+            .0
+            .last()
+            .and_then(|p| p.as_ident())
+            .is_some_and(|i| i.value.eq_ignore_ascii_case("unnest")) =>
+        {
+            match args.args.as_slice() {
+                [FunctionArg::Unnamed(FunctionArgExpr::Expr(a))] => {
+                    (a.clone(), element_name(alias)?)
+                }
+                _ => return None,
+            }
+        }
+        TableFactor::UNNEST {
+            alias: Some(alias),
+            array_exprs,
+            with_offset: false,
+            with_ordinality: false,
+            ..
+        } => match array_exprs.as_slice() {
+            [a] => (a.clone(), element_name(alias)?),
+            _ => return None,
+        },
+        _ => return None,
+    };
+    let lambda = Expr::Lambda(LambdaFunction {
+        params: OneOrManyWithParens::One(LambdaFunctionParameter {
+            name: element,
+            data_type: None,
+        }),
+        body: Box::new(body),
+        syntax: LambdaSyntax::Arrow,
+    });
+    Some(call("array_transform", vec![array, lambda]))
+}
+
+fn is_string_literal(expr: &Expr) -> bool {
+    matches!(expr, Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_)))
+}
+
+/// `CASE WHEN t.typtype = 'd' THEN (WITH RECURSIVE ... walk t's base types ...) END`,
+/// the walk from a domain down to the type under it (asyncpg's type introspection), →
+/// `CASE WHEN t.typtype = 'd' THEN t.typbasetype END`. DataFusion cannot run a recursive
+/// query correlated with its outer row; the rewrite is exact because every domain in
+/// userql's `pg_type` (the `information_schema` ones; `CREATE DOMAIN` is not supported)
+/// lies directly over a base type, so the walk is one step.
+fn domain_base_type(expr: &Expr) -> Option<Expr> {
+    let Expr::Case {
+        operand: None,
+        conditions,
+        else_result,
+        case_token,
+        end_token,
+    } = expr
+    else {
+        return None;
+    };
+    let [when] = conditions.as_slice() else {
+        return None;
+    };
+    let Expr::BinaryOp { left, op, right } = &when.condition else {
+        return None;
+    };
+    let (Expr::CompoundIdentifier(parts), BinaryOperator::Eq) = (left.as_ref(), op) else {
+        return None;
+    };
+    let [qualifier, column] = parts.as_slice() else {
+        return None;
+    };
+    let is_domain_test = column.value.eq_ignore_ascii_case("typtype")
+        && matches!(right.as_ref(), Expr::Value(v) if v.value == Value::SingleQuotedString("d".into()));
+    let mut result = &when.result;
+    while let Expr::Nested(inner) = result {
+        result = inner;
+    }
+    let walks_recursively =
+        matches!(result, Expr::Subquery(q) if q.with.as_ref().is_some_and(|w| w.recursive));
+    if !(is_domain_test && walks_recursively) {
+        return None;
+    }
+    Some(Expr::Case {
+        case_token: case_token.clone(),
+        end_token: end_token.clone(),
+        operand: None,
+        conditions: vec![CaseWhen {
+            condition: when.condition.clone(),
+            result: Expr::CompoundIdentifier(vec![qualifier.clone(), Ident::new("typbasetype")]),
+        }],
+        else_result: else_result.clone(),
+    })
+}
+
 struct Rewriter;
 
 impl VisitorMut for Rewriter {
@@ -493,6 +664,9 @@ impl VisitorMut for Rewriter {
                 *expr = r;
             }
         }
+        if let Some(base) = domain_base_type(expr) {
+            *expr = base;
+        }
         if let Expr::Subquery(query) = expr
             && let Some(replacement) = decorrelated_subquery(query)
         {
@@ -513,9 +687,14 @@ impl VisitorMut for Rewriter {
                     "unnest",
                     vec![call("pg_expandarray", vec![args[0].clone()])],
                 )),
-                ("array", FunctionArguments::Subquery(query)) => {
-                    parse_expr(&format!("(SELECT array_agg(_a._v) FROM ({query}) AS _a (_v))"))
-                }
+                // ARRAY(subquery) of no rows is the empty array, never NULL.
+                ("array", FunctionArguments::Subquery(query)) => mapped_unnest(query)
+                    .or_else(|| {
+                        parse_expr(&format!(
+                            "(SELECT array_agg(_a._v) FROM ({query}) AS _a (_v))"
+                        ))
+                    })
+                    .map(|array| call("coalesce", vec![array, call("make_array", vec![])])),
                 ("pg_get_viewdef", _) if !args.is_empty() => parse_expr(&format!(
                     "(SELECT first_value(v.definition) FROM pg_catalog.pg_views v \
                      JOIN pg_catalog.pg_class c ON c.relname = v.viewname \
@@ -554,6 +733,15 @@ impl VisitorMut for Rewriter {
                 .and_then(|p| p.as_ident())
                 .map(|i| i.value.to_ascii_lowercase())
                 .unwrap_or_default();
+            // A type oid shown as its name, as a `regtype` value prints (asyncpg reads
+            // `elemtype::regtype::text`).
+            if type_name == "regtype" && !is_string_literal(inner) {
+                *expr = call(
+                    "format_type",
+                    vec![(**inner).clone(), Expr::value(Value::Null)],
+                );
+                return ControlFlow::Continue(());
+            }
             if (type_name == "regproc" || type_name == "regprocedure")
                 && let Expr::Value(v) = inner.as_ref()
                 && let Value::SingleQuotedString(s) = &v.value
@@ -578,7 +766,8 @@ impl VisitorMut for Rewriter {
                     if matches!(&escape.value, Value::SingleQuotedString(s) if s == "\\") {
                         *escape_char = Some(escape);
                     } else {
-                        let original = std::mem::replace(pattern.as_mut(), Expr::value(Value::Null));
+                        let original =
+                            std::mem::replace(pattern.as_mut(), Expr::value(Value::Null));
                         **pattern = call("like_escape", vec![original, Expr::Value(escape)]);
                     }
                 }
@@ -662,7 +851,10 @@ mod tests {
         )
         .unwrap();
         let out = rewrite(parsed[0].clone()).to_string();
-        assert!(out.contains("NOT LIKE like_escape('pg/_' || '%', '/')"), "{out}");
+        assert!(
+            out.contains("NOT LIKE like_escape('pg/_' || '%', '/')"),
+            "{out}"
+        );
         assert!(out.contains("ESCAPE '\\'"), "{out}");
     }
 }
@@ -680,7 +872,8 @@ mod ast_shapes {
             "SELECT typinput='pg_catalog.array_in'::regproc FROM t",
             "CREATE TABLE t (a int REFERENCES u(b), b int, FOREIGN KEY (b) REFERENCES u(c))",
         ] {
-            let parsed = datafusion::sql::sqlparser::parser::Parser::parse_sql(&dialect, sql).unwrap();
+            let parsed =
+                datafusion::sql::sqlparser::parser::Parser::parse_sql(&dialect, sql).unwrap();
             println!("{sql}\n{:#?}\n", parsed[0]);
         }
     }
@@ -695,7 +888,8 @@ mod rewrite_debug {
         for sql in [
             "SELECT CASE WHEN a.attnum > 0 THEN (SELECT first_value(a.attidentity) FROM pg_sequence s WHERE s.seqrelid = a.attrelid) END FROM pg_attribute a LIMIT 1",
         ] {
-            let parsed = datafusion::sql::sqlparser::parser::Parser::parse_sql(&dialect, sql).unwrap();
+            let parsed =
+                datafusion::sql::sqlparser::parser::Parser::parse_sql(&dialect, sql).unwrap();
             println!("{}", super::rewrite(parsed[0].clone()));
         }
     }

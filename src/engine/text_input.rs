@@ -93,12 +93,18 @@ impl ScalarUDFImpl for PgInput {
     /// NULL exactly when the text is NULL (text that cannot be read is an error).
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
         let nullable = args.arg_fields.first().is_none_or(|f| f.is_nullable());
-        Ok(Arc::new(Field::new(self.name(), self.target.clone(), nullable)))
+        Ok(Arc::new(Field::new(
+            self.name(),
+            self.target.clone(),
+            nullable,
+        )))
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let [arg] = args.args.as_slice() else {
-            return Err(DataFusionError::Internal("pg_input takes one argument".into()));
+            return Err(DataFusionError::Internal(
+                "pg_input takes one argument".into(),
+            ));
         };
         let array = match arg {
             ColumnarValue::Array(a) => a.clone(),
@@ -184,12 +190,18 @@ impl ScalarUDFImpl for PgOutput {
 
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
         let nullable = args.arg_fields.first().is_none_or(|f| f.is_nullable());
-        Ok(Arc::new(Field::new(self.name(), self.target.clone(), nullable)))
+        Ok(Arc::new(Field::new(
+            self.name(),
+            self.target.clone(),
+            nullable,
+        )))
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let [arg] = args.args.as_slice() else {
-            return Err(DataFusionError::Internal("pg_output takes one argument".into()));
+            return Err(DataFusionError::Internal(
+                "pg_output takes one argument".into(),
+            ));
         };
         let array = match arg {
             ColumnarValue::Array(a) => a.clone(),
@@ -237,7 +249,10 @@ fn text_scale(text: &str) -> Option<i8> {
         Some(i) => (&t[..i], t[i + 1..].parse::<i64>().ok()?),
         None => (t, 0),
     };
-    let fraction = mantissa.split_once('.').map(|(_, f)| f.len() as i64).unwrap_or(0);
+    let fraction = mantissa
+        .split_once('.')
+        .map(|(_, f)| f.len() as i64)
+        .unwrap_or(0);
     i8::try_from((fraction - exponent).max(0)).ok()
 }
 
@@ -271,9 +286,7 @@ impl AnalyzerRule for TextInputRule {
         };
         plan.transform_up_with_subqueries(|node| {
             let schema = input_schema(&node);
-            node.map_expressions(|e| {
-                e.transform_up(|e| rewrite_cast(e, &schema, &zone, &output))
-            })
+            node.map_expressions(|e| e.transform_up(|e| rewrite_cast(e, &schema, &zone, &output)))
         })
         .map(|t| t.data)
     }
@@ -337,11 +350,13 @@ fn rewrite_cast(
         let Expr::Cast(Cast { expr: inner, .. }) = e else {
             return Ok(Transformed::no(e));
         };
-        let udf = Arc::new(ScalarUDF::new_from_impl(PgOutput::new(target, output.clone())));
-        return Ok(Transformed::yes(Expr::ScalarFunction(ScalarFunction::new_udf(
-            udf,
-            vec![*inner],
-        ))));
+        let udf = Arc::new(ScalarUDF::new_from_impl(PgOutput::new(
+            target,
+            output.clone(),
+        )));
+        return Ok(Transformed::yes(Expr::ScalarFunction(
+            ScalarFunction::new_udf(udf, vec![*inner]),
+        )));
     }
     if !needs_pg_input(&target) || !is_string(&source) {
         return Ok(Transformed::no(e));
@@ -351,10 +366,9 @@ fn rewrite_cast(
     };
     let inner = *inner;
     let udf = Arc::new(ScalarUDF::new_from_impl(PgInput::new(target, *zone)));
-    Ok(Transformed::yes(Expr::ScalarFunction(ScalarFunction::new_udf(
-        udf,
-        vec![inner],
-    ))))
+    Ok(Transformed::yes(Expr::ScalarFunction(
+        ScalarFunction::new_udf(udf, vec![inner]),
+    )))
 }
 
 #[cfg(test)]
@@ -379,7 +393,11 @@ mod tests {
             .collect()
             .await
             .unwrap();
-        let list = batches[0].column(0).as_any().downcast_ref::<ListArray>().unwrap();
+        let list = batches[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<ListArray>()
+            .unwrap();
         let values = list.value(0);
         assert_eq!(values.len(), 3);
         assert!(values.is_null(2));

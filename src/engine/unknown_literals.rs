@@ -33,17 +33,26 @@ fn literal_text(e: &Expr) -> Option<&str> {
 }
 
 fn is_text(t: &DataType) -> bool {
-    matches!(t, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 | DataType::Null)
+    matches!(
+        t,
+        DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 | DataType::Null
+    )
 }
 
 /// The literal `text` read as `target`, when `target` is a type it should become.
 fn typed(text: &str, target: &DataType, zone: &Tz) -> Result<Option<Expr>> {
-    if is_text(target) || !pg_text::input::handles(target) || matches!(target, DataType::List(_) | DataType::LargeList(_)) {
+    if is_text(target)
+        || !pg_text::input::handles(target)
+        || matches!(target, DataType::List(_) | DataType::LargeList(_))
+    {
         return Ok(None);
     }
     let array = pg_text::input::parse_column(&[Some(text)], target, zone)
         .map_err(|e| DataFusionError::External(Box::new(e)))?;
-    Ok(Some(Expr::Literal(ScalarValue::try_from_array(array.as_ref(), 0)?, None)))
+    Ok(Some(Expr::Literal(
+        ScalarValue::try_from_array(array.as_ref(), 0)?,
+        None,
+    )))
 }
 
 fn is_comparison(op: &Operator) -> bool {
@@ -78,9 +87,17 @@ fn rewrite(e: Expr, schema: &DFSchema, zone: &Tz) -> Result<Transformed<Expr>> {
                 changed = true;
             }
             let e = Expr::BinaryExpr(BinaryExpr::new(Box::new(l), op, Box::new(r)));
-            Ok(if changed { Transformed::yes(e) } else { Transformed::no(e) })
+            Ok(if changed {
+                Transformed::yes(e)
+            } else {
+                Transformed::no(e)
+            })
         }
-        Expr::InList(InList { expr, list, negated }) => {
+        Expr::InList(InList {
+            expr,
+            list,
+            negated,
+        }) => {
             let mut changed = false;
             let list = match type_of(&expr) {
                 Some(t) => list
@@ -98,10 +115,23 @@ fn rewrite(e: Expr, schema: &DFSchema, zone: &Tz) -> Result<Transformed<Expr>> {
                     .collect::<Result<Vec<_>>>()?,
                 None => list,
             };
-            let e = Expr::InList(InList { expr, list, negated });
-            Ok(if changed { Transformed::yes(e) } else { Transformed::no(e) })
+            let e = Expr::InList(InList {
+                expr,
+                list,
+                negated,
+            });
+            Ok(if changed {
+                Transformed::yes(e)
+            } else {
+                Transformed::no(e)
+            })
         }
-        Expr::Between(Between { expr, negated, low, high }) => {
+        Expr::Between(Between {
+            expr,
+            negated,
+            low,
+            high,
+        }) => {
             let mut changed = false;
             let (mut low, mut high) = (*low, *high);
             if let Some(t) = type_of(&expr) {
@@ -115,7 +145,11 @@ fn rewrite(e: Expr, schema: &DFSchema, zone: &Tz) -> Result<Transformed<Expr>> {
                 }
             }
             let e = Expr::Between(Between::new(expr, negated, Box::new(low), Box::new(high)));
-            Ok(if changed { Transformed::yes(e) } else { Transformed::no(e) })
+            Ok(if changed {
+                Transformed::yes(e)
+            } else {
+                Transformed::no(e)
+            })
         }
         other => Ok(Transformed::no(other)),
     }

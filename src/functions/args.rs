@@ -25,9 +25,9 @@ fn literal<'a>(expr: &'a Expr, what: &str, expected: &str) -> Result<&'a ScalarV
 /// A text argument (a table name or query, a mode).
 pub fn text(expr: &Expr, what: &str) -> Result<String> {
     match literal(expr, what, "text")? {
-        ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => {
-            Ok(s.clone())
-        }
+        ScalarValue::Utf8(Some(s))
+        | ScalarValue::LargeUtf8(Some(s))
+        | ScalarValue::Utf8View(Some(s)) => Ok(s.clone()),
         other => Err(user_error(
             sqlstate::DATATYPE_MISMATCH,
             format!("{what} must be text, got {other} ({})", other.data_type()),
@@ -49,7 +49,9 @@ pub fn timestamp(expr: &Expr, what: &str, zone: &Tz) -> Result<Option<i64>> {
         ScalarValue::TimestampNanosecond(Some(t), _) => Some(t.div_euclid(1_000)),
         ScalarValue::Date32(Some(d)) => (*d as i64).checked_mul(86_400_000_000),
         ScalarValue::Date64(Some(ms)) => ms.checked_mul(1_000),
-        ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => {
+        ScalarValue::Utf8(Some(s))
+        | ScalarValue::LargeUtf8(Some(s))
+        | ScalarValue::Utf8View(Some(s)) => {
             let parsed = pg_text::datetime::parse_timestamp(s, Some(zone), 1_000)
                 .map_err(|e| user_error(e.code, format!("{what}: {}", e.message)))?;
             Some(parsed)
@@ -57,13 +59,19 @@ pub fn timestamp(expr: &Expr, what: &str, zone: &Tz) -> Result<Option<i64>> {
         other => {
             return Err(user_error(
                 sqlstate::DATATYPE_MISMATCH,
-                format!("{what} must be a timestamp, got {other} ({})", other.data_type()),
+                format!(
+                    "{what} must be a timestamp, got {other} ({})",
+                    other.data_type()
+                ),
             ));
         }
     };
-    micros
-        .map(Some)
-        .ok_or_else(|| user_error(sqlstate::DATETIME_FIELD_OVERFLOW, format!("{what} is out of range")))
+    micros.map(Some).ok_or_else(|| {
+        user_error(
+            sqlstate::DATETIME_FIELD_OVERFLOW,
+            format!("{what} is out of range"),
+        )
+    })
 }
 
 /// An interval argument (`interval '1 month'` or text such as `'7 days'`):
@@ -71,7 +79,9 @@ pub fn timestamp(expr: &Expr, what: &str, zone: &Tz) -> Result<Option<i64>> {
 pub fn interval(expr: &Expr, what: &str) -> Result<(i32, i32, i64)> {
     let v = literal(expr, what, "interval")?;
     let v = match v {
-        ScalarValue::Utf8(Some(_)) | ScalarValue::LargeUtf8(Some(_)) | ScalarValue::Utf8View(Some(_)) => v
+        ScalarValue::Utf8(Some(_))
+        | ScalarValue::LargeUtf8(Some(_))
+        | ScalarValue::Utf8View(Some(_)) => v
             .cast_to(&DataType::Interval(
                 datafusion::arrow::datatypes::IntervalUnit::MonthDayNano,
             ))
@@ -89,11 +99,9 @@ pub fn interval(expr: &Expr, what: &str) -> Result<(i32, i32, i64)> {
         nanoseconds,
     } = match v {
         ScalarValue::IntervalMonthDayNano(Some(i)) => i,
-        ScalarValue::IntervalDayTime(Some(i)) => IntervalMonthDayNano::new(
-            0,
-            i.days,
-            i.milliseconds as i64 * 1_000_000,
-        ),
+        ScalarValue::IntervalDayTime(Some(i)) => {
+            IntervalMonthDayNano::new(0, i.days, i.milliseconds as i64 * 1_000_000)
+        }
         ScalarValue::IntervalYearMonth(Some(m)) => IntervalMonthDayNano::new(m, 0, 0),
         other => {
             return Err(user_error(

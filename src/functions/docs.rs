@@ -121,7 +121,11 @@ mod tests {
         let mut names = std::collections::HashSet::new();
         for d in &docs {
             // Overloads share a name, never an argument list.
-            assert!(names.insert((d.name, d.arguments)), "{} documented twice", d.name);
+            assert!(
+                names.insert((d.name, d.arguments)),
+                "{} documented twice",
+                d.name
+            );
             assert!(!d.description.is_empty() && !d.description.contains('\n'));
             assert!(matches!(d.volatility, 'i' | 's' | 'v'));
             for a in d.parsed_arguments() {

@@ -71,7 +71,9 @@ impl Expect {
             Expect::Key if found.is_integer() => DataType::Int64,
             Expect::Key => DataType::Utf8,
             Expect::Timestamp => match found {
-                DataType::Timestamp(_, tz) => DataType::Timestamp(TimeUnit::Microsecond, tz.clone()),
+                DataType::Timestamp(_, tz) => {
+                    DataType::Timestamp(TimeUnit::Microsecond, tz.clone())
+                }
                 _ => DataType::Timestamp(TimeUnit::Microsecond, None),
             },
             Expect::Number => DataType::Float64,

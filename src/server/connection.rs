@@ -37,6 +37,7 @@ use pgwire::messages::cancel::CancelRequest;
 use tokio::sync::{Mutex, watch};
 
 use super::errors::{ErrorMapper, error_info, fatal, to_pg};
+use crate::engine::oid_types;
 use crate::engine::pg_text::TextOptions;
 use crate::engine::session::{Outcome, Planned, Utility, parameter_types_of, result_schema_of};
 use crate::engine::{Engine, Session};
@@ -275,8 +276,9 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    /// The parameter types announced to (and decoded from) the client: what it declared,
-    /// else what the plan implies, else text.
+    /// The parameter types announced to (and decoded from) the client: what it declared
+    /// (in Parse, or as an oid type cast in the text: `$1::oid[]`), else what the plan
+    /// implies, else text.
     fn wire_types(&self) -> PgWireResult<Vec<Type>> {
         let n = self.inferred.len().max(self.client_types.len());
         (0..n)
@@ -332,9 +334,19 @@ impl QueryParser for Planner {
         }
         let planned = session.plan(statements.remove(0)).await.map_err(to_pg)?;
         let inferred = parameter_types_of(&planned).map_err(to_pg)?;
+        let mut client_types = types.to_vec();
+        for (i, declared) in super::params::declared_oid_types(sql) {
+            if client_types.len() <= i {
+                client_types.resize(i + 1, None);
+            }
+            let slot = &mut client_types[i];
+            if slot.as_ref().is_none_or(|t| *t == Type::UNKNOWN) {
+                *slot = Some(declared);
+            }
+        }
         Ok(Some(Arc::new(Prepared {
             planned,
-            client_types: types.to_vec(),
+            client_types,
             inferred,
         })))
     }
@@ -349,11 +361,7 @@ impl QueryParser for Planner {
         column_format: Option<&Format>,
     ) -> PgWireResult<Vec<FieldInfo>> {
         match result_schema_of(&stmt.planned) {
-            Some(schema) => arrow_pg::datatypes::arrow_schema_to_pg_fields(
-                &schema,
-                column_format.unwrap_or(&Format::UnifiedText),
-                None,
-            ),
+            Some(schema) => pg_fields(&schema, column_format.unwrap_or(&Format::UnifiedText), None),
             None => Ok(vec![]),
         }
     }
@@ -411,7 +419,15 @@ impl Queries {
         };
         let format_options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
         let response = self
-            .outcome_response(client, session, planned, outcome, format, format_options, deadline)
+            .outcome_response(
+                client,
+                session,
+                planned,
+                outcome,
+                format,
+                format_options,
+                deadline,
+            )
             .await?;
         // Notices the statement raised while it was planned and started (ltv's fitted
         // parameters) go before its rows.
@@ -602,12 +618,41 @@ fn pg_to_userql(e: PgWireError) -> UserqlError {
     }
 }
 
+/// The wire description of `schema`'s columns: arrow-pg's, with lists of marked oids
+/// reported as `oid[]` (see `engine::oid_types`).
+fn pg_fields(
+    schema: &Schema,
+    format: &Format,
+    options: Option<Arc<FormatOptions>>,
+) -> PgWireResult<Vec<FieldInfo>> {
+    let fields = arrow_pg::datatypes::arrow_schema_to_pg_fields(schema, format, options)?;
+    Ok(fields
+        .into_iter()
+        .zip(schema.fields())
+        .map(
+            |(info, field)| match oid_types::wire_array_type(field.data_type()) {
+                Some(array) => FieldInfo::new(
+                    info.name().to_string(),
+                    info.table_id(),
+                    info.column_id(),
+                    array,
+                    info.format(),
+                )
+                .with_format_options(info.format_options().clone())
+                .with_type_size(-1)
+                .with_type_modifier(info.type_modifier()),
+                None => info,
+            },
+        )
+        .collect())
+}
+
 fn fields_for(
     schema: &Schema,
     format: &Format,
     options: Arc<FormatOptions>,
 ) -> Result<Arc<Vec<FieldInfo>>, UserqlError> {
-    arrow_pg::datatypes::arrow_schema_to_pg_fields(schema, format, Some(options))
+    pg_fields(schema, format, Some(options))
         .map(Arc::new)
         .map_err(|e| {
             UserqlError::unsupported(format!(

@@ -17,8 +17,8 @@ use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
 use super::connection::Queries;
 use super::errors::to_pg;
 use crate::engine::Session;
-use crate::engine::pg_text::TextOptions;
 use crate::engine::copy::{CopyChunk, CopyFormat, CopyIn, encode_batch, encode_header};
+use crate::engine::pg_text::TextOptions;
 use crate::error::{UserqlError, sqlstate};
 use tokio::sync::mpsc;
 

@@ -37,7 +37,11 @@ impl ToSqlText for Preformatted<'_> {
 }
 
 impl ToSql for Preformatted<'_> {
-    fn to_sql(&self, _ty: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+    fn to_sql(
+        &self,
+        _ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
         // Only text-format columns get here (see `encode_batch`).
         out.put_slice(self.0.as_bytes());
         Ok(IsNull::No)

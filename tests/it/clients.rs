@@ -218,6 +218,86 @@ async fn sql_examples_run_from_psql() {
     server.stop();
 }
 
+/// The crowd-pack pipeline (`sql/crowd_packs.sql`) runs from psql, twice: every step
+/// replaces what the last run built, so the second run gives the same audiences. Each
+/// audience holds only customers its rule admits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crowd_packs_run_twice_with_the_same_audiences() {
+    if psql_path().is_none() {
+        eprintln!("SKIPPED: psql not installed");
+        return;
+    }
+    let server = support::start(support::demo_config());
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sql/crowd_packs.sql");
+    let path = path.to_string_lossy().into_owned();
+    let client = server.connect().await;
+    let sizes = || async {
+        client
+            .query(
+                "SELECT audience, customers, phones, emails FROM crowd.audience_sizes \
+                 ORDER BY audience",
+                &[],
+            )
+            .await
+            .expect("audience sizes")
+            .iter()
+            .map(|r| {
+                (
+                    r.get::<_, String>(0),
+                    r.get::<_, i64>(1),
+                    r.get::<_, i64>(2),
+                    r.get::<_, i64>(3),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let addr = server.addr;
+        let file = path.clone();
+        let (ok, stdout, stderr) =
+            tokio::task::spawn_blocking(move || run_psql_with(addr, &["-f", file.as_str()]))
+                .await
+                .expect("psql ran");
+        assert!(ok && !stderr.contains("ERROR"), "{stderr}\n{stdout}");
+        runs.push(sizes().await);
+    }
+    assert_eq!(runs[0], runs[1], "the second run changed the audiences");
+    assert_eq!(runs[0].len(), 5, "{:?}", runs[0]);
+    for (audience, customers, phones, _) in &runs[0] {
+        assert!(*customers > 0, "{audience} is empty");
+        assert!(*phones > 0, "{audience} uploads no phones");
+    }
+    let one = |sql: &'static str| {
+        let client = &client;
+        async move {
+            let rows = client
+                .query(sql, &[])
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+            rows[0].get::<_, i64>(0)
+        }
+    };
+    assert_eq!(
+        one("SELECT count(*) FROM crowd.customer_tags").await,
+        one("SELECT count(DISTINCT one_id) FROM customer_ids").await,
+        "one tag row per customer"
+    );
+    let broken = [
+        "SELECT count(*) FROM crowd.aud_high_value_fading \
+         WHERE NOT (p_alive < 0.5) OR p_alive IS NULL",
+        "SELECT count(*) FROM crowd.aud_champions_lapsed WHERE recency_days < 45",
+        "SELECT count(*) FROM crowd.aud_important_at_risk WHERE stage <> 'at_risk'",
+        "SELECT count(*) FROM crowd.contacts WHERE length(id_hash) <> 64",
+        "SELECT count(*) FROM crowd.aud_new_viewed_never_paid a \
+         JOIN customer_orders o ON o.customer_id = a.customer_id",
+    ];
+    for sql in broken {
+        assert_eq!(one(sql).await, 0, "{sql}");
+    }
+    server.stop();
+}
+
 /// Every statement dbt-postgres sent to PostgreSQL for `dbt debug, seed, run, test, run`
 /// (a seed, a view, a table and an incremental model) runs in order, and the models hold
 /// what dbt built.

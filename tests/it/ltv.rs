@@ -9,13 +9,17 @@ use futures::SinkExt;
 use crate::support;
 
 fn data(name: &str) -> String {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 async fn copy_csv(client: &tokio_postgres::Client, table: &str, csv: String) {
     let sink = client
-        .copy_in(&format!("COPY {table} FROM STDIN WITH (FORMAT csv, HEADER true)"))
+        .copy_in(&format!(
+            "COPY {table} FROM STDIN WITH (FORMAT csv, HEADER true)"
+        ))
         .await
         .unwrap();
     let mut sink = Box::pin(sink);
@@ -74,7 +78,11 @@ async fn cdnow_through_sql_matches_the_paper_and_lifetimes() {
     let published = [0.243, 4.414, 0.793, 2.426];
     for (i, want) in published.iter().enumerate() {
         let rounded = (bg[i] * 1000.0).round() / 1000.0;
-        assert!((rounded - want).abs() < 1e-9, "param {i}: {} vs published {want}", bg[i]);
+        assert!(
+            (rounded - want).abs() < 1e-9,
+            "param {i}: {} vs published {want}",
+            bg[i]
+        );
         let name = ["r", "alpha", "a", "b"][i];
         let lt = theirs[&("published".into(), name.into())];
         assert!(rel(bg[i], lt) < 1e-4, "{name}: {} vs lifetimes {lt}", bg[i]);
@@ -94,7 +102,8 @@ async fn cdnow_through_sql_matches_the_paper_and_lifetimes() {
     }
 
     // From the raw transactions, by week to 1997-09-30: ltv_params equals lifetimes' fit.
-    let input = "SELECT customer_id, CAST(order_date AS timestamp) AS order_ts, amount FROM cdnow_tx";
+    let input =
+        "SELECT customer_id, CAST(order_date AS timestamp) AS order_ts, amount FROM cdnow_tx";
     let row = client
         .query_one(
             &format!(
@@ -108,7 +117,11 @@ async fn cdnow_through_sql_matches_the_paper_and_lifetimes() {
     let fitted = floats(&row);
     for (i, name) in ["r", "alpha", "a", "b", "p", "q", "v"].iter().enumerate() {
         let lt = theirs[&("week@1997-09-30".into(), name.to_string())];
-        assert!(rel(fitted[i], lt) < 1e-4, "week {name}: {} vs {lt}", fitted[i]);
+        assert!(
+            rel(fitted[i], lt) < 1e-4,
+            "week {name}: {} vs {lt}",
+            fitted[i]
+        );
     }
 
     // And every customer's predictions equal lifetimes' (12 months, 1 % a month).
@@ -167,8 +180,12 @@ async fn ltv_on_the_demo_and_its_errors() {
         .unwrap();
     let n: i64 = row.get(0);
     assert!(n > 100, "{n} customers");
-    let (lo, hi, clv, purchases): (f64, f64, f64, f64) = (row.get(1), row.get(2), row.get(3), row.get(4));
-    assert!((0.0..=1.0).contains(&lo) && (0.0..=1.0).contains(&hi), "p_alive {lo}..{hi}");
+    let (lo, hi, clv, purchases): (f64, f64, f64, f64) =
+        (row.get(1), row.get(2), row.get(3), row.get(4));
+    assert!(
+        (0.0..=1.0).contains(&lo) && (0.0..=1.0).contains(&hi),
+        "p_alive {lo}..{hi}"
+    );
     assert!(clv >= 0.0 && purchases >= 0.0);
 
     client
@@ -179,13 +196,19 @@ async fn ltv_on_the_demo_and_its_errors() {
         .await
         .unwrap();
     let code = |e: tokio_postgres::Error| e.code().map(|c| c.code().to_string());
-    let e = client.query("SELECT * FROM ltv('few')", &[]).await.unwrap_err();
+    let e = client
+        .query("SELECT * FROM ltv('few')", &[])
+        .await
+        .unwrap_err();
     assert_eq!(code(e).as_deref(), Some("22000"));
     client
         .batch_execute("INSERT INTO few VALUES (3, '2024-01-05', -5)")
         .await
         .unwrap();
-    let e = client.query("SELECT * FROM clv_summary('few')", &[]).await.unwrap_err();
+    let e = client
+        .query("SELECT * FROM clv_summary('few')", &[])
+        .await
+        .unwrap_err();
     assert_eq!(code(e).as_deref(), Some("22023"));
     let e = client
         .query("SELECT * FROM clv_summary('few', NULL, 'fortnight')", &[])

@@ -107,7 +107,16 @@ fn row_strategy() -> impl Strategy<Value = Row> {
         proptest::collection::vec(any::<i64>(), 0..4),
     )
         .prop_map(
-            |((big, small, dbl_quarters), cents, text, flag, (day, at_micros), bytes, tags, nums)| {
+            |(
+                (big, small, dbl_quarters),
+                cents,
+                text,
+                flag,
+                (day, at_micros),
+                bytes,
+                tags,
+                nums,
+            )| {
                 Row {
                     big,
                     small,
@@ -259,11 +268,9 @@ async fn read_back(client: &tokio_postgres::Client, table: &str) -> Vec<Vec<Opti
     messages
         .into_iter()
         .filter_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(r) => Some(
-                (0..r.len())
-                    .map(|i| r.get(i).map(str::to_string))
-                    .collect(),
-            ),
+            tokio_postgres::SimpleQueryMessage::Row(r) => {
+                Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
+            }
             _ => None,
         })
         .collect()
@@ -303,10 +310,7 @@ async fn write_and_check(client: &tokio_postgres::Client, case: usize, rows: &[R
                     .collect();
                 if !values.is_empty() {
                     client
-                        .batch_execute(&format!(
-                            "INSERT INTO {table} VALUES {}",
-                            values.join(", ")
-                        ))
+                        .batch_execute(&format!("INSERT INTO {table} VALUES {}", values.join(", ")))
                         .await
                         .unwrap_or_else(|e| panic!("{path}: {e}"));
                 }
@@ -314,7 +318,10 @@ async fn write_and_check(client: &tokio_postgres::Client, case: usize, rows: &[R
             "update" => {
                 for r in &expected {
                     client
-                        .batch_execute(&format!("INSERT INTO {table} (id) VALUES ({})", r[0].as_deref().unwrap_or("0")))
+                        .batch_execute(&format!(
+                            "INSERT INTO {table} (id) VALUES ({})",
+                            r[0].as_deref().unwrap_or("0")
+                        ))
                         .await
                         .unwrap();
                     let names = [
@@ -342,7 +349,13 @@ async fn write_and_check(client: &tokio_postgres::Client, case: usize, rows: &[R
                 for r in &expected {
                     let fields: Vec<String> = r
                         .iter()
-                        .map(|v| if csv { copy_csv_field(v) } else { copy_text_field(v) })
+                        .map(|v| {
+                            if csv {
+                                copy_csv_field(v)
+                            } else {
+                                copy_text_field(v)
+                            }
+                        })
                         .collect();
                     data.push_str(&fields.join(if csv { "," } else { "\t" }));
                     data.push('\n');
@@ -412,12 +425,17 @@ async fn copy_text_array_from_a_driver_is_an_array() {
         .unwrap();
     let sink = client.copy_in("COPY t FROM STDIN").await.unwrap();
     let mut sink = Box::pin(sink);
-    sink.send(bytes::Bytes::from_static(b"1\t{p,\"q r\"}\n2\t\\N\n3\t{}\n"))
-        .await
-        .unwrap();
+    sink.send(bytes::Bytes::from_static(
+        b"1\t{p,\"q r\"}\n2\t\\N\n3\t{}\n",
+    ))
+    .await
+    .unwrap();
     assert_eq!(sink.as_mut().finish().await.unwrap(), 3);
     let rows = client
-        .query("SELECT id, CAST(cardinality(tags) AS BIGINT), tags[2] FROM t ORDER BY id", &[])
+        .query(
+            "SELECT id, CAST(cardinality(tags) AS BIGINT), tags[2] FROM t ORDER BY id",
+            &[],
+        )
         .await
         .unwrap();
     assert_eq!(rows[0].get::<_, Option<i64>>(1), Some(2));

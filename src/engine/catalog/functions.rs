@@ -87,9 +87,9 @@ fn json_of(v: &ScalarValue) -> serde_json::Value {
         ScalarValue::Float64(Some(f)) => serde_json::Number::from_f64(*f)
             .map(J::Number)
             .unwrap_or(J::Null),
-        ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => {
-            J::String(s.clone())
-        }
+        ScalarValue::Utf8(Some(s))
+        | ScalarValue::LargeUtf8(Some(s))
+        | ScalarValue::Utf8View(Some(s)) => J::String(s.clone()),
         other => J::String(other.to_string()),
     }
 }
@@ -204,7 +204,11 @@ impl ScalarUDFImpl for ExpandArray {
             None,
         );
         let out = ListArray::new(
-            Arc::new(Field::new("item", DataType::Struct(Self::fields(&element)), true)),
+            Arc::new(Field::new(
+                "item",
+                DataType::Struct(Self::fields(&element)),
+                true,
+            )),
             OffsetBuffer::new(list.offsets().inner().clone()),
             Arc::new(records),
             list.nulls().cloned(),
@@ -231,7 +235,9 @@ pub fn pg_type_name(t: &DataType) -> String {
         Timestamp(_, Some(_)) => "timestamp with time zone".into(),
         Time32(_) | Time64(_) => "time without time zone".into(),
         Interval(_) | Duration(_) => "interval".into(),
-        List(f) | LargeList(f) | FixedSizeList(f, _) => format!("{}[]", pg_type_name(f.data_type())),
+        List(f) | LargeList(f) | FixedSizeList(f, _) => {
+            format!("{}[]", pg_type_name(f.data_type()))
+        }
         Struct(_) => "record".into(),
         Null => "unknown".into(),
         Dictionary(_, v) => pg_type_name(v),
@@ -264,7 +270,13 @@ impl ScalarUDFImpl for TypeOf {
         Ok(DataType::Utf8)
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let t = args.arg_fields.first().map(|f| f.data_type().clone()).unwrap_or(DataType::Null);
-        Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(pg_type_name(&t)))))
+        let t = args
+            .arg_fields
+            .first()
+            .map(|f| f.data_type().clone())
+            .unwrap_or(DataType::Null);
+        Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(
+            pg_type_name(&t),
+        ))))
     }
 }

@@ -142,20 +142,45 @@ pub fn install(ctx: &SessionContext, database: &str) -> Result<()> {
             DataType::Utf8,
             |_, _| Ok(None),
         ),
-        SessionFn::new("pg_get_ruledef", vec![vec![DataType::Int64], vec![DataType::Int64, DataType::Boolean]], DataType::Utf8, |_, _| Ok(None)),
-        SessionFn::new("pg_get_userbyid", vec![vec![DataType::Int64]], DataType::Utf8, |config, args| {
-            Ok(args.first().cloned().flatten().map(|_| session_user(config)))
-        }),
+        SessionFn::new(
+            "pg_get_ruledef",
+            vec![
+                vec![DataType::Int64],
+                vec![DataType::Int64, DataType::Boolean],
+            ],
+            DataType::Utf8,
+            |_, _| Ok(None),
+        ),
+        SessionFn::new(
+            "pg_get_userbyid",
+            vec![vec![DataType::Int64]],
+            DataType::Utf8,
+            |config, args| {
+                Ok(args
+                    .first()
+                    .cloned()
+                    .flatten()
+                    .map(|_| session_user(config)))
+            },
+        ),
         SessionFn::new(
             "like_escape",
             vec![vec![DataType::Utf8, DataType::Utf8]],
             DataType::Utf8,
-            |_, args| match (args.first().cloned().flatten(), args.get(1).cloned().flatten()) {
+            |_, args| match (
+                args.first().cloned().flatten(),
+                args.get(1).cloned().flatten(),
+            ) {
                 (Some(pattern), Some(escape)) => super::sql_compat::like_escape(&pattern, &escape)
                     .map(Some)
-                    .map_err(|m| datafusion::error::DataFusionError::External(Box::new(
-                        crate::error::UserqlError::new(crate::error::sqlstate::INVALID_ESCAPE_SEQUENCE, m),
-                    ))),
+                    .map_err(|m| {
+                        datafusion::error::DataFusionError::External(Box::new(
+                            crate::error::UserqlError::new(
+                                crate::error::sqlstate::INVALID_ESCAPE_SEQUENCE,
+                                m,
+                            ),
+                        ))
+                    }),
                 _ => Ok(None),
             },
         ),

@@ -22,8 +22,8 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{
-    ArrayRef, BooleanArray, Float32Array, Int16Array, Int32Array, ListBuilder, Int16Builder,
-    Int32Builder, RecordBatch, StringArray, new_null_array,
+    ArrayRef, BooleanArray, Float32Array, Int16Array, Int16Builder, Int32Array, Int32Builder,
+    ListBuilder, RecordBatch, StringArray, new_null_array,
 };
 use datafusion::arrow::datatypes::{DataType, Field, SchemaRef};
 use datafusion::catalog::{CatalogProviderList, SchemaProvider, TableProvider};
@@ -81,7 +81,12 @@ impl PgCatalogSchema {
         name: &str,
         inner: Arc<dyn TableProvider>,
     ) -> Result<Arc<dyn TableProvider>> {
-        if let Some(v) = self.views.lock().unwrap_or_else(|p| p.into_inner()).get(name) {
+        if let Some(v) = self
+            .views
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+        {
             return Ok(v.clone());
         }
         let view: Arc<dyn TableProvider> = match name {
@@ -108,11 +113,9 @@ impl PgCatalogSchema {
                     .map(|f| col(f.name()))
                     .collect();
                 exprs.push(
-                    lit(ScalarValue::try_from(DataType::List(Arc::new(Field::new(
-                        "item",
-                        DataType::Utf8,
-                        true,
-                    ))))?)
+                    lit(ScalarValue::try_from(DataType::List(Arc::new(
+                        Field::new("item", DataType::Utf8, true),
+                    )))?)
                     .alias("reloptions"),
                 );
                 let plan = LogicalPlanBuilder::scan(name, provider_as_source(inner), None)?
@@ -196,7 +199,7 @@ impl PgCatalogSchema {
             &self.database,
             Listing::ColumnTypes,
         ));
-        planned_view(
+        let view = planned_view(
             &sql,
             vec![
                 ("a", attributes),
@@ -205,7 +208,22 @@ impl PgCatalogSchema {
                 ("ct", types),
             ],
         )
-        .await
+        .await?;
+        // The COALESCE above loses `atttypid`'s oid type: mark it again.
+        let exprs: Vec<Expr> = view
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| match f.name().as_str() {
+                "atttypid" => crate::engine::oid_types::as_oid(col("atttypid"), f.is_nullable())
+                    .alias("atttypid"),
+                name => col(name),
+            })
+            .collect();
+        let plan = LogicalPlanBuilder::scan("pg_attribute", provider_as_source(view), None)?
+            .project(exprs)?
+            .build()?;
+        Ok(Arc::new(ViewTable::new(plan, None)))
     }
 }
 
@@ -277,13 +295,18 @@ fn with_userql_procs(
     let schema = inner.schema();
     let ours = userql_proc_rows(&schema)?;
     let ours_table = MemTable::try_new(schema.clone(), vec![vec![ours]])?;
-    let mut ours_plan = LogicalPlanBuilder::scan("userql_proc", provider_as_source(Arc::new(ours_table)), None)?;
+    let mut ours_plan = LogicalPlanBuilder::scan(
+        "userql_proc",
+        provider_as_source(Arc::new(ours_table)),
+        None,
+    )?;
     if let Some(namespaces) = namespaces {
         // The namespace OID is the catalog's to hand out: take `public`'s.
-        let public = LogicalPlanBuilder::scan("pg_namespace", provider_as_source(namespaces), None)?
-            .filter(col("nspname").eq(lit("public")))?
-            .project(vec![col("oid").alias("public_oid")])?
-            .build()?;
+        let public =
+            LogicalPlanBuilder::scan("pg_namespace", provider_as_source(namespaces), None)?
+                .filter(col("nspname").eq(lit("public")))?
+                .project(vec![col("oid").alias("public_oid")])?
+                .build()?;
         let exprs: Vec<Expr> = schema
             .fields()
             .iter()
@@ -340,7 +363,13 @@ fn userql_proc_rows(schema: &SchemaRef) -> Result<RecordBatch> {
                 "procost" => Arc::new(Float32Array::from(vec![1.0; n])),
                 "prorows" => Arc::new(Float32Array::from(
                     docs.iter()
-                        .map(|d| if d.kind == FunctionKind::Table { 1000.0 } else { 0.0 })
+                        .map(|d| {
+                            if d.kind == FunctionKind::Table {
+                                1000.0
+                            } else {
+                                0.0
+                            }
+                        })
                         .collect::<Vec<f32>>(),
                 )),
                 "provariadic" => Arc::new(Int32Array::from_iter_values(docs.iter().map(|d| {
@@ -352,7 +381,14 @@ fn userql_proc_rows(schema: &SchemaRef) -> Result<RecordBatch> {
                 }))),
                 "prosupport" => texts(&|_| Some("-".into())),
                 "prokind" => texts(&|d| {
-                    Some(if d.kind == FunctionKind::Aggregate { "a" } else { "f" }.into())
+                    Some(
+                        if d.kind == FunctionKind::Aggregate {
+                            "a"
+                        } else {
+                            "f"
+                        }
+                        .into(),
+                    )
                 }),
                 "prosecdef" | "proleakproof" => Arc::new(BooleanArray::from(vec![false; n])),
                 "proisstrict" => Arc::new(BooleanArray::from(vec![false; n])),
@@ -366,9 +402,12 @@ fn userql_proc_rows(schema: &SchemaRef) -> Result<RecordBatch> {
                 "pronargs" => Arc::new(Int16Array::from_iter_values(
                     docs.iter().map(|d| d.parsed_arguments().len() as i16),
                 )),
-                "pronargdefaults" => Arc::new(Int16Array::from_iter_values(docs.iter().map(
-                    |d| d.parsed_arguments().iter().filter(|a| a.has_default).count() as i16,
-                ))),
+                "pronargdefaults" => Arc::new(Int16Array::from_iter_values(docs.iter().map(|d| {
+                    d.parsed_arguments()
+                        .iter()
+                        .filter(|a| a.has_default)
+                        .count() as i16
+                }))),
                 "prorettype" => Arc::new(Int32Array::from_iter_values(docs.iter().map(|d| {
                     if d.kind == FunctionKind::Table {
                         docs::type_oid("record")
@@ -427,14 +466,18 @@ fn with_userql_descriptions(inner: Arc<dyn TableProvider>) -> Result<Arc<dyn Tab
             }
         })
         .collect();
-    let ours = MemTable::try_new(schema.clone(), vec![vec![RecordBatch::try_new(
+    let ours = MemTable::try_new(
         schema.clone(),
-        columns,
-    )?]])?;
+        vec![vec![RecordBatch::try_new(schema.clone(), columns)?]],
+    )?;
     let plan = LogicalPlanBuilder::scan("pg_description", provider_as_source(inner), None)?
         .union(
-            LogicalPlanBuilder::scan("userql_description", provider_as_source(Arc::new(ours)), None)?
-                .build()?,
+            LogicalPlanBuilder::scan(
+                "userql_description",
+                provider_as_source(Arc::new(ours)),
+                None,
+            )?
+            .build()?,
         )?
         .build()?;
     Ok(Arc::new(ViewTable::new(plan, None)))
@@ -485,8 +528,11 @@ impl ScalarUDFImpl for IntListText {
             .downcast_ref::<StringArray>()
             .ok_or_else(|| datafusion::error::DataFusionError::Internal("expected text".into()))?;
         let out: ArrayRef = if self.element == DataType::Int16 {
-            let mut b = ListBuilder::new(Int16Builder::new())
-                .with_field(Arc::new(Field::new("item", DataType::Int16, true)));
+            let mut b = ListBuilder::new(Int16Builder::new()).with_field(Arc::new(Field::new(
+                "item",
+                DataType::Int16,
+                true,
+            )));
             for v in text.iter() {
                 match v {
                     Some(t) => {
@@ -500,8 +546,11 @@ impl ScalarUDFImpl for IntListText {
             }
             Arc::new(b.finish())
         } else {
-            let mut b = ListBuilder::new(Int32Builder::new())
-                .with_field(Arc::new(Field::new("item", DataType::Int32, true)));
+            let mut b = ListBuilder::new(Int32Builder::new()).with_field(Arc::new(Field::new(
+                "item",
+                DataType::Int32,
+                true,
+            )));
             for v in text.iter() {
                 match v {
                     Some(t) => {

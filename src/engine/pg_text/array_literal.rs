@@ -279,8 +279,18 @@ mod tests {
     #[test]
     fn malformed_literals_are_errors() {
         for bad in [
-            "", "a,b", "{a,b", "{a,,b}", "{,}", "{a,}", "{a}x", "{\"a}", "{a\"b\"}", "[1:3]={a}",
-            "{a b\"}", "{{1,2}",
+            "",
+            "a,b",
+            "{a,b",
+            "{a,,b}",
+            "{,}",
+            "{a,}",
+            "{a}x",
+            "{\"a}",
+            "{a\"b\"}",
+            "[1:3]={a}",
+            "{a b\"}",
+            "{{1,2}",
         ] {
             let e = parse(bad).expect_err(bad);
             assert!(

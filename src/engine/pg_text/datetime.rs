@@ -200,7 +200,9 @@ fn parse(text: &str, type_name: &str) -> Result<Parsed, UserqlError> {
         };
         (local, nanos, rest)
     } else {
-        let midnight = date.and_hms_opt(0, 0, 0).ok_or_else(|| out_of_range(input))?;
+        let midnight = date
+            .and_hms_opt(0, 0, 0)
+            .ok_or_else(|| out_of_range(input))?;
         (midnight, 0, rest)
     };
     let rest = rest.trim();
@@ -215,9 +217,15 @@ fn parse(text: &str, type_name: &str) -> Result<Parsed, UserqlError> {
 /// Whether `s` looks like a date whose fields are out of range (`2024-02-30`), so the
 /// error says so rather than "invalid syntax".
 fn date_shape(s: &str) -> bool {
-    let head: String = s.chars().take_while(|c| !c.is_whitespace() && *c != 'T').collect();
+    let head: String = s
+        .chars()
+        .take_while(|c| !c.is_whitespace() && *c != 'T')
+        .collect();
     let fields: Vec<&str> = head.split(['-', '/']).collect();
-    fields.len() == 3 && fields.iter().all(|f| !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()))
+    fields.len() == 3
+        && fields
+            .iter()
+            .all(|f| !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Days since 1970-01-01 of a `date` written as text (a time part is ignored, as
@@ -415,7 +423,10 @@ mod tests {
         assert_eq!(ts("2025-01-16 10:59"), "2025-01-16 10:59:00");
         assert_eq!(ts("2025-01-16"), "2025-01-16 00:00:00");
         assert_eq!(ts("  2025-01-16 10:59:55+08  "), "2025-01-16 10:59:55");
-        assert_eq!(ts("2025-01-16 10:59:55.1234567"), "2025-01-16 10:59:55.123457");
+        assert_eq!(
+            ts("2025-01-16 10:59:55.1234567"),
+            "2025-01-16 10:59:55.123457"
+        );
         assert_eq!(ts("2025-01-16 23:59:59.9999999"), "2025-01-17 00:00:00");
         assert_eq!(ts("2025-01-16 24:00:00"), "2025-01-17 00:00:00");
         assert_eq!(ts("20250116 01:02:03"), "2025-01-16 01:02:03");
@@ -428,11 +439,26 @@ mod tests {
 
     #[test]
     fn timestamptz_applies_the_written_or_session_zone() {
-        assert_eq!(tstz("2025-01-16 10:59:55", "+00:00"), "2025-01-16 10:59:55+00");
-        assert_eq!(tstz("2025-01-16 10:59:55+08", "+00:00"), "2025-01-16 02:59:55+00");
-        assert_eq!(tstz("2025-01-16 10:59:55+08:00", "+08:00"), "2025-01-16 10:59:55+08");
-        assert_eq!(tstz("2025-01-16 10:59:55Z", "+05:30"), "2025-01-16 16:29:55+05:30");
-        assert_eq!(tstz("2025-01-16 10:59:55 -0330", "+00:00"), "2025-01-16 14:29:55+00");
+        assert_eq!(
+            tstz("2025-01-16 10:59:55", "+00:00"),
+            "2025-01-16 10:59:55+00"
+        );
+        assert_eq!(
+            tstz("2025-01-16 10:59:55+08", "+00:00"),
+            "2025-01-16 02:59:55+00"
+        );
+        assert_eq!(
+            tstz("2025-01-16 10:59:55+08:00", "+08:00"),
+            "2025-01-16 10:59:55+08"
+        );
+        assert_eq!(
+            tstz("2025-01-16 10:59:55Z", "+05:30"),
+            "2025-01-16 16:29:55+05:30"
+        );
+        assert_eq!(
+            tstz("2025-01-16 10:59:55 -0330", "+00:00"),
+            "2025-01-16 14:29:55+00"
+        );
         assert_eq!(
             tstz("2025-07-01 12:00:00 America/New_York", "+00:00"),
             "2025-07-01 16:00:00+00"
@@ -441,7 +467,10 @@ mod tests {
             tstz("2025-07-01 12:00:00", "America/New_York"),
             "2025-07-01 12:00:00-04"
         );
-        assert_eq!(tstz("2025-01-16 10:59:55.5 UTC", "Asia/Shanghai"), "2025-01-16 18:59:55.5+08");
+        assert_eq!(
+            tstz("2025-01-16 10:59:55.5 UTC", "Asia/Shanghai"),
+            "2025-01-16 18:59:55.5+08"
+        );
         let _ = utc();
     }
 
@@ -458,11 +487,24 @@ mod tests {
 
     #[test]
     fn bad_values_are_errors_with_postgresql_codes() {
-        for bad in ["", "abc", "2024-01", "2024-01-05 10", "2024-01-05 1:2:3:4", "2024-01-05 10:00 Mars/Base"] {
+        for bad in [
+            "",
+            "abc",
+            "2024-01",
+            "2024-01-05 10",
+            "2024-01-05 1:2:3:4",
+            "2024-01-05 10:00 Mars/Base",
+        ] {
             let e = parse_timestamp(bad, None, US).expect_err(bad);
             assert_eq!(code(&e), INVALID_DATETIME_FORMAT, "{bad}: {e}");
         }
-        for bad in ["2024-02-30", "2023-02-29", "2024-13-01", "2024-01-05 25:00:00", "2024-01-05 10:61"] {
+        for bad in [
+            "2024-02-30",
+            "2023-02-29",
+            "2024-13-01",
+            "2024-01-05 25:00:00",
+            "2024-01-05 10:61",
+        ] {
             let e = parse_timestamp(bad, None, US).expect_err(bad);
             assert!(
                 code(&e) == DATETIME_FIELD_OVERFLOW || code(&e) == INVALID_DATETIME_FORMAT,
@@ -473,6 +515,9 @@ mod tests {
             code(&parse_date("2024-02-30").unwrap_err()),
             DATETIME_FIELD_OVERFLOW
         );
-        assert_eq!(code(&parse_date("infinity").unwrap_err()), sqlstate::FEATURE_NOT_SUPPORTED);
+        assert_eq!(
+            code(&parse_date("infinity").unwrap_err()),
+            sqlstate::FEATURE_NOT_SUPPORTED
+        );
     }
 }

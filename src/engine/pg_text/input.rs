@@ -11,10 +11,10 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::timezone::Tz;
 use datafusion::arrow::array::{
-    Array, ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder,
-    Float32Builder, Float64Builder, Int8Builder, Int16Builder, Int32Builder, Int64Builder,
-    LargeBinaryBuilder, LargeStringBuilder, ListArray, PrimitiveBuilder, StringBuilder,
-    StringViewBuilder, BinaryViewBuilder, new_null_array,
+    Array, ArrayRef, BinaryBuilder, BinaryViewBuilder, BooleanBuilder, Date32Builder,
+    Decimal128Builder, Float32Builder, Float64Builder, Int8Builder, Int16Builder, Int32Builder,
+    Int64Builder, LargeBinaryBuilder, LargeStringBuilder, ListArray, PrimitiveBuilder,
+    StringBuilder, StringViewBuilder, new_null_array,
 };
 use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer};
 use datafusion::arrow::compute::{CastOptions, cast_with_options};
@@ -31,10 +31,22 @@ use crate::error::{UserqlError, sqlstate};
 pub fn handles(target: &DataType) -> bool {
     use DataType::*;
     match target {
-        Boolean | Int8 | Int16 | Int32 | Int64 | Float32 | Float64 | Decimal128(_, _) | Date32
-        | Timestamp(_, _) | Binary | LargeBinary | BinaryView | Utf8 | LargeUtf8 | Utf8View => {
-            true
-        }
+        Boolean
+        | Int8
+        | Int16
+        | Int32
+        | Int64
+        | Float32
+        | Float64
+        | Decimal128(_, _)
+        | Date32
+        | Timestamp(_, _)
+        | Binary
+        | LargeBinary
+        | BinaryView
+        | Utf8
+        | LargeUtf8
+        | Utf8View => true,
         List(item) | LargeList(item) => handles(item.data_type()),
         _ => false,
     }
@@ -93,7 +105,9 @@ pub fn parse_column(
         Timestamp(unit, tz) => {
             let with_zone = tz.as_ref().map(|_| zone);
             match unit {
-                TimeUnit::Second => timestamps::<TimestampSecondType>(values, with_zone, tz, 1_000_000_000)?,
+                TimeUnit::Second => {
+                    timestamps::<TimestampSecondType>(values, with_zone, tz, 1_000_000_000)?
+                }
                 TimeUnit::Millisecond => {
                     timestamps::<TimestampMillisecondType>(values, with_zone, tz, 1_000_000)?
                 }
@@ -192,7 +206,12 @@ pub fn parse_column(
         }
         other => {
             // Types no stored table holds (intervals, structs...): Arrow's reading.
-            let strings: ArrayRef = Arc::new(values.iter().copied().collect::<datafusion::arrow::array::StringArray>());
+            let strings: ArrayRef = Arc::new(
+                values
+                    .iter()
+                    .copied()
+                    .collect::<datafusion::arrow::array::StringArray>(),
+            );
             if values.iter().all(Option::is_none) {
                 new_null_array(other, values.len())
             } else {
@@ -238,7 +257,9 @@ trait IntAppend<T> {
     fn finish_array(&mut self) -> ArrayRef;
 }
 
-impl<P: datafusion::arrow::datatypes::ArrowPrimitiveType> IntAppend<P::Native> for PrimitiveBuilder<P> {
+impl<P: datafusion::arrow::datatypes::ArrowPrimitiveType> IntAppend<P::Native>
+    for PrimitiveBuilder<P>
+{
     fn append(&mut self, v: Option<P::Native>) {
         self.append_option(v);
     }
@@ -323,7 +344,11 @@ pub fn parse_real(text: &str) -> Result<f32, UserqlError> {
     Ok(v as f32)
 }
 
-fn parse_float(text: &str, type_name: &str, narrow: impl Fn(f64) -> f64) -> Result<f64, UserqlError> {
+fn parse_float(
+    text: &str,
+    type_name: &str,
+    narrow: impl Fn(f64) -> f64,
+) -> Result<f64, UserqlError> {
     let s = text.trim();
     let lower = s.to_ascii_lowercase();
     let unsigned = lower.strip_prefix(['+', '-']).unwrap_or(&lower);
@@ -362,7 +387,9 @@ pub fn parse_numeric(text: &str, precision: u8, scale: i8) -> Result<i128, Userq
     if unsigned.eq_ignore_ascii_case("nan") || unsigned.to_ascii_lowercase().starts_with("inf") {
         return Err(UserqlError::new(
             sqlstate::FEATURE_NOT_SUPPORTED,
-            format!("numeric value \"{s}\" cannot be stored in a numeric({precision},{scale}) column"),
+            format!(
+                "numeric value \"{s}\" cannot be stored in a numeric({precision},{scale}) column"
+            ),
         ));
     }
     let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
@@ -408,7 +435,10 @@ pub fn parse_numeric(text: &str, precision: u8, scale: i8) -> Result<i128, Userq
             return Err(overflow());
         }
         kept = digits.clone();
-        kept.extend(std::iter::repeat_n(0, if digits.is_empty() { 0 } else { shift as usize }));
+        kept.extend(std::iter::repeat_n(
+            0,
+            if digits.is_empty() { 0 } else { shift as usize },
+        ));
     } else {
         let drop = (-shift) as usize;
         if drop > digits.len() {
@@ -449,16 +479,20 @@ fn round_up(digits: &mut Vec<u8>) {
 /// `byteain`: `\x` then hex digit pairs (whitespace between pairs allowed), or the
 /// escape format (`\\` is a backslash, `\ooo` an octal byte, anything else itself).
 pub fn parse_bytea(text: &str) -> Result<Vec<u8>, UserqlError> {
-    if let Some(hex) = text.strip_prefix("\\x").or_else(|| text.strip_prefix("\\X")) {
+    if let Some(hex) = text
+        .strip_prefix("\\x")
+        .or_else(|| text.strip_prefix("\\X"))
+    {
         let mut out = Vec::with_capacity(hex.len() / 2);
         let mut high: Option<u8> = None;
         for c in hex.chars() {
             if c.is_ascii_whitespace() && high.is_none() {
                 continue;
             }
-            let v = c.to_digit(16).ok_or_else(|| {
-                invalid_bytea(format!("invalid hexadecimal digit: \"{c}\""))
-            })? as u8;
+            let v = c
+                .to_digit(16)
+                .ok_or_else(|| invalid_bytea(format!("invalid hexadecimal digit: \"{c}\"")))?
+                as u8;
             match high.take() {
                 None => high = Some(v),
                 Some(h) => out.push(h << 4 | v),
@@ -531,12 +565,21 @@ mod tests {
         assert_eq!(parse_integer(" -42 ", "integer").unwrap(), -42);
         assert_eq!(parse_integer("+7", "integer").unwrap(), 7);
         for bad in ["", "1.0", "1e3", "12a", "- 1", "0x10"] {
-            assert_eq!(parse_integer(bad, "integer").unwrap_err().code, "22P02", "{bad}");
+            assert_eq!(
+                parse_integer(bad, "integer").unwrap_err().code,
+                "22P02",
+                "{bad}"
+            );
         }
         let col = parse_column(&[Some("2147483648")], &DataType::Int32, &utc()).unwrap_err();
         assert_eq!(col.code, "22003");
         assert!(col.message.contains("out of range for type integer"));
-        let ok = parse_column(&[Some("9223372036854775807"), None], &DataType::Int64, &utc()).unwrap();
+        let ok = parse_column(
+            &[Some("9223372036854775807"), None],
+            &DataType::Int64,
+            &utc(),
+        )
+        .unwrap();
         assert_eq!(ok.as_primitive::<Int64Type>().value(0), i64::MAX);
         assert!(ok.is_null(1));
     }
@@ -578,7 +621,11 @@ mod tests {
         assert_eq!(parse_numeric("5.", 4, 2).unwrap(), 500);
         assert_eq!(parse_numeric("1000", 4, -1).unwrap(), 100);
         for bad in ["", ".", "1.2.3", "abc", "1e", "--1"] {
-            assert_eq!(parse_numeric(bad, 10, 2).unwrap_err().code, "22P02", "{bad}");
+            assert_eq!(
+                parse_numeric(bad, 10, 2).unwrap_err().code,
+                "22P02",
+                "{bad}"
+            );
         }
     }
 

@@ -183,9 +183,10 @@ impl ColumnText {
             }
             Kind::Date => {
                 let days = match a.data_type() {
-                    DataType::Date64 => {
-                        a.as_primitive::<Date64Type>().value(row).div_euclid(86_400_000) as i32
-                    }
+                    DataType::Date64 => a
+                        .as_primitive::<Date64Type>()
+                        .value(row)
+                        .div_euclid(86_400_000) as i32,
                     _ => a.as_primitive::<Date32Type>().value(row),
                 };
                 datetime::write_date(out, days);
@@ -467,9 +468,11 @@ fn write_decimal(out: &mut String, digits: &str, scale: usize) {
 
 fn interval_parts(a: &dyn Array, row: usize) -> (i64, i64, i128) {
     match a.data_type() {
-        DataType::Interval(IntervalUnit::YearMonth) => {
-            (a.as_primitive::<IntervalYearMonthType>().value(row) as i64, 0, 0)
-        }
+        DataType::Interval(IntervalUnit::YearMonth) => (
+            a.as_primitive::<IntervalYearMonthType>().value(row) as i64,
+            0,
+            0,
+        ),
         DataType::Interval(IntervalUnit::DayTime) => {
             let v = a.as_primitive::<IntervalDayTimeType>().value(row);
             (0, v.days as i64, v.milliseconds as i128 * 1_000_000)
@@ -662,7 +665,11 @@ mod tests {
             .unwrap();
         assert_eq!(
             texts(&d, &TextOptions::default()),
-            vec![Some("1.50".into()), Some("-0.05".into()), Some("0.00".into())]
+            vec![
+                Some("1.50".into()),
+                Some("-0.05".into()),
+                Some("0.00".into())
+            ]
         );
         assert_eq!(one(&BinaryArray::from(vec![&[1u8, 2][..]])), "\\x0102");
         let ts = TimestampMicrosecondArray::from(vec![1_737_025_195_000_000]);
@@ -708,7 +715,11 @@ mod tests {
     fn arrays_quote_elements_like_array_out() {
         let values = StringArray::from(vec![Some("a b"), None, Some(""), Some("x")]);
         let list = ListArray::new(
-            Arc::new(datafusion::arrow::datatypes::Field::new("item", DataType::Utf8, true)),
+            Arc::new(datafusion::arrow::datatypes::Field::new(
+                "item",
+                DataType::Utf8,
+                true,
+            )),
             datafusion::arrow::buffer::OffsetBuffer::new(vec![0, 3, 4].into()),
             Arc::new(values),
             None,

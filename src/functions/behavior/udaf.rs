@@ -11,9 +11,7 @@ use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Int32Array, Int64Array, ListArray, UInt32Array,
 };
 use datafusion::arrow::buffer::OffsetBuffer;
-use datafusion::arrow::datatypes::{
-    DataType, Field, FieldRef, Int64Type, TimeUnit, UInt32Type,
-};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Int64Type, TimeUnit, UInt32Type};
 use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
@@ -64,8 +62,7 @@ pub struct WindowFunnel {
     signature: Signature,
 }
 
-const FUNNEL_SIGNATURE: &str =
-    "window_funnel(window_seconds bigint, [mode text,] ts timestamp, cond1 boolean, ..., condN boolean)";
+const FUNNEL_SIGNATURE: &str = "window_funnel(window_seconds bigint, [mode text,] ts timestamp, cond1 boolean, ..., condN boolean)";
 
 impl Default for WindowFunnel {
     fn default() -> Self {
@@ -273,7 +270,8 @@ impl FunnelCall {
         filter: Option<&'a BooleanArray>,
     ) -> Result<impl Iterator<Item = (usize, i64, u32)> + 'a> {
         // The timestamps' own units (the window was converted to them).
-        let ts_values = datafusion::arrow::compute::cast(&values[self.ts_index()], &DataType::Int64)?;
+        let ts_values =
+            datafusion::arrow::compute::cast(&values[self.ts_index()], &DataType::Int64)?;
         let ts_values = ts_values.as_primitive::<Int64Type>().clone();
         let conditions: Vec<BooleanArray> = values[self.ts_index() + 1..]
             .iter()
@@ -401,7 +399,9 @@ impl GroupsAccumulator for FunnelGroupsAccumulator {
         let mut groups = FunnelGroups::new();
         groups.ensure_groups(rows);
         for (i, ts, mask) in self.call.rows(values, opt_filter)? {
-            groups.push(i, ts, mask, self.call.mode).map_err(funnel_error)?;
+            groups
+                .push(i, ts, mask, self.call.mode)
+                .map_err(funnel_error)?;
         }
         events_to_state(&groups.take(None))
     }
@@ -453,7 +453,9 @@ impl Accumulator for FunnelAccumulator {
         let (ts, masks) = self.state.to_parts();
         Ok(vec![
             ScalarValue::List(ScalarValue::new_list_nullable(
-                &ts.into_iter().map(|t| ScalarValue::Int64(Some(t))).collect::<Vec<_>>(),
+                &ts.into_iter()
+                    .map(|t| ScalarValue::Int64(Some(t)))
+                    .collect::<Vec<_>>(),
                 &DataType::Int64,
             )),
             ScalarValue::List(ScalarValue::new_list_nullable(
@@ -682,7 +684,8 @@ impl Accumulator for RetentionAccumulator {
         let partial = states[0].as_primitive::<UInt32Type>();
         for row in 0..partial.len() {
             if partial.is_valid(row) {
-                self.state.merge(RetentionState::from_bits(partial.value(row)));
+                self.state
+                    .merge(RetentionState::from_bits(partial.value(row)));
             }
         }
         Ok(())
@@ -747,13 +750,20 @@ mod tests {
         MemTable::try_new(schema, partitions).unwrap()
     }
 
-    async fn run(rows: &[Row], parts: usize, batch: usize, target: usize, mode: &str) -> Vec<(i64, i32, String)> {
+    async fn run(
+        rows: &[Row],
+        parts: usize,
+        batch: usize,
+        target: usize,
+        mode: &str,
+    ) -> Vec<(i64, i32, String)> {
         let config = SessionConfig::new()
             .with_target_partitions(target)
             .with_batch_size(batch.max(1));
         let ctx = SessionContext::new_with_config(config);
         register(&ctx);
-        ctx.register_table("e", Arc::new(table(rows, parts, batch))).unwrap();
+        ctx.register_table("e", Arc::new(table(rows, parts, batch)))
+            .unwrap();
         let sql = format!(
             "SELECT uid, window_funnel(60, '{mode}', ts, step = 1, step = 2, step = 3 OR step = 1, step = 4), \
              CAST(retention(step = 1, step = 2, step = 4) AS VARCHAR) FROM e GROUP BY uid ORDER BY uid"
@@ -762,7 +772,9 @@ mod tests {
         let mut out = Vec::new();
         for b in batches {
             let uid = b.column(0).as_primitive::<Int64Type>();
-            let level = b.column(1).as_primitive::<datafusion::arrow::datatypes::Int32Type>();
+            let level = b
+                .column(1)
+                .as_primitive::<datafusion::arrow::datatypes::Int32Type>();
             let kept = datafusion::arrow::compute::cast(b.column(2), &DataType::Utf8).unwrap();
             let kept = kept.as_string::<i32>();
             for i in 0..b.num_rows() {
@@ -858,7 +870,9 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(
-            b[0].column(0).as_primitive::<datafusion::arrow::datatypes::Int32Type>().value(0),
+            b[0].column(0)
+                .as_primitive::<datafusion::arrow::datatypes::Int32Type>()
+                .value(0),
             0
         );
         let flags = datafusion::arrow::compute::cast(b[0].column(1), &DataType::Utf8).unwrap();

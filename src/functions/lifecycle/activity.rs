@@ -43,13 +43,19 @@ impl Activity {
 
     /// The latest timestamp of anyone.
     pub fn latest(&self) -> Option<i64> {
-        (0..self.len()).filter_map(|i| self.of(i).last().copied()).max()
+        (0..self.len())
+            .filter_map(|i| self.of(i).last().copied())
+            .max()
     }
 }
 
 /// Read `input` (columns `customer_id`, `order_ts` already checked) with rows where
 /// `keep` holds, skipping rows with a NULL key or timestamp.
-pub async fn collect(state: &dyn Session, input: &LogicalPlan, keep: Option<Expr>) -> Result<Activity> {
+pub async fn collect(
+    state: &dyn Session,
+    input: &LogicalPlan,
+    keep: Option<Expr>,
+) -> Result<Activity> {
     collect_with(state, input, keep, None).await
 }
 
@@ -62,8 +68,11 @@ pub async fn collect_with(
     value: Option<&str>,
 ) -> Result<Activity> {
     let ctx = input::context_of(state)?;
-    let mut frame = DataFrame::new(ctx.state(), input.clone())
-        .filter(col("customer_id").is_not_null().and(col("order_ts").is_not_null()))?;
+    let mut frame = DataFrame::new(ctx.state(), input.clone()).filter(
+        col("customer_id")
+            .is_not_null()
+            .and(col("order_ts").is_not_null()),
+    )?;
     if let Some(value) = value {
         frame = frame.filter(col(value).is_not_null())?;
     }
@@ -74,12 +83,10 @@ pub async fn collect_with(
     if let Some(value) = value {
         columns.push(col(value));
     }
-    let frame = frame
-        .select(columns)?
-        .sort(vec![
-            col("customer_id").sort(true, true),
-            col("order_ts").sort(true, true),
-        ])?;
+    let frame = frame.select(columns)?.sort(vec![
+        col("customer_id").sort(true, true),
+        col("order_ts").sort(true, true),
+    ])?;
     let key_type = frame.schema().field(0).data_type().clone();
     let converter = RowConverter::new(vec![SortField::new(key_type.clone())])?;
     let mut stream = frame.execute_stream().await?;

@@ -219,7 +219,11 @@ mod tests {
     const DAY: i64 = 86_400_000_000;
 
     fn week() -> Period {
-        Period { months: 0, days: 7, micros: 0 }
+        Period {
+            months: 0,
+            days: 7,
+            micros: 0,
+        }
     }
 
     #[test]
@@ -230,17 +234,40 @@ mod tests {
                 .and_hms_opt(0, 0, 0)
                 .unwrap(),
         );
-        let month = Period { months: 1, days: 0, micros: 0 };
+        let month = Period {
+            months: 1,
+            days: 0,
+            micros: 0,
+        };
         let p = Periods::new(month, jan31, jan31 + 40 * DAY).unwrap();
         assert_eq!(p.len(), 2);
         assert_eq!(p.start(1), jan31 + 29 * DAY); // 2024-02-29
         assert_eq!(Periods::new(week(), 0, 1).unwrap().len(), 1);
         assert_eq!(Periods::new(week(), 0, 7 * DAY).unwrap().len(), 1);
         assert_eq!(Periods::new(week(), 0, 7 * DAY + 1).unwrap().len(), 2);
-        assert!(Periods::new(Period { months: 0, days: 0, micros: 0 }, 0, 1).is_err());
+        assert!(
+            Periods::new(
+                Period {
+                    months: 0,
+                    days: 0,
+                    micros: 0
+                },
+                0,
+                1
+            )
+            .is_err()
+        );
         assert!(Periods::new(week(), 5, 5).is_err());
         assert!(matches!(
-            Periods::new(Period { months: 0, days: 0, micros: 1 }, 0, DAY),
+            Periods::new(
+                Period {
+                    months: 0,
+                    days: 0,
+                    micros: 1
+                },
+                0,
+                DAY
+            ),
             Err(PeriodError::TooMany(_))
         ));
     }

@@ -88,9 +88,9 @@ impl StageRules {
     /// of them within `active_days` of `as_of` (orders after `as_of` are not looked at).
     pub fn reactivated(&self, sorted: &[i64], as_of: i64) -> bool {
         let n = sorted.partition_point(|&t| t <= as_of);
-        sorted[..n].windows(2).any(|w| {
-            w[1] - w[0] > self.churn_days * DAY && as_of - w[1] <= self.active_days * DAY
-        })
+        sorted[..n]
+            .windows(2)
+            .any(|w| w[1] - w[0] > self.churn_days * DAY && as_of - w[1] <= self.active_days * DAY)
     }
 }
 
@@ -109,20 +109,50 @@ mod tests {
     fn every_rule_and_boundary() {
         let r = StageRules::default();
         // churned: last order more than 180 days before as_of.
-        assert_eq!(r.stage(days_before(400), days_before(181), 3, AS_OF), Stage::Churned);
-        assert_eq!(r.stage(days_before(400), days_before(180) - 1, 3, AS_OF), Stage::Churned);
+        assert_eq!(
+            r.stage(days_before(400), days_before(181), 3, AS_OF),
+            Stage::Churned
+        );
+        assert_eq!(
+            r.stage(days_before(400), days_before(180) - 1, 3, AS_OF),
+            Stage::Churned
+        );
         // exactly 180 days is not more: at_risk (more than 90).
-        assert_eq!(r.stage(days_before(400), days_before(180), 3, AS_OF), Stage::AtRisk);
-        assert_eq!(r.stage(days_before(400), days_before(91), 9, AS_OF), Stage::AtRisk);
+        assert_eq!(
+            r.stage(days_before(400), days_before(180), 3, AS_OF),
+            Stage::AtRisk
+        );
+        assert_eq!(
+            r.stage(days_before(400), days_before(91), 9, AS_OF),
+            Stage::AtRisk
+        );
         // exactly 90 days: still active.
-        assert_eq!(r.stage(days_before(400), days_before(90), 9, AS_OF), Stage::Mature);
+        assert_eq!(
+            r.stage(days_before(400), days_before(90), 9, AS_OF),
+            Stage::Mature
+        );
         // new: first order within 30 days and one order.
-        assert_eq!(r.stage(days_before(30), days_before(30), 1, AS_OF), Stage::New);
-        assert_eq!(r.stage(days_before(30) - 1, days_before(30) - 1, 1, AS_OF), Stage::Growing);
-        assert_eq!(r.stage(days_before(10), days_before(2), 2, AS_OF), Stage::Growing);
+        assert_eq!(
+            r.stage(days_before(30), days_before(30), 1, AS_OF),
+            Stage::New
+        );
+        assert_eq!(
+            r.stage(days_before(30) - 1, days_before(30) - 1, 1, AS_OF),
+            Stage::Growing
+        );
+        assert_eq!(
+            r.stage(days_before(10), days_before(2), 2, AS_OF),
+            Stage::Growing
+        );
         // mature: at least 5 orders.
-        assert_eq!(r.stage(days_before(200), days_before(2), 5, AS_OF), Stage::Mature);
-        assert_eq!(r.stage(days_before(200), days_before(2), 4, AS_OF), Stage::Growing);
+        assert_eq!(
+            r.stage(days_before(200), days_before(2), 5, AS_OF),
+            Stage::Mature
+        );
+        assert_eq!(
+            r.stage(days_before(200), days_before(2), 4, AS_OF),
+            Stage::Growing
+        );
         // An order exactly at as_of counts.
         assert_eq!(r.stage(AS_OF, AS_OF, 1, AS_OF), Stage::New);
     }

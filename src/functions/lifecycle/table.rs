@@ -42,7 +42,10 @@ fn plan_input(session: &dyn Session, function: &str, input: &str) -> Result<Logi
         session,
         function,
         input,
-        &[("customer_id", Expect::Key), ("order_ts", Expect::Timestamp)],
+        &[
+            ("customer_id", Expect::Key),
+            ("order_ts", Expect::Timestamp),
+        ],
     ))?;
     Ok(frame.logical_plan().clone())
 }
@@ -63,7 +66,10 @@ fn period_of((months, days, micros): (i32, i32, i64)) -> Period {
     }
 }
 
-fn memory_exec(batch: RecordBatch, projection: Option<&Vec<usize>>) -> Result<Arc<dyn ExecutionPlan>> {
+fn memory_exec(
+    batch: RecordBatch,
+    projection: Option<&Vec<usize>>,
+) -> Result<Arc<dyn ExecutionPlan>> {
     let schema = batch.schema();
     let exec = MemorySourceConfig::try_new_exec(&[vec![batch]], schema, projection.cloned())?;
     Ok(exec)
@@ -102,7 +108,11 @@ impl TableFunctionImpl for LifecycleFunction {
         };
         let plan = plan_input(session, "lifecycle", &input)?;
         let schema = Arc::new(Schema::new(vec![
-            Field::new("customer_id", plan.schema().field(0).data_type().clone(), false),
+            Field::new(
+                "customer_id",
+                plan.schema().field(0).data_type().clone(),
+                false,
+            ),
             Field::new("stage", DataType::Utf8, false),
             Field::new("previous_stage", DataType::Utf8, true),
             Field::new("reactivated", DataType::Boolean, false),
@@ -173,7 +183,10 @@ impl TableProvider for LifecycleTable {
             Arc::new(StringArray::from(previous)),
             Arc::new(BooleanArray::from(reactivated)),
         ];
-        memory_exec(RecordBatch::try_new(self.schema.clone(), columns)?, projection)
+        memory_exec(
+            RecordBatch::try_new(self.schema.clone(), columns)?,
+            projection,
+        )
     }
 }
 
@@ -181,7 +194,8 @@ impl TableProvider for LifecycleTable {
 #[derive(Debug)]
 pub struct LifecycleFlowFunction;
 
-const FLOW: &str = "lifecycle_flow(input text, period interval, from_ts timestamp, to_ts timestamp)";
+const FLOW: &str =
+    "lifecycle_flow(input text, period interval, from_ts timestamp, to_ts timestamp)";
 
 impl TableFunctionImpl for LifecycleFlowFunction {
     fn call_with_args(&self, call: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
@@ -205,7 +219,10 @@ impl TableFunctionImpl for LifecycleFlowFunction {
             ));
         };
         let periods = Periods::new(period, from, to).map_err(|e| {
-            user_error(sqlstate::INVALID_PARAMETER_VALUE, format!("lifecycle_flow: {e}"))
+            user_error(
+                sqlstate::INVALID_PARAMETER_VALUE,
+                format!("lifecycle_flow: {e}"),
+            )
         })?;
         let plan = plan_input(session, "lifecycle_flow", &input)?;
         let zone_of_input = match plan.schema().field(1).data_type() {
@@ -271,7 +288,9 @@ impl TableProvider for LifecycleFlowTable {
             _ => Arc::new(starts),
         };
         let counts = |f: fn(&super::flow::FlowCounts) -> u64| -> ArrayRef {
-            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| f(&r.1) as i64)))
+            Arc::new(Int64Array::from_iter_values(
+                rows.iter().map(|r| f(&r.1) as i64),
+            ))
         };
         let columns = vec![
             starts,
@@ -281,6 +300,9 @@ impl TableProvider for LifecycleFlowTable {
             counts(|c| c.reactivated),
             counts(|c| c.dormant),
         ];
-        memory_exec(RecordBatch::try_new(self.schema.clone(), columns)?, projection)
+        memory_exec(
+            RecordBatch::try_new(self.schema.clone(), columns)?,
+            projection,
+        )
     }
 }

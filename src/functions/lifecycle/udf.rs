@@ -45,7 +45,11 @@ impl ScalarUDFImpl for LifecycleStage {
                 crate::error::sqlstate::UNDEFINED_FUNCTION,
                 format!(
                     "lifecycle_stage({}) does not exist: expected lifecycle_stage(first_order_ts timestamp, last_order_ts timestamp, order_count bigint, as_of timestamp)",
-                    arg_types.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ")
+                    arg_types
+                        .iter()
+                        .map(|t| t.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             ));
         }
@@ -54,7 +58,10 @@ impl ScalarUDFImpl for LifecycleStage {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let rules = rules_of(&args.config_options);
-        let all_scalar = args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let all_scalar = args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         let micros = DataType::Timestamp(TimeUnit::Microsecond, None);
         let strip = |a: &ArrayRef| -> Result<ArrayRef> {
@@ -66,7 +73,10 @@ impl ScalarUDFImpl for LifecycleStage {
                 _ => a.clone(),
             };
             let a = match a.data_type() {
-                DataType::Timestamp(unit, Some(_)) => cast(&cast(&a, &DataType::Int64)?, &DataType::Timestamp(*unit, None))?,
+                DataType::Timestamp(unit, Some(_)) => cast(
+                    &cast(&a, &DataType::Int64)?,
+                    &DataType::Timestamp(*unit, None),
+                )?,
                 _ => a,
             };
             Ok(cast(&a, &micros)?)
@@ -91,7 +101,12 @@ impl ScalarUDFImpl for LifecycleStage {
                 }
                 Some(
                     rules
-                        .stage(first.value(i), last.value(i), count.value(i), as_of.value(i))
+                        .stage(
+                            first.value(i),
+                            last.value(i),
+                            count.value(i),
+                            as_of.value(i),
+                        )
                         .code(),
                 )
             })

@@ -106,9 +106,15 @@ pub const DOCS: &[FunctionDoc] = &[
 
 /// Register the LTV functions.
 pub fn register(ctx: &SessionContext) {
-    ctx.register_udtf("clv_summary", Arc::new(table::LtvFunction(table::Kind::Summary)));
+    ctx.register_udtf(
+        "clv_summary",
+        Arc::new(table::LtvFunction(table::Kind::Summary)),
+    );
     ctx.register_udtf("ltv", Arc::new(table::LtvFunction(table::Kind::Ltv)));
-    ctx.register_udtf("ltv_params", Arc::new(table::LtvFunction(table::Kind::Params)));
+    ctx.register_udtf(
+        "ltv_params",
+        Arc::new(table::LtvFunction(table::Kind::Params)),
+    );
     udaf::register(ctx);
     udf::register(ctx);
 }

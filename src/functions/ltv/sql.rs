@@ -66,8 +66,12 @@ pub fn bgnbd_struct(fit: &BgNbdFit) -> StructArray {
             Arc::new(datafusion::arrow::array::Float64Array::from(vec![p.alpha])),
             Arc::new(datafusion::arrow::array::Float64Array::from(vec![p.a])),
             Arc::new(datafusion::arrow::array::Float64Array::from(vec![p.b])),
-            Arc::new(datafusion::arrow::array::Float64Array::from(vec![fit.log_likelihood])),
-            Arc::new(datafusion::arrow::array::Int64Array::from(vec![fit.n as i64])),
+            Arc::new(datafusion::arrow::array::Float64Array::from(vec![
+                fit.log_likelihood,
+            ])),
+            Arc::new(datafusion::arrow::array::Int64Array::from(vec![
+                fit.n as i64,
+            ])),
         ],
         None,
     )
@@ -82,8 +86,12 @@ pub fn gamma_gamma_struct(fit: &GammaGammaFit) -> StructArray {
             Arc::new(datafusion::arrow::array::Float64Array::from(vec![p.p])) as ArrayRef,
             Arc::new(datafusion::arrow::array::Float64Array::from(vec![p.q])),
             Arc::new(datafusion::arrow::array::Float64Array::from(vec![p.v])),
-            Arc::new(datafusion::arrow::array::Float64Array::from(vec![fit.log_likelihood])),
-            Arc::new(datafusion::arrow::array::Int64Array::from(vec![fit.n as i64])),
+            Arc::new(datafusion::arrow::array::Float64Array::from(vec![
+                fit.log_likelihood,
+            ])),
+            Arc::new(datafusion::arrow::array::Int64Array::from(vec![
+                fit.n as i64,
+            ])),
         ],
         None,
     )
@@ -97,7 +105,10 @@ fn field(params: &StructArray, name: &str, function: &str) -> Result<ArrayRef> {
             format!("{function}: the parameters have no field \"{name}\" (pass the result of the fitting aggregate)"),
         )
     })?;
-    Ok(datafusion::arrow::compute::cast(column, &DataType::Float64)?)
+    Ok(datafusion::arrow::compute::cast(
+        column,
+        &DataType::Float64,
+    )?)
 }
 
 /// BG/NBD parameters per row of a struct column (`None` where the struct or a field is
@@ -211,7 +222,9 @@ pub async fn summarize(
         Some(t) => t,
         None => {
             return Ok(Summaries {
-                keys: datafusion::arrow::array::new_empty_array(input.schema().field(0).data_type()),
+                keys: datafusion::arrow::array::new_empty_array(
+                    input.schema().field(0).data_type(),
+                ),
                 rows: vec![],
                 as_of: 0,
             });

@@ -63,7 +63,11 @@ impl TableFunctionImpl for LtvFunction {
         if exprs.is_empty() || exprs.len() > max {
             return Err(user_error(
                 sqlstate::UNDEFINED_FUNCTION,
-                format!("{} takes 1 to {max} arguments, got {}", kind.signature(), exprs.len()),
+                format!(
+                    "{} takes 1 to {max} arguments, got {}",
+                    kind.signature(),
+                    exprs.len()
+                ),
             ));
         }
         let session = call.session();
@@ -80,7 +84,9 @@ impl TableFunctionImpl for LtvFunction {
                 if h.fract() != 0.0 || !(1.0..=1200.0).contains(&h) {
                     return Err(user_error(
                         sqlstate::INVALID_PARAMETER_VALUE,
-                        format!("ltv: horizon_months must be a whole number of months from 1 to 1200, got {h}"),
+                        format!(
+                            "ltv: horizon_months must be a whole number of months from 1 to 1200, got {h}"
+                        ),
                     ));
                 }
                 settings.horizon_months = h as u32;
@@ -91,7 +97,9 @@ impl TableFunctionImpl for LtvFunction {
                 if !(0.0..1.0).contains(&d) {
                     return Err(user_error(
                         sqlstate::INVALID_PARAMETER_VALUE,
-                        format!("ltv: monthly_discount_rate must be at least 0 and below 1, got {d}"),
+                        format!(
+                            "ltv: monthly_discount_rate must be at least 0 and below 1, got {d}"
+                        ),
                     ));
                 }
                 settings.monthly_discount_rate = d;
@@ -179,9 +187,11 @@ fn fit_both(summaries: &Summaries) -> Result<(BgNbdFit, GammaGammaFit)> {
     let mut bg = BgNbdData::new();
     let mut gg = GammaGammaData::new();
     for s in &summaries.rows {
-        bg.add(s.frequency as f64, s.recency, s.t).map_err(ltv_error)?;
+        bg.add(s.frequency as f64, s.recency, s.t)
+            .map_err(ltv_error)?;
         if s.frequency > 0 && s.monetary_value > 0.0 {
-            gg.add(s.frequency as f64, s.monetary_value).map_err(ltv_error)?;
+            gg.add(s.frequency as f64, s.monetary_value)
+                .map_err(ltv_error)?;
         }
     }
     let bg = bg.fit().map_err(ltv_error)?;
@@ -254,7 +264,12 @@ impl TableProvider for LtvTable {
                     params_notice(&bg, &gg, self.settings.unit),
                 );
                 let settings = self.settings;
-                let (f, r, a, m) = (frequency.clone(), recency.clone(), t.clone(), monetary.clone());
+                let (f, r, a, m) = (
+                    frequency.clone(),
+                    recency.clone(),
+                    t.clone(),
+                    monetary.clone(),
+                );
                 let scores = tokio::task::spawn_blocking(move || {
                     score_customers(&bg.params, &gg.params, &settings, &f, &r, &a, &m)
                 })
@@ -299,8 +314,11 @@ impl TableProvider for LtvTable {
                 )?
             }
         };
-        let exec =
-            MemorySourceConfig::try_new_exec(&[vec![batch]], self.schema.clone(), projection.cloned())?;
+        let exec = MemorySourceConfig::try_new_exec(
+            &[vec![batch]],
+            self.schema.clone(),
+            projection.cloned(),
+        )?;
         Ok(exec)
     }
 }

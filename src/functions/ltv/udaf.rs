@@ -120,21 +120,30 @@ impl AggregateUDFImpl for Fit {
 
 fn f64_list(values: Vec<f64>) -> ScalarValue {
     ScalarValue::List(ScalarValue::new_list_nullable(
-        &values.into_iter().map(|v| ScalarValue::Float64(Some(v))).collect::<Vec<_>>(),
+        &values
+            .into_iter()
+            .map(|v| ScalarValue::Float64(Some(v)))
+            .collect::<Vec<_>>(),
         &DataType::Float64,
     ))
 }
 
 fn u64_list(values: Vec<u64>) -> ScalarValue {
     ScalarValue::List(ScalarValue::new_list_nullable(
-        &values.into_iter().map(|v| ScalarValue::UInt64(Some(v))).collect::<Vec<_>>(),
+        &values
+            .into_iter()
+            .map(|v| ScalarValue::UInt64(Some(v)))
+            .collect::<Vec<_>>(),
         &DataType::UInt64,
     ))
 }
 
 /// The rows of `values` with no NULL argument, as doubles.
 fn rows(values: &[ArrayRef]) -> impl Iterator<Item = Vec<f64>> + '_ {
-    let columns: Vec<_> = values.iter().map(|v| v.as_primitive::<Float64Type>()).collect();
+    let columns: Vec<_> = values
+        .iter()
+        .map(|v| v.as_primitive::<Float64Type>())
+        .collect();
     let n = values.first().map(|v| v.len()).unwrap_or(0);
     (0..n).filter_map(move |i| {
         columns
@@ -156,7 +165,11 @@ fn partial_rows(states: &[ArrayRef]) -> Vec<(Vec<Vec<f64>>, Vec<u64>)> {
                 .iter()
                 .map(|l| l.value(row).as_primitive::<Float64Type>().values().to_vec())
                 .collect();
-            let c = counts.value(row).as_primitive::<UInt64Type>().values().to_vec();
+            let c = counts
+                .value(row)
+                .as_primitive::<UInt64Type>()
+                .values()
+                .to_vec();
             (columns, c)
         })
         .collect()

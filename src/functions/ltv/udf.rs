@@ -116,12 +116,15 @@ impl ScalarUDFImpl for Prediction {
                 }
                 if kind == Kind::Clv && i == 8 {
                     return match t {
-                        DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 | DataType::Null => {
-                            Ok(DataType::Utf8)
-                        }
+                        DataType::Utf8
+                        | DataType::Utf8View
+                        | DataType::LargeUtf8
+                        | DataType::Null => Ok(DataType::Utf8),
                         other => Err(user_error(
                             sqlstate::DATATYPE_MISMATCH,
-                            format!("clv: unit is {other}, expected text ('day', 'week' or 'month')"),
+                            format!(
+                                "clv: unit is {other}, expected text ('day', 'week' or 'month')"
+                            ),
                         )),
                     };
                 }
@@ -148,15 +151,25 @@ impl ScalarUDFImpl for Prediction {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let rows = args.number_rows;
-        let all_scalar = args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let all_scalar = args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         let name = self.kind.name();
         let numbers: Vec<ArrayRef> = arrays[self.kind.structs()..]
             .iter()
-            .take(if self.kind == Kind::Clv { 6 } else { usize::MAX })
+            .take(if self.kind == Kind::Clv {
+                6
+            } else {
+                usize::MAX
+            })
             .map(|a| cast(a, &DataType::Float64))
             .collect::<std::result::Result<_, _>>()?;
-        let n: Vec<_> = numbers.iter().map(|a| a.as_primitive::<Float64Type>()).collect();
+        let n: Vec<_> = numbers
+            .iter()
+            .map(|a| a.as_primitive::<Float64Type>())
+            .collect();
         let valid = |i: usize| n.iter().all(|c| c.is_valid(i));
         let out: Float64Array = match self.kind {
             Kind::ExpectedPurchases | Kind::PAlive => {

@@ -111,14 +111,62 @@ impl ValueClass {
     pub fn label(self, language: Language) -> &'static str {
         let en = language == Language::En;
         match (self.r_high, self.f_high, self.m_high) {
-            (true, true, true) => if en { "Important Value" } else { "重要价值客户" },
-            (true, false, true) => if en { "Important Development" } else { "重要发展客户" },
-            (false, true, true) => if en { "Important Retention" } else { "重要保持客户" },
-            (false, false, true) => if en { "Important Recall" } else { "重要挽留客户" },
-            (true, true, false) => if en { "General Value" } else { "一般价值客户" },
-            (true, false, false) => if en { "General Development" } else { "一般发展客户" },
-            (false, true, false) => if en { "General Retention" } else { "一般保持客户" },
-            (false, false, false) => if en { "General Recall" } else { "一般挽留客户" },
+            (true, true, true) => {
+                if en {
+                    "Important Value"
+                } else {
+                    "重要价值客户"
+                }
+            }
+            (true, false, true) => {
+                if en {
+                    "Important Development"
+                } else {
+                    "重要发展客户"
+                }
+            }
+            (false, true, true) => {
+                if en {
+                    "Important Retention"
+                } else {
+                    "重要保持客户"
+                }
+            }
+            (false, false, true) => {
+                if en {
+                    "Important Recall"
+                } else {
+                    "重要挽留客户"
+                }
+            }
+            (true, true, false) => {
+                if en {
+                    "General Value"
+                } else {
+                    "一般价值客户"
+                }
+            }
+            (true, false, false) => {
+                if en {
+                    "General Development"
+                } else {
+                    "一般发展客户"
+                }
+            }
+            (false, true, false) => {
+                if en {
+                    "General Retention"
+                } else {
+                    "一般保持客户"
+                }
+            }
+            (false, false, false) => {
+                if en {
+                    "General Recall"
+                } else {
+                    "一般挽留客户"
+                }
+            }
         }
     }
 }
@@ -129,11 +177,41 @@ mod tests {
 
     /// SQL_API.md's R–F grid, row by row (R = 5 first), every cell.
     const GRID: [[&str; 5]; 5] = [
-        ["New Customers", "Potential Loyalists", "Potential Loyalists", "Champions", "Champions"],
-        ["Promising", "Potential Loyalists", "Potential Loyalists", "Loyal Customers", "Loyal Customers"],
-        ["About to Sleep", "About to Sleep", "Need Attention", "Loyal Customers", "Loyal Customers"],
-        ["Hibernating", "Hibernating", "At Risk", "At Risk", "Can't Lose Them"],
-        ["Hibernating", "Hibernating", "At Risk", "At Risk", "Can't Lose Them"],
+        [
+            "New Customers",
+            "Potential Loyalists",
+            "Potential Loyalists",
+            "Champions",
+            "Champions",
+        ],
+        [
+            "Promising",
+            "Potential Loyalists",
+            "Potential Loyalists",
+            "Loyal Customers",
+            "Loyal Customers",
+        ],
+        [
+            "About to Sleep",
+            "About to Sleep",
+            "Need Attention",
+            "Loyal Customers",
+            "Loyal Customers",
+        ],
+        [
+            "Hibernating",
+            "Hibernating",
+            "At Risk",
+            "At Risk",
+            "Can't Lose Them",
+        ],
+        [
+            "Hibernating",
+            "Hibernating",
+            "At Risk",
+            "At Risk",
+            "Can't Lose Them",
+        ],
     ];
 
     #[test]
@@ -141,7 +219,11 @@ mod tests {
         for (row, r) in (1..=5).rev().enumerate() {
             for f in 1..=5 {
                 let seg = Segment::of(r, f).expect("in the grid");
-                assert_eq!(seg.label(Language::En), GRID[row][f as usize - 1], "R{r} F{f}");
+                assert_eq!(
+                    seg.label(Language::En),
+                    GRID[row][f as usize - 1],
+                    "R{r} F{f}"
+                );
                 assert!(!seg.label(Language::Zh).is_ascii());
             }
         }

@@ -125,9 +125,21 @@ mod tests {
     #[test]
     fn recency_ranks_oldest_first() {
         let customers = [
-            CustomerTotals { recency_days: 300, frequency: 1, monetary: 10.0 },
-            CustomerTotals { recency_days: 1, frequency: 9, monetary: 900.0 },
-            CustomerTotals { recency_days: 30, frequency: 3, monetary: 50.0 },
+            CustomerTotals {
+                recency_days: 300,
+                frequency: 1,
+                monetary: 10.0,
+            },
+            CustomerTotals {
+                recency_days: 1,
+                frequency: 9,
+                monetary: 900.0,
+            },
+            CustomerTotals {
+                recency_days: 30,
+                frequency: 3,
+                monetary: 50.0,
+            },
         ];
         let s = score_all(&customers, 5);
         assert_eq!(s.r, vec![1, 5, 3]);

@@ -25,8 +25,8 @@ use super::labels::{Language, Segment, ValueClass};
 use super::scoring::{self, CustomerTotals};
 use crate::engine::{pg_text, settings as userql_settings};
 use crate::error::sqlstate;
-use crate::functions::input::{self, Expect, user_error};
 use crate::functions::args;
+use crate::functions::input::{self, Expect, user_error};
 
 const SIGNATURE: &str = "rfm(input text [, as_of timestamp])";
 
@@ -219,12 +219,24 @@ impl RfmTable {
             all.column(0).clone(),
             with_zone(first),
             with_zone(last),
-            Arc::new(Int64Array::from_iter_values(customers.iter().map(|c| c.recency_days))),
-            Arc::new(Int64Array::from_iter_values(customers.iter().map(|c| c.frequency))),
-            Arc::new(Float64Array::from_iter_values(customers.iter().map(|c| c.monetary))),
-            Arc::new(Int32Array::from_iter_values(scores.r.iter().map(|&s| s as i32))),
-            Arc::new(Int32Array::from_iter_values(scores.f.iter().map(|&s| s as i32))),
-            Arc::new(Int32Array::from_iter_values(scores.m.iter().map(|&s| s as i32))),
+            Arc::new(Int64Array::from_iter_values(
+                customers.iter().map(|c| c.recency_days),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                customers.iter().map(|c| c.frequency),
+            )),
+            Arc::new(Float64Array::from_iter_values(
+                customers.iter().map(|c| c.monetary),
+            )),
+            Arc::new(Int32Array::from_iter_values(
+                scores.r.iter().map(|&s| s as i32),
+            )),
+            Arc::new(Int32Array::from_iter_values(
+                scores.f.iter().map(|&s| s as i32),
+            )),
+            Arc::new(Int32Array::from_iter_values(
+                scores.m.iter().map(|&s| s as i32),
+            )),
             Arc::new(StringArray::from(cells)),
             Arc::new(StringArray::from(segments)),
             Arc::new(StringArray::from(classes)),
@@ -243,7 +255,11 @@ impl RfmTable {
                 .await?;
             let earliest = first
                 .first()
-                .map(|b| b.column(0).as_primitive::<TimestampMicrosecondType>().clone())
+                .map(|b| {
+                    b.column(0)
+                        .as_primitive::<TimestampMicrosecondType>()
+                        .clone()
+                })
                 .filter(|a| !a.is_empty() && a.is_valid(0))
                 .map(|a| a.value(0));
             if let Some(earliest) = earliest {

@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
+use datafusion::arrow::array::AsArray;
 use datafusion::arrow::array::{Array, ArrayRef, StringArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
-use datafusion::arrow::array::AsArray;
 use datafusion::error::Result;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
@@ -70,7 +70,10 @@ impl ScalarUDFImpl for RfmScalar {
         let language = Language::from_setting(
             userql_settings::of_session(&args.config_options).text("rfm_language"),
         );
-        let all_scalar = args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let all_scalar = args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         let rows = args.number_rows;
         let out: StringArray = match self.kind {
@@ -92,7 +95,10 @@ impl ScalarUDFImpl for RfmScalar {
                     .iter()
                     .map(|a| cast(a, &DataType::Float64))
                     .collect::<std::result::Result<_, _>>()?;
-                let v: Vec<_> = cols.iter().map(|c| c.as_primitive::<Float64Type>()).collect();
+                let v: Vec<_> = cols
+                    .iter()
+                    .map(|c| c.as_primitive::<Float64Type>())
+                    .collect();
                 (0..rows)
                     .map(|i| {
                         if v.iter().any(|c| c.is_null(i)) {
