@@ -860,37 +860,56 @@ mod tests {
 }
 
 #[cfg(test)]
-mod ast_shapes {
-    #[test]
-    #[ignore]
-    fn print_shapes() {
-        let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
-        for sql in [
-            "SELECT (information_schema._pg_expandarray(i.indkey)).n FROM t",
-            "SELECT (result.KEYS).x FROM t",
-            "SELECT array(select 'toast.' || x from pg_catalog.unnest(tc.reloptions) x) FROM t",
-            "SELECT typinput='pg_catalog.array_in'::regproc FROM t",
-            "CREATE TABLE t (a int REFERENCES u(b), b int, FOREIGN KEY (b) REFERENCES u(c))",
-        ] {
-            let parsed =
-                datafusion::sql::sqlparser::parser::Parser::parse_sql(&dialect, sql).unwrap();
-            println!("{sql}\n{:#?}\n", parsed[0]);
-        }
-    }
-}
+mod catalog_query_shapes {
+    use super::rewrite;
 
-#[cfg(test)]
-mod rewrite_debug {
-    #[test]
-    #[ignore]
-    fn print_rewrites() {
+    fn rewritten(sql: &str) -> String {
         let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
-        for sql in [
-            "SELECT CASE WHEN a.attnum > 0 THEN (SELECT first_value(a.attidentity) FROM pg_sequence s WHERE s.seqrelid = a.attrelid) END FROM pg_attribute a LIMIT 1",
-        ] {
-            let parsed =
-                datafusion::sql::sqlparser::parser::Parser::parse_sql(&dialect, sql).unwrap();
-            println!("{}", super::rewrite(parsed[0].clone()));
-        }
+        let parsed = datafusion::sql::sqlparser::parser::Parser::parse_sql(&dialect, sql).unwrap();
+        rewrite(parsed[0].clone()).to_string()
+    }
+
+    #[test]
+    fn array_of_a_mapped_unnest_is_array_transform() {
+        let out = rewritten(
+            "SELECT array(select 'toast.' || x from pg_catalog.unnest(tc.reloptions) x) FROM t",
+        );
+        assert!(
+            out.contains(
+                "coalesce(array_transform(tc.reloptions, x -> 'toast.' || x), make_array())"
+            ),
+            "{out}"
+        );
+        // Anything more than a mapping keeps the general form.
+        let out = rewritten("SELECT array(select x from unnest(a) x where x > 1) FROM t");
+        assert!(out.contains("array_agg(_a._v)"), "{out}");
+        assert!(!out.contains("array_transform"), "{out}");
+    }
+
+    #[test]
+    fn a_domain_walk_is_its_base_type() {
+        let out = rewritten(
+            "SELECT CASE WHEN t.typtype = 'd' THEN (WITH RECURSIVE b(oid, depth) AS \
+             (SELECT t2.typbasetype, 0 FROM pg_type t2 WHERE t2.oid = t.oid UNION ALL \
+             SELECT t2.typbasetype, b.depth + 1 FROM pg_type t2, b WHERE b.oid = t2.oid) \
+             SELECT oid FROM b ORDER BY depth DESC LIMIT 1) ELSE NULL END FROM pg_type t",
+        );
+        assert!(
+            out.contains("CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE NULL END"),
+            "{out}"
+        );
+        // Another CASE on typtype is left alone.
+        let out = rewritten("SELECT CASE WHEN t.typtype = 'd' THEN 1 ELSE 0 END FROM pg_type t");
+        assert!(out.contains("THEN 1 ELSE 0"), "{out}");
+    }
+
+    #[test]
+    fn an_oid_as_regtype_is_its_name() {
+        let out = rewritten("SELECT typelem::regtype::text, 'int4'::regtype FROM pg_type");
+        assert!(out.contains("format_type(typelem, NULL)"), "{out}");
+        assert!(
+            out.contains("'int4'::REGTYPE") || out.contains("'int4'::regtype"),
+            "{out}"
+        );
     }
 }

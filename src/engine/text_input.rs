@@ -329,12 +329,15 @@ fn rewrite_cast(
         let scale = match (&source, inner.as_ref()) {
             (DataType::Decimal128(_, s), _) => Some(*s),
             (t, _) if t.is_integer() => Some(0),
-            (_, Expr::Literal(v, _)) if is_string(&source) => match v {
-                datafusion::common::ScalarValue::Utf8(Some(text))
-                | datafusion::common::ScalarValue::Utf8View(Some(text))
-                | datafusion::common::ScalarValue::LargeUtf8(Some(text)) => text_scale(text),
-                _ => None,
-            },
+            (
+                _,
+                Expr::Literal(
+                    datafusion::common::ScalarValue::Utf8(Some(text))
+                    | datafusion::common::ScalarValue::Utf8View(Some(text))
+                    | datafusion::common::ScalarValue::LargeUtf8(Some(text)),
+                    _,
+                ),
+            ) if is_string(&source) => text_scale(text),
             _ => None,
         };
         if let Some(scale) = scale.filter(|s| (0..=38).contains(s) && *s != 10) {

@@ -102,7 +102,7 @@ impl ScalarUDFImpl for JsonBuildObject {
         &self.signature
     }
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
-        if arg_types.len() % 2 != 0 {
+        if !arg_types.len().is_multiple_of(2) {
             return Err(DataFusionError::Plan(
                 "json_build_object: argument list must have even number of elements".into(),
             ));

@@ -633,7 +633,7 @@ mod tests {
         write_double(&mut s, 123456789012345678.0, 0);
         assert_eq!(s, "1.23456789012346e+17");
         s.clear();
-        write_double(&mut s, 1.23456789012345678, 0);
+        write_double(&mut s, 1.234_567_890_123_456_8, 0);
         assert_eq!(s, "1.23456789012346");
         s.clear();
         write_double(&mut s, 1e15, 0);

@@ -277,7 +277,7 @@ mod tests {
         // Weeks 0..4 from day 0; activity before day 0 counts as "before".
         let periods = Periods::new(week(), 0, 28 * DAY).unwrap();
         let mut flow = Flow::new(periods);
-        flow.add_customer(&[-3 * DAY, 1 * DAY, 8 * DAY]); // retained from before, retained, dormant
+        flow.add_customer(&[-3 * DAY, DAY, 8 * DAY]); // retained from before, retained, dormant
         flow.add_customer(&[-30 * DAY, 15 * DAY]); // reactivated in week 2, dormant in 3
         flow.add_customer(&[22 * DAY, 23 * DAY]); // new in week 3
         let rows = flow.finish();

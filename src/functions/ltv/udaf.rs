@@ -146,10 +146,11 @@ fn rows(values: &[ArrayRef]) -> impl Iterator<Item = Vec<f64>> + '_ {
         .collect();
     let n = values.first().map(|v| v.len()).unwrap_or(0);
     (0..n).filter_map(move |i| {
-        columns
-            .iter()
-            .all(|c| c.is_valid(i))
-            .then(|| columns.iter().map(|c| c.value(i)).collect())
+        if columns.iter().all(|c| c.is_valid(i)) {
+            Some(columns.iter().map(|c| c.value(i)).collect())
+        } else {
+            None
+        }
     })
 }
 
