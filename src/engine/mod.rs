@@ -7,6 +7,7 @@
 pub mod catalog;
 pub mod channels;
 pub mod copy;
+mod date_ranges;
 mod ddl;
 mod dml;
 pub mod information_schema;
@@ -127,8 +128,17 @@ impl Engine {
             vec![Arc::new(unknown_literals::UnknownLiteralRule)];
         analyzer_rules.extend(state.analyzer().rules.iter().cloned());
         analyzer_rules.push(Arc::new(text_input::TextInputRule));
+        // `CAST(ts AS date) = DATE 'd'` as a range right after constant folding, before
+        // filters are pushed into scans and common expressions are factored out.
+        let mut optimizer_rules = state.optimizers().to_vec();
+        let after_folding = optimizer_rules
+            .iter()
+            .position(|r| r.name() == "simplify_expressions")
+            .map_or(0, |i| i + 1);
+        optimizer_rules.insert(after_folding, Arc::new(date_ranges::DateEqualityAsRange));
         let state = SessionStateBuilder::new_from_existing(state)
             .with_analyzer_rules(analyzer_rules)
+            .with_optimizer_rules(optimizer_rules)
             .build();
         let ctx = SessionContext::new_with_state(state);
         let catalog = ctx

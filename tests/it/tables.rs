@@ -283,3 +283,43 @@ async fn readers_never_see_a_half_swapped_table() {
     drop(writer);
     server.stop();
 }
+
+/// Every 100th commit writes a Delta checkpoint, and the table reopens from it with every
+/// row (a server started again on the same data dir).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commits_are_checkpointed_and_reopen_whole() {
+    let config = support::demo_config();
+    let data_dir = config.server.data_dir.clone();
+    let server = support::start(config.clone());
+    let client = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE ticks (n bigint)")
+        .await
+        .unwrap();
+    // Version 0 created the table; versions 1..=100 are one INSERT each.
+    for n in 1..=100 {
+        client
+            .execute(&format!("INSERT INTO ticks VALUES ({n})"), &[])
+            .await
+            .unwrap();
+    }
+    let log = data_dir.join("public").join("ticks").join("_delta_log");
+    assert!(
+        log.join("00000000000000000100.checkpoint.parquet").exists(),
+        "no checkpoint in {}",
+        log.display()
+    );
+    drop(client);
+    server.stop();
+
+    let server = support::start(config);
+    let client = server.connect().await;
+    assert_eq!(count(&client, "ticks").await, 100);
+    let sum: i64 = client
+        .query_one("SELECT CAST(sum(n) AS bigint) FROM ticks", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(sum, 5050);
+    server.stop();
+}

@@ -260,12 +260,34 @@ impl StoredTable {
     }
 
     /// Make a version this table just committed current. The caller holds the write lock.
+    ///
+    /// Every [`CHECKPOINT_EVERY`] commits the table's state is written as a Delta
+    /// checkpoint (as Delta writers do), so opening the table reads one checkpoint and a
+    /// short tail of commits, not the whole history. The commit is durable before this; a
+    /// checkpoint that fails is logged and tried again at the next interval, never
+    /// reported as a failed write. (Checkpoints alone do not keep small commits fast: the
+    /// cost per commit also grows with the number of data files, which wants compaction.)
     async fn install_committed(&self, table: DeltaTable) -> Result<()> {
+        if let Some(version) = table.version()
+            && version > 0
+            && version % CHECKPOINT_EVERY == 0
+            && let Err(e) = deltalake::checkpoints::create_checkpoint(&table, None).await
+        {
+            tracing::warn!(
+                table = %self.local_dir().display(),
+                version,
+                error = %e,
+                "could not write a Delta checkpoint"
+            );
+        }
         self.install(table, &self.local_dir())
             .await
             .map_err(external)
     }
 }
+
+/// Commits between two Delta checkpoints (Delta's own default interval).
+const CHECKPOINT_EVERY: u64 = 100;
 
 /// Predicates arrive qualified with the table's name as written in the statement; Delta
 /// resolves columns against the table alone.
