@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::timezone::Tz;
-use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, ScalarValue};
@@ -63,6 +63,42 @@ impl PgInput {
     }
 }
 
+/// A cast's replacement is named like the cast (a cast is named after its input), so the
+/// plan's schema does not change.
+fn cast_name(args: &[Expr]) -> String {
+    args.first()
+        .map(|a| a.schema_name().to_string())
+        .unwrap_or_default()
+}
+
+/// The field of a cast to `target`: NULL exactly when its input is.
+fn cast_field(name: &str, target: &DataType, args: &ReturnFieldArgs) -> FieldRef {
+    let nullable = args.arg_fields.first().is_none_or(|f| f.is_nullable());
+    Arc::new(Field::new(name, target.clone(), nullable))
+}
+
+/// The one argument of `function`, as an array, and whether it was a scalar.
+fn only_argument(args: &ScalarFunctionArgs, function: &str) -> Result<(ArrayRef, bool)> {
+    let [arg] = args.args.as_slice() else {
+        return Err(DataFusionError::Internal(format!(
+            "{function} takes one argument"
+        )));
+    };
+    Ok(match arg {
+        ColumnarValue::Array(a) => (a.clone(), false),
+        ColumnarValue::Scalar(s) => (s.to_array_of_size(1)?, true),
+    })
+}
+
+/// `result` as a scalar when the argument was one.
+fn shaped_like_argument(result: ArrayRef, scalar: bool) -> Result<ColumnarValue> {
+    Ok(if scalar {
+        ColumnarValue::Scalar(ScalarValue::try_from_array(result.as_ref(), 0)?)
+    } else {
+        ColumnarValue::Array(result)
+    })
+}
+
 impl ScalarUDFImpl for PgInput {
     fn name(&self) -> &str {
         "pg_input"
@@ -81,35 +117,17 @@ impl ScalarUDFImpl for PgInput {
         Ok(format!("CAST({arg} AS {})", self.target))
     }
 
-    /// Named like the cast it replaces (a cast is named after its input), so the plan's
-    /// schema does not change.
     fn schema_name(&self, args: &[Expr]) -> Result<String> {
-        Ok(args
-            .first()
-            .map(|a| a.schema_name().to_string())
-            .unwrap_or_default())
+        Ok(cast_name(args))
     }
 
     /// NULL exactly when the text is NULL (text that cannot be read is an error).
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
-        let nullable = args.arg_fields.first().is_none_or(|f| f.is_nullable());
-        Ok(Arc::new(Field::new(
-            self.name(),
-            self.target.clone(),
-            nullable,
-        )))
+        Ok(cast_field(self.name(), &self.target, &args))
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let [arg] = args.args.as_slice() else {
-            return Err(DataFusionError::Internal(
-                "pg_input takes one argument".into(),
-            ));
-        };
-        let array = match arg {
-            ColumnarValue::Array(a) => a.clone(),
-            ColumnarValue::Scalar(s) => s.to_array_of_size(1)?,
-        };
+        let (array, scalar) = only_argument(&args, self.name())?;
         let texts: Vec<Option<&str>> = match array.data_type() {
             DataType::Utf8 => array.as_string::<i32>().iter().collect(),
             DataType::LargeUtf8 => array.as_string::<i64>().iter().collect(),
@@ -122,12 +140,7 @@ impl ScalarUDFImpl for PgInput {
         };
         let parsed = pg_text::input::parse_column(&texts, &self.target, &self.zone)
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
-        Ok(match arg {
-            ColumnarValue::Scalar(_) => {
-                ColumnarValue::Scalar(ScalarValue::try_from_array(parsed.as_ref(), 0)?)
-            }
-            ColumnarValue::Array(_) => ColumnarValue::Array(parsed),
-        })
+        shaped_like_argument(parsed, scalar)
     }
 }
 
@@ -182,41 +195,20 @@ impl ScalarUDFImpl for PgOutput {
     }
 
     fn schema_name(&self, args: &[Expr]) -> Result<String> {
-        Ok(args
-            .first()
-            .map(|a| a.schema_name().to_string())
-            .unwrap_or_default())
+        Ok(cast_name(args))
     }
 
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
-        let nullable = args.arg_fields.first().is_none_or(|f| f.is_nullable());
-        Ok(Arc::new(Field::new(
-            self.name(),
-            self.target.clone(),
-            nullable,
-        )))
+        Ok(cast_field(self.name(), &self.target, &args))
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let [arg] = args.args.as_slice() else {
-            return Err(DataFusionError::Internal(
-                "pg_output takes one argument".into(),
-            ));
-        };
-        let array = match arg {
-            ColumnarValue::Array(a) => a.clone(),
-            ColumnarValue::Scalar(s) => s.to_array_of_size(1)?,
-        };
+        let (array, scalar) = only_argument(&args, self.name())?;
         let column = pg_text::ColumnText::new(&array, &self.options);
         let texts: datafusion::arrow::array::StringArray =
             (0..array.len()).map(|i| column.text(i)).collect();
         let texts = datafusion::arrow::compute::cast(&texts, &self.target)?;
-        Ok(match arg {
-            ColumnarValue::Scalar(_) => {
-                ColumnarValue::Scalar(ScalarValue::try_from_array(texts.as_ref(), 0)?)
-            }
-            ColumnarValue::Array(_) => ColumnarValue::Array(texts),
-        })
+        shaped_like_argument(texts, scalar)
     }
 }
 
