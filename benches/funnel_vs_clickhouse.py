@@ -24,15 +24,23 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchkit import (
+    cached_file,
+    cpu_seconds,
+    default_bench_dir,
+    default_userql_bin,
+    reset_peak,
+    sql_str,
+    userql_server,
+    vm_kib,
+)
 
 TARGET_RATIO = 1.5  # userql time / ClickHouse time must be at most this, per query
 SEED = 42
@@ -94,42 +102,6 @@ SELECT r[1] AS day0, r[2] AS day1, r[3] AS day7, count() AS users FROM (
 GROUP BY day0, day1, day7 ORDER BY day0, day1, day7""",
     },
 }
-
-
-def default_userql_bin() -> str:
-    target = os.environ.get("CARGO_TARGET_DIR") or os.path.expanduser("~/.cache/userql/target")
-    return os.environ.get("USERQL_BIN") or os.path.join(target, "release", "userql")
-
-
-def default_bench_dir() -> Path:
-    return Path(os.environ.get("BENCH_DIR") or os.path.expanduser("~/.cache/userql/bench"))
-
-
-def sql_str(s: str) -> str:
-    return "'" + s.replace("'", "''") + "'"
-
-
-def vm_kib(pid: int | str, key: str) -> int:
-    """A size line of /proc/PID/status (VmHWM = peak RSS, VmRSS = now), in bytes."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no {key} in /proc/{pid}/status")
-
-
-def reset_peak(pid: int | str) -> bool:
-    """Reset a process's VmHWM to its current RSS (Linux >= 4.0), so each query's peak
-    is its own; False where the kernel or permissions do not allow it."""
-    try:
-        Path(f"/proc/{pid}/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def normalise(rows) -> list[tuple]:
@@ -262,15 +234,7 @@ def generate(path: Path, users: int, rows: int, seed: int) -> None:
 
 
 def ensure_data(work: Path, users: int, rows: int, seed: int) -> Path:
-    path = work / f"events-{rows}-{users}-s{seed}.parquet"
-    if path.exists():
-        print(f"data: reusing {path}")
-        return path
-    print(f"data: generating {path} ...", flush=True)
-    t = time.perf_counter()
-    generate(path, users, rows, seed)
-    print(f"data: done in {time.perf_counter() - t:.1f} s")
-    return path
+    return cached_file(work / f"events-{rows}-{users}-s{seed}.parquet", lambda path: generate(path, users, rows, seed))
 
 
 # --------------------------------------------------------------------------------------
@@ -278,18 +242,11 @@ def ensure_data(work: Path, users: int, rows: int, seed: int) -> Path:
 # --------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def bench_userql(userql_bin: str, work: Path, parquet: Path, runs: int) -> dict:
     import psycopg
 
     scratch = Path(tempfile.mkdtemp(prefix="userql-funnel-", dir=work))
-    config = scratch / "userql.toml"
-    config.write_text(
+    config = (
         "# The benchmark's event file as one channel: channels.app_events\n"
         "[[channels]]\n"
         'name       = "app_events"\n'
@@ -299,66 +256,35 @@ def bench_userql(userql_bin: str, work: Path, parquet: Path, runs: int) -> dict:
         'ts    = "event_ts"\n'
         'event = "event"\n'
     )
-    port = free_port()
-    log_path = scratch / "server.log"
-    log = open(log_path, "wb")
-    server = subprocess.Popen(
-        [userql_bin, "serve", "--config", str(config), "--listen", f"127.0.0.1:{port}",
-         "--data-dir", str(scratch / "data")],
-        stdout=log, stderr=subprocess.STDOUT,
-    )
     out: dict = {"queries": {}}
-    try:
-        conn = None
-        for _ in range(300):
-            if server.poll() is not None:
-                raise SystemExit(f"userql exited with {server.returncode}:\n"
-                                 + log_path.read_text(errors="replace")[-2000:])
-            try:
-                conn = psycopg.connect(f"host=127.0.0.1 port={port} user=bench dbname=userql",
-                                       autocommit=True)
-                break
-            except psycopg.OperationalError:
-                time.sleep(0.2)
-        if conn is None:
-            raise SystemExit(f"userql did not accept connections on port {port}")
-        with conn:
-            cur = conn.cursor()
-            out["rss_start"] = vm_kib(server.pid, "VmRSS")
-            out["peak_per_query"] = True
-            for name, q in QUERIES.items():
-                out["peak_per_query"] &= reset_peak(server.pid)
-                times, cpus, result = [], [], None
-                for i in range(runs + 1):  # run 0 is the warm-up
-                    cpu = cpu_seconds(server.pid)
-                    t = time.perf_counter()
-                    try:
-                        cur.execute(q["userql"])
-                        result = cur.fetchall()
-                    except psycopg.Error as e:
-                        raise SystemExit(f"userql error in {name}: {e.sqlstate} {e}\n"
-                                         f"query:{q['userql']}")
-                    wall = time.perf_counter() - t
-                    cpu = cpu_seconds(server.pid) - cpu
-                    label = "warm-up" if i == 0 else f"run {i}"
-                    print(f"userql {name} {label}: {wall:.2f} s, server CPU {cpu:.2f} s",
-                          flush=True)
-                    if i > 0:
-                        times.append(wall)
-                        cpus.append(cpu)
-                out["queries"][name] = {
-                    "times": times, "cpu": cpus, "median": statistics.median(times),
-                    "rss_peak": vm_kib(server.pid, "VmHWM"), "rows": normalise(result),
-                }
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=30)
-        log.close()
-        shutil.rmtree(scratch, ignore_errors=True)
+    with userql_server(userql_bin, scratch, config) as (server, conn):
+        cur = conn.cursor()
+        out["rss_start"] = vm_kib(server.pid, "VmRSS")
+        out["peak_per_query"] = True
+        for name, q in QUERIES.items():
+            out["peak_per_query"] &= reset_peak(server.pid)
+            times, cpus, result = [], [], None
+            for i in range(runs + 1):  # run 0 is the warm-up
+                cpu = cpu_seconds(server.pid)
+                t = time.perf_counter()
+                try:
+                    cur.execute(q["userql"])
+                    result = cur.fetchall()
+                except psycopg.Error as e:
+                    raise SystemExit(f"userql error in {name}: {e.sqlstate} {e}\n"
+                                     f"query:{q['userql']}")
+                wall = time.perf_counter() - t
+                cpu = cpu_seconds(server.pid) - cpu
+                label = "warm-up" if i == 0 else f"run {i}"
+                print(f"userql {name} {label}: {wall:.2f} s, server CPU {cpu:.2f} s",
+                      flush=True)
+                if i > 0:
+                    times.append(wall)
+                    cpus.append(cpu)
+            out["queries"][name] = {
+                "times": times, "cpu": cpus, "median": statistics.median(times),
+                "rss_peak": vm_kib(server.pid, "VmHWM"), "rows": normalise(result),
+            }
     return out
 
 

@@ -40,15 +40,22 @@ import json
 import math
 import os
 import re
-import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchkit import (
+    cached_file,
+    cpu_seconds,
+    default_bench_dir,
+    default_userql_bin,
+    sql_str,
+    userql_server,
+    vm_kib,
+)
 
 SEED = 42
 HERE = Path(__file__).resolve().parent
@@ -81,32 +88,6 @@ BG_PARAMS = ["r", "alpha", "a", "b"]
 GG_PARAMS = ["p", "q", "v"]
 AGGREGATES = ["customers", "sum_clv", "avg_p_alive", "sum_expected_purchases",
               "sum_expected_avg_value"]
-
-
-def default_userql_bin() -> str:
-    target = os.environ.get("CARGO_TARGET_DIR") or os.path.expanduser("~/.cache/userql/target")
-    return os.environ.get("USERQL_BIN") or os.path.join(target, "release", "userql")
-
-
-def default_bench_dir() -> Path:
-    return Path(os.environ.get("BENCH_DIR") or os.path.expanduser("~/.cache/userql/bench"))
-
-
-def sql_str(s: str) -> str:
-    return "'" + s.replace("'", "''") + "'"
-
-
-def vm_kib(pid: int | str, key: str) -> int:
-    """A size line of /proc/PID/status (VmHWM = peak RSS, VmRSS = now), in bytes."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no {key} in /proc/{pid}/status")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rel(a: float, b: float) -> float:
@@ -194,26 +175,12 @@ def generate(path: Path, customers: int, seed: int) -> None:
 
 
 def ensure_data(work: Path, customers: int, seed: int) -> Path:
-    path = work / f"ltv-sim-{customers}-s{seed}.parquet"
-    if path.exists():
-        print(f"data: reusing {path}")
-        return path
-    print(f"data: generating {path} ...", flush=True)
-    t = time.perf_counter()
-    generate(path, customers, seed)
-    print(f"data: done in {time.perf_counter() - t:.1f} s")
-    return path
+    return cached_file(work / f"ltv-sim-{customers}-s{seed}.parquet", lambda path: generate(path, customers, seed))
 
 
 # --------------------------------------------------------------------------------------
 # 2. userql over the wire
 # --------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def channel_toml(name: str, path: Path, ts: str) -> str:
@@ -246,73 +213,40 @@ def bench_userql(userql_bin: str, work: Path, name: str, path: Path, ts_col: str
                     f"FROM ltv_params({sql_str(inner)}, {sql_str(as_of)}, {sql_str(unit)})")
 
     scratch = Path(tempfile.mkdtemp(prefix=f"userql-ltv-{name}-", dir=work))
-    config = scratch / "userql.toml"
-    config.write_text(channel_toml(name, path, ts_col))
-    port = free_port()
-    log_path = scratch / "server.log"
-    log = open(log_path, "wb")
-    server = subprocess.Popen(
-        [userql_bin, "serve", "--config", str(config), "--listen", f"127.0.0.1:{port}",
-         "--data-dir", str(scratch / "data")],
-        stdout=log, stderr=subprocess.STDOUT,
-    )
     notices: list[str] = []
-    try:
-        conn = None
-        for _ in range(300):
-            if server.poll() is not None:
-                raise SystemExit(f"userql exited with {server.returncode}:\n"
-                                 + log_path.read_text(errors="replace")[-2000:])
-            try:
-                conn = psycopg.connect(f"host=127.0.0.1 port={port} user=bench dbname=userql",
-                                       autocommit=True)
-                break
-            except psycopg.OperationalError:
-                time.sleep(0.2)
-        if conn is None:
-            raise SystemExit(f"userql did not accept connections on port {port}")
+    with userql_server(userql_bin, scratch, channel_toml(name, path, ts_col)) as (server, conn):
         conn.add_notice_handler(lambda d: notices.append(d.message_primary or ""))
-        with conn:
-            cur = conn.cursor()
-            rss_start = vm_kib(server.pid, "VmRSS")
-            times, cpus, row = [], [], None
-            for i in range(runs + 1):  # run 0 is the warm-up
-                notices.clear()
-                cpu = cpu_seconds(server.pid)
-                t = time.perf_counter()
-                try:
-                    cur.execute(query)
-                    row = cur.fetchone()
-                except psycopg.Error as e:
-                    raise SystemExit(f"userql error: {e.sqlstate} {e}\nquery: {query}")
-                wall = time.perf_counter() - t
-                cpu = cpu_seconds(server.pid) - cpu
-                label = "warm-up" if i == 0 else f"run {i}"
-                print(f"userql {name} {label}: {wall:.3f} s, server CPU {cpu:.2f} s", flush=True)
-                if i > 0:
-                    times.append(wall)
-                    cpus.append(cpu)
-            rss_peak = vm_kib(server.pid, "VmHWM")
-            notice = next((m for m in notices if NOTICE_RE.search(m)), None)
+        cur = conn.cursor()
+        rss_start = vm_kib(server.pid, "VmRSS")
+        times, cpus, row = [], [], None
+        for i in range(runs + 1):  # run 0 is the warm-up
+            notices.clear()
+            cpu = cpu_seconds(server.pid)
+            t = time.perf_counter()
             try:
-                cur.execute(params_query)
-                prow = cur.fetchone()
+                cur.execute(query)
+                row = cur.fetchone()
             except psycopg.Error as e:
-                raise SystemExit(f"userql error: {e.sqlstate} {e}\nquery: {params_query}")
-            per = None
-            if per_customer:
-                cur.execute(f"SELECT customer_id, p_alive, expected_purchases, "
-                            f"expected_avg_value, clv FROM ltv({args})")
-                per = {str(r[0]): tuple(float(v) for v in r[1:]) for r in cur.fetchall()}
-    finally:
-        server.send_signal(signal.SIGTERM)
+                raise SystemExit(f"userql error: {e.sqlstate} {e}\nquery: {query}")
+            wall = time.perf_counter() - t
+            cpu = cpu_seconds(server.pid) - cpu
+            label = "warm-up" if i == 0 else f"run {i}"
+            print(f"userql {name} {label}: {wall:.3f} s, server CPU {cpu:.2f} s", flush=True)
+            if i > 0:
+                times.append(wall)
+                cpus.append(cpu)
+        rss_peak = vm_kib(server.pid, "VmHWM")
+        notice = next((m for m in notices if NOTICE_RE.search(m)), None)
         try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=30)
-        log.close()
-        shutil.rmtree(scratch, ignore_errors=True)
+            cur.execute(params_query)
+            prow = cur.fetchone()
+        except psycopg.Error as e:
+            raise SystemExit(f"userql error: {e.sqlstate} {e}\nquery: {params_query}")
+        per = None
+        if per_customer:
+            cur.execute(f"SELECT customer_id, p_alive, expected_purchases, "
+                        f"expected_avg_value, clv FROM ltv({args})")
+            per = {str(r[0]): tuple(float(v) for v in r[1:]) for r in cur.fetchall()}
     params = dict(zip(BG_PARAMS + GG_PARAMS, (float(v) for v in prow[:7])))
     params["bgnbd_customers"] = int(prow[7])
     params["gamma_gamma_customers"] = int(prow[8])

@@ -25,15 +25,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchkit import (
+    cached_file,
+    cpu_seconds,
+    default_bench_dir,
+    default_userql_bin,
+    sql_str,
+    userql_server,
+    vm_kib,
+)
 
 TARGET_RATIO = 0.5  # userql time / DuckDB time must be at most this
 SEED = 42
@@ -108,32 +115,6 @@ FROM labelled
 GROUP BY segment, value_class
 ORDER BY segment, value_class
 """
-
-
-def default_userql_bin() -> str:
-    target = os.environ.get("CARGO_TARGET_DIR") or os.path.expanduser("~/.cache/userql/target")
-    return os.environ.get("USERQL_BIN") or os.path.join(target, "release", "userql")
-
-
-def default_bench_dir() -> Path:
-    return Path(os.environ.get("BENCH_DIR") or os.path.expanduser("~/.cache/userql/bench"))
-
-
-def sql_str(s: str) -> str:
-    return "'" + s.replace("'", "''") + "'"
-
-
-def vm_kib(pid: int | str, key: str) -> int:
-    """A size line of /proc/PID/status (VmHWM = peak RSS, VmRSS = now), in bytes."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no {key} in /proc/{pid}/status")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def normalise(rows) -> list[tuple]:
@@ -217,15 +198,7 @@ def generate(path: Path, customers: int, rows: int, seed: int) -> None:
 
 
 def ensure_data(work: Path, customers: int, rows: int, seed: int) -> Path:
-    path = work / f"orders-{rows}-{customers}-s{seed}.parquet"
-    if path.exists():
-        print(f"data: reusing {path}")
-        return path
-    print(f"data: generating {path} ...", flush=True)
-    t = time.perf_counter()
-    generate(path, customers, rows, seed)
-    print(f"data: done in {time.perf_counter() - t:.1f} s")
-    return path
+    return cached_file(work / f"orders-{rows}-{customers}-s{seed}.parquet", lambda path: generate(path, customers, rows, seed))
 
 
 # --------------------------------------------------------------------------------------
@@ -233,18 +206,11 @@ def ensure_data(work: Path, customers: int, rows: int, seed: int) -> Path:
 # --------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def bench_userql(userql_bin: str, work: Path, parquet: Path, runs: int) -> dict:
     import psycopg
 
     scratch = Path(tempfile.mkdtemp(prefix="userql-rfm-", dir=work))
-    config = scratch / "userql.toml"
-    config.write_text(
+    config = (
         "# The benchmark's order file as one channel: channels.bench\n"
         "[[channels]]\n"
         'name       = "bench"\n'
@@ -254,57 +220,26 @@ def bench_userql(userql_bin: str, work: Path, parquet: Path, runs: int) -> dict:
         'ts     = "order_ts"\n'
         'amount = "amount"\n'
     )
-    port = free_port()
-    log_path = scratch / "server.log"
-    log = open(log_path, "wb")
-    server = subprocess.Popen(
-        [userql_bin, "serve", "--config", str(config), "--listen", f"127.0.0.1:{port}",
-         "--data-dir", str(scratch / "data")],
-        stdout=log, stderr=subprocess.STDOUT,
-    )
-    try:
-        conn = None
-        for _ in range(300):
-            if server.poll() is not None:
-                raise SystemExit(f"userql exited with {server.returncode}:\n"
-                                 + log_path.read_text(errors="replace")[-2000:])
+    with userql_server(userql_bin, scratch, config) as (server, conn):
+        cur = conn.cursor()
+        rss_start = vm_kib(server.pid, "VmRSS")
+        times, cpus, result = [], [], None
+        for i in range(runs + 1):  # run 0 is the warm-up
+            cpu = cpu_seconds(server.pid)
+            t = time.perf_counter()
             try:
-                conn = psycopg.connect(f"host=127.0.0.1 port={port} user=bench dbname=userql",
-                                       autocommit=True)
-                break
-            except psycopg.OperationalError:
-                time.sleep(0.2)
-        if conn is None:
-            raise SystemExit(f"userql did not accept connections on port {port}")
-        with conn:
-            cur = conn.cursor()
-            rss_start = vm_kib(server.pid, "VmRSS")
-            times, cpus, result = [], [], None
-            for i in range(runs + 1):  # run 0 is the warm-up
-                cpu = cpu_seconds(server.pid)
-                t = time.perf_counter()
-                try:
-                    cur.execute(USERQL_SQL)
-                    result = cur.fetchall()
-                except psycopg.Error as e:
-                    raise SystemExit(f"userql error: {e.sqlstate} {e}\nquery:{USERQL_SQL}")
-                wall = time.perf_counter() - t
-                cpu = cpu_seconds(server.pid) - cpu
-                label = "warm-up" if i == 0 else f"run {i}"
-                print(f"userql {label}: {wall:.2f} s, server CPU {cpu:.2f} s", flush=True)
-                if i > 0:
-                    times.append(wall)
-                    cpus.append(cpu)
-            rss_peak = vm_kib(server.pid, "VmHWM")
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=30)
-        log.close()
-        shutil.rmtree(scratch, ignore_errors=True)
+                cur.execute(USERQL_SQL)
+                result = cur.fetchall()
+            except psycopg.Error as e:
+                raise SystemExit(f"userql error: {e.sqlstate} {e}\nquery:{USERQL_SQL}")
+            wall = time.perf_counter() - t
+            cpu = cpu_seconds(server.pid) - cpu
+            label = "warm-up" if i == 0 else f"run {i}"
+            print(f"userql {label}: {wall:.2f} s, server CPU {cpu:.2f} s", flush=True)
+            if i > 0:
+                times.append(wall)
+                cpus.append(cpu)
+        rss_peak = vm_kib(server.pid, "VmHWM")
     return {"times": times, "cpu": cpus, "median": statistics.median(times),
             "rss_start": rss_start, "rss_peak": rss_peak, "rows": normalise(result)}
 
