@@ -47,6 +47,12 @@ pub struct Config {
     /// The sources of customer records.
     #[serde(default)]
     pub channels: Vec<ChannelConfig>,
+    /// `[[users]]`: who may connect (none: trust, loopback only).
+    #[serde(default)]
+    pub users: Vec<UserConfig>,
+    /// `[privacy]`: what role `read` sees masked.
+    #[serde(default)]
+    pub privacy: PrivacyConfig,
     /// Folder the relative paths in this file are resolved against.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -71,6 +77,37 @@ pub struct ServerConfig {
     /// Memory limit for query execution, e.g. `"4GB"`; unlimited when absent.
     #[serde(default)]
     pub memory_limit: Option<String>,
+    /// PEM certificate chain; with `tls_key`, TLS is offered.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// Refuse connections that did not negotiate TLS (FATAL 28000 at startup).
+    #[serde(default)]
+    pub require_tls: bool,
+}
+
+/// `[[users]]`: one login.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    /// The user name clients log in with.
+    pub name: String,
+    /// `read`, `write` or `admin`.
+    pub role: crate::security::Role,
+    /// A SCRAM-SHA-256 verifier in PostgreSQL's format (`userql passwd` prints one).
+    pub password: String,
+}
+
+/// `[privacy]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacyConfig {
+    /// Identifier type → masking function (`mask_phone`, `mask_email`, `mask_all`),
+    /// applied for role `read`.
+    #[serde(default)]
+    pub mask: BTreeMap<String, String>,
 }
 
 fn default_listen() -> String {
@@ -94,6 +131,9 @@ impl Default for ServerConfig {
             database: default_database(),
             max_connections: default_max_connections(),
             memory_limit: None,
+            tls_cert: None,
+            tls_key: None,
+            require_tls: false,
         }
     }
 }
@@ -251,7 +291,8 @@ impl Config {
 
     /// Checks that need more than the TOML types.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.listen_addr()?;
+        let listen = self.listen_addr()?;
+        self.validate_security(listen)?;
         if !is_identifier(&self.server.database) {
             return Err(invalid(
                 "server.database",
@@ -306,6 +347,68 @@ impl Config {
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// Users, TLS and privacy: a plain-text password, a half-configured certificate or a
+    /// non-loopback listener without users refuse to start.
+    fn validate_security(&self, listen: SocketAddr) -> Result<(), ConfigError> {
+        let mut names = std::collections::BTreeSet::new();
+        for (i, user) in self.users.iter().enumerate() {
+            let key = format!("users[{i}]");
+            if user.name.is_empty() || user.name.contains('\0') {
+                return Err(invalid(&format!("{key}.name"), "must be a non-empty name"));
+            }
+            if !names.insert(user.name.as_str()) {
+                return Err(invalid(
+                    &format!("{key}.name"),
+                    format!("user {:?} is declared twice", user.name),
+                ));
+            }
+            if !crate::security::Verifier::looks_like_one(&user.password) {
+                return Err(invalid(
+                    &format!("users.{}.password", user.name),
+                    "plain-text (or md5) passwords are not accepted: store a SCRAM-SHA-256 verifier, as PostgreSQL keeps in pg_authid.rolpassword (`userql passwd` prints one)",
+                ));
+            }
+            if let Err(e) = user.password.parse::<crate::security::Verifier>() {
+                return Err(invalid(
+                    &format!("users.{}.password", user.name),
+                    e.to_string(),
+                ));
+            }
+        }
+        if self.users.is_empty() && !listen.ip().is_loopback() {
+            return Err(invalid(
+                "server.listen",
+                format!(
+                    "{listen} is not a loopback address, and with no [[users]] configured anyone who reaches it could connect as anyone; add [[users]] with SCRAM-SHA-256 passwords, or listen on 127.0.0.1"
+                ),
+            ));
+        }
+        match (&self.server.tls_cert, &self.server.tls_key) {
+            (Some(_), None) => {
+                return Err(invalid(
+                    "server.tls_key",
+                    "tls_cert is set but tls_key is not",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(invalid(
+                    "server.tls_cert",
+                    "tls_key is set but tls_cert is not",
+                ));
+            }
+            _ => {}
+        }
+        if self.server.require_tls && self.server.tls_cert.is_none() {
+            return Err(invalid(
+                "server.require_tls",
+                "require_tls = true needs tls_cert and tls_key",
+            ));
+        }
+        crate::security::MaskPolicy::from_config(&self.privacy.mask)
+            .map_err(|m| invalid("privacy.mask", m))?;
         Ok(())
     }
 

@@ -55,6 +55,10 @@ enum Command {
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
+    /// Print a SCRAM-SHA-256 verifier for a password read from standard input (without
+    /// echo on a terminal), for `password = "..."` under [[users]]. PostgreSQL accepts the
+    /// same verifier (pg_authid.rolpassword), and verifiers copied from it work here.
+    Passwd,
     /// Run SQL in-process and print the result as a table.
     Query {
         /// The config file; as for serve, ./userql.toml or else the demo data.
@@ -161,6 +165,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             }
             Ok(())
         }
+        Command::Passwd => passwd(),
         Command::Query {
             config,
             data_dir,
@@ -220,15 +225,47 @@ fn demo_config(data_dir: &Path) -> Result<PathBuf, CliError> {
     Ok(summary.config_path)
 }
 
+/// `userql passwd`: read a password (twice, without echo, on a terminal; the first line
+/// otherwise) and print its verifier.
+fn passwd() -> Result<(), CliError> {
+    use std::io::{BufRead, IsTerminal};
+    let io = |e: std::io::Error| UserqlError::new(userql::error::sqlstate::IO_ERROR, e.to_string());
+    let password = if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password: ").map_err(io)?;
+        let again = rpassword::prompt_password("Again: ").map_err(io)?;
+        if first != again {
+            return Err(CliError::Sql(UserqlError::new(
+                userql::error::sqlstate::INVALID_PASSWORD,
+                "the passwords differ",
+            )));
+        }
+        first
+    } else {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).map_err(io)?;
+        line.trim_end_matches(['\n', '\r']).to_string()
+    };
+    if password.is_empty() {
+        return Err(CliError::Sql(UserqlError::new(
+            userql::error::sqlstate::INVALID_PASSWORD,
+            "empty password",
+        )));
+    }
+    println!("{}", userql::security::Verifier::new(&password));
+    Ok(())
+}
+
 async fn serve(config: Config) -> Result<(), CliError> {
     let addr = config.listen_addr()?;
+    let tls = userql::server::tls::acceptor(&config)?;
     let engine = Engine::open(config).await?;
     let server = userql::server::Server::bind(engine.clone(), addr)
         .await
         .map_err(|source| CliError::Listen {
             addr: addr.to_string(),
             source,
-        })?;
+        })?
+        .with_tls(tls);
     let bound = server.local_addr().map_err(|source| CliError::Listen {
         addr: addr.to_string(),
         source,

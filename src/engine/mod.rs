@@ -12,11 +12,13 @@ mod ddl;
 mod dml;
 pub mod information_schema;
 mod literal_casts;
+pub mod masked_table;
 pub mod notices;
 pub mod oid_types;
 mod pg_aggregates;
 pub mod pg_settings;
 pub mod pg_text;
+mod privileges;
 pub mod session;
 pub mod settings;
 mod sql_compat;
@@ -68,6 +70,10 @@ pub struct Engine {
     template: SessionState,
     /// Schemas, tables and views users created.
     store: store::Store,
+    /// Who may log in, with their roles.
+    users: crate::security::Users,
+    /// What role `read` sees masked.
+    mask_policy: Arc<crate::security::MaskPolicy>,
     /// Readers plan under a shared hold of this gate; a session that renames or drops
     /// inside `BEGIN ... COMMIT` holds it exclusively until the block ends, so no other
     /// session plans against a half-swapped catalog (dbt's rename dance).
@@ -157,11 +163,23 @@ impl Engine {
         catalog
             .register_schema(CHANNELS_SCHEMA, channels_schema.clone())
             .map_err(|e| EngineError::Catalog(e.to_string()))?;
+        let mask_policy = Arc::new(
+            crate::security::MaskPolicy::from_config(&config.privacy.mask).map_err(|m| {
+                EngineError::Setting {
+                    key: "privacy.mask".into(),
+                    message: m,
+                }
+            })?,
+        );
         let opened = channels::open_all(&config, &ctx.state()).await?;
         for ch in &opened {
             use datafusion::catalog::SchemaProvider;
+            let table = masked_table::MaskedTable::wrap(
+                ch.table.clone(),
+                &mask_policy.columns_of(&ch.config),
+            );
             channels_schema
-                .register_table(ch.config.name.clone(), ch.table.clone())
+                .register_table(ch.config.name.clone(), table)
                 .map_err(|e| EngineError::Catalog(e.to_string()))?;
         }
         let channel_configs: Vec<_> = opened.iter().map(|c| c.config.clone()).collect();
@@ -173,7 +191,9 @@ impl Engine {
             create_view(&ctx, name, &sql).await?;
         }
 
-        catalog::install(&ctx, &db).map_err(|e| EngineError::Catalog(e.to_string()))?;
+        let users = crate::security::Users::from_config(&config);
+        catalog::install(&ctx, &db, users.list())
+            .map_err(|e| EngineError::Catalog(e.to_string()))?;
         crate::functions::register_all(&ctx);
 
         // The resolved customer: cached OneID over the channels, and the record-level
@@ -213,6 +233,8 @@ impl Engine {
         store.plan_views(&ctx.state()).await;
 
         Ok(Arc::new(Self {
+            users,
+            mask_policy,
             config,
             template: ctx.state(),
             store,
@@ -248,9 +270,24 @@ impl Engine {
         SessionContext::new_with_state(state)
     }
 
-    /// A new session for a user.
+    /// A new session with full access (trust authentication, `userql query`).
     pub fn session(self: &Arc<Self>, user: &str) -> Session {
-        Session::new(self.clone(), self.new_context(), user)
+        self.session_as(user, crate::security::Access::full())
+    }
+
+    /// A new session for an authenticated user with its access.
+    pub fn session_as(self: &Arc<Self>, user: &str, access: crate::security::Access) -> Session {
+        Session::new(self.clone(), self.new_context(), user, access)
+    }
+
+    /// The configured users (empty: trust authentication, loopback only).
+    pub fn users(&self) -> &crate::security::Users {
+        &self.users
+    }
+
+    /// The access of a role under this server's privacy policy.
+    pub fn access_for(&self, role: crate::security::Role) -> crate::security::Access {
+        crate::security::Access::for_role(role, &self.mask_policy)
     }
 }
 

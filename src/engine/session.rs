@@ -117,6 +117,10 @@ pub struct Session {
     pub(super) engine: Arc<Engine>,
     pub(super) ctx: SessionContext,
     user: String,
+    /// The user's role and the masks applied to its reads.
+    access: crate::security::Access,
+    /// Where the client connects from (for the audit log; unspecified in process).
+    client_addr: std::net::SocketAddr,
     in_block: bool,
     block_wrote: bool,
     parser: Arc<PostgresCompatibilityParser>,
@@ -142,7 +146,12 @@ impl Drop for Session {
 }
 
 impl Session {
-    pub(super) fn new(engine: Arc<Engine>, ctx: SessionContext, user: &str) -> Self {
+    pub(super) fn new(
+        engine: Arc<Engine>,
+        ctx: SessionContext,
+        user: &str,
+        access: crate::security::Access,
+    ) -> Self {
         {
             let state_ref = ctx.state_ref();
             let mut state = state_ref.write();
@@ -157,17 +166,37 @@ impl Session {
             options
                 .extensions
                 .insert(super::notices::Notices::default());
+            if !access.mask.is_empty() {
+                state.config_mut().set_extension(access.mask.clone());
+            }
         }
         Self {
             engine,
             ctx,
             user: user.to_string(),
+            access,
+            client_addr: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
             in_block: false,
             block_wrote: false,
             parser: shared_parser(),
             temp_tables: Vec::new(),
             catalog_hold: None,
         }
+    }
+
+    /// Record the client's address (the server does, at startup).
+    pub fn set_client_addr(&mut self, addr: std::net::SocketAddr) {
+        self.client_addr = addr;
+    }
+
+    /// The client's address.
+    pub fn client_addr(&self) -> std::net::SocketAddr {
+        self.client_addr
+    }
+
+    /// The session's role and masks.
+    pub fn access(&self) -> &crate::security::Access {
+        &self.access
     }
 
     /// The DataFusion context behind the session.
@@ -427,6 +456,7 @@ impl Session {
         planned: &Planned,
         params: Option<ParamValues>,
     ) -> Result<Outcome, UserqlError> {
+        self.check_privileges(planned)?;
         match planned {
             Planned::Utility(u) => self.execute_utility(u),
             Planned::Rename {
@@ -628,6 +658,7 @@ impl Session {
             return Ok(());
         }
         let canonical = pg_settings::canonical_name(&lower);
+        self.check_identity_setting(&canonical, value)?;
         if !pg_settings::is_known(&canonical) {
             return Err(UserqlError::new(
                 sqlstate::UNDEFINED_OBJECT,

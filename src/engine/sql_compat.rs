@@ -417,6 +417,43 @@ fn decorrelated_subquery(query: &Query) -> Option<Expr> {
     })
 }
 
+/// `ARRAY(SELECT e FROM ... WHERE p)` as `(SELECT array_agg(e) FROM ... WHERE p)`: the
+/// correlation stays in the WHERE, where DataFusion decorrelates it (psql's `\du` asks
+/// for each role's memberships this way). Only for a plain select whose order does not
+/// matter; `None` otherwise.
+fn array_agg_in_place(query: &Query) -> Option<Expr> {
+    if query.order_by.is_some() || query.with.is_some() || query.limit_clause.is_some() {
+        return None;
+    }
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return None;
+    };
+    if select.from.is_empty()
+        || select.having.is_some()
+        || select.distinct.is_some()
+        || select.projection.len() != 1
+        || !matches!(
+            &select.group_by,
+            datafusion::sql::sqlparser::ast::GroupByExpr::Expressions(e, m) if e.is_empty() && m.is_empty()
+        )
+    {
+        return None;
+    }
+    let output = match &select.projection[0] {
+        SelectItem::UnnamedExpr(e) => e.clone(),
+        SelectItem::ExprWithAlias { expr, .. } => expr.clone(),
+        _ => return None,
+    };
+    if has_aggregate(&output) {
+        return None;
+    }
+    let mut q = query.clone();
+    if let SetExpr::Select(sel) = q.body.as_mut() {
+        sel.projection = vec![SelectItem::UnnamedExpr(call("array_agg", vec![output]))];
+    }
+    Some(Expr::Subquery(Box::new(q)))
+}
+
 /// Whether a WHERE condition reads both outer and inner columns and is not an equality
 /// between an inner-only and an outer-only side (which DataFusion takes as a join key).
 fn is_mixed_condition(condition: &Expr, inner: &[String]) -> bool {
@@ -689,6 +726,7 @@ impl VisitorMut for Rewriter {
                 )),
                 // ARRAY(subquery) of no rows is the empty array, never NULL.
                 ("array", FunctionArguments::Subquery(query)) => mapped_unnest(query)
+                    .or_else(|| array_agg_in_place(query))
                     .or_else(|| {
                         parse_expr(&format!(
                             "(SELECT array_agg(_a._v) FROM ({query}) AS _a (_v))"
@@ -880,10 +918,16 @@ mod catalog_query_shapes {
             ),
             "{out}"
         );
-        // Anything more than a mapping keeps the general form.
+        // A filtered select aggregates in place (its correlation stays in the WHERE);
+        // an ordered one keeps the general form.
         let out = rewritten("SELECT array(select x from unnest(a) x where x > 1) FROM t");
-        assert!(out.contains("array_agg(_a._v)"), "{out}");
+        assert!(
+            out.contains("(SELECT array_agg(x) FROM unnest(a) AS x WHERE x > 1)"),
+            "{out}"
+        );
         assert!(!out.contains("array_transform"), "{out}");
+        let out = rewritten("SELECT array(select x from unnest(a) x order by x) FROM t");
+        assert!(out.contains("array_agg(_a._v)"), "{out}");
     }
 
     #[test]

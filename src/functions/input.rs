@@ -103,6 +103,25 @@ pub fn context_of(session: &dyn Session) -> Result<SessionContext> {
     Ok(SessionContext::new_with_state(state.clone()))
 }
 
+/// The state an identity function reads a relation-name input with in a masked (role
+/// `read`) session: the masks lifted, so OneID links on the real values for every role.
+/// A query typed by the caller is read as the caller reads it, masked — otherwise it could
+/// copy raw values into columns the function returns. `None`: read as the caller.
+pub fn unmasked_for_name(session: &dyn Session, input: &str) -> Result<Option<SessionState>> {
+    if is_query(input) || crate::engine::masked_table::session_mask(session).is_none() {
+        return Ok(None);
+    }
+    let mut state = session
+        .as_any()
+        .downcast_ref::<SessionState>()
+        .ok_or_else(|| DataFusionError::Internal("unexpected session type".into()))?
+        .clone();
+    state
+        .config_mut()
+        .set_extension(std::sync::Arc::new(crate::security::MaskPolicy::default()));
+    Ok(Some(state))
+}
+
 /// Read `input`, keeping only `columns` (by name, cast to their expected types).
 pub async fn read(
     session: &dyn Session,

@@ -24,10 +24,12 @@ use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::PortalStore;
 use pgwire::api::{
     ClientInfo, ClientPortalStore, ConnectionHandle, ConnectionManager, METADATA_DATABASE,
-    METADATA_USER, PgWireServerHandlers, PidSecretKeyGenerator, RandomPidSecretKeyGenerator, Type,
+    METADATA_USER, PgWireConnectionState, PgWireServerHandlers, PidSecretKeyGenerator,
+    RandomPidSecretKeyGenerator, Type,
 };
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::response::TransactionStatus;
+use pgwire::messages::startup::Authentication;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use pgwire::types::format::FormatOptions;
 use std::collections::HashMap;
@@ -42,6 +44,8 @@ use crate::engine::pg_text::TextOptions;
 use crate::engine::session::{Outcome, Planned, Utility, parameter_types_of, result_schema_of};
 use crate::engine::{Engine, Session};
 use crate::error::{UserqlError, sqlstate};
+use crate::security::scram::{self, Exchange, ScramError};
+use crate::security::{Access, Role, Verifier};
 
 /// What every connection shares.
 pub struct Shared {
@@ -138,6 +142,7 @@ impl Connection {
                 shared: shared.clone(),
                 slot: slot.clone(),
                 cancel: cancel.clone(),
+                auth: Mutex::new(AuthState::Idle),
             }),
             queries: Arc::new(Queries {
                 planner: Arc::new(Planner { slot: slot.clone() }),
@@ -176,17 +181,45 @@ impl PgWireServerHandlers for Connection {
     }
 }
 
-/// Startup: protocol negotiation, trust check, database check, session creation.
+/// Startup: protocol negotiation, TLS requirement, authentication (trust on loopback
+/// without users, SCRAM-SHA-256 with them), database check, session creation.
 pub struct Startup {
     shared: Arc<Shared>,
     slot: SessionSlot,
     cancel: CancelSignal,
+    auth: Mutex<AuthState>,
+}
+
+/// Where a SCRAM exchange stands.
+#[derive(Default)]
+enum AuthState {
+    #[default]
+    Idle,
+    /// AuthenticationSASL sent; waiting for the client-first message.
+    Offered {
+        user: String,
+        role: Option<Role>,
+        verifier: Verifier,
+    },
+    /// Server-first sent; waiting for the client-final message.
+    Challenged {
+        user: String,
+        role: Option<Role>,
+        exchange: Box<Exchange>,
+    },
 }
 
 fn server_parameters() -> DefaultServerParameterProvider {
     let mut p = DefaultServerParameterProvider::default();
     p.server_version = "15.0".to_string();
     p
+}
+
+fn password_failed(user: &str) -> PgWireError {
+    fatal(
+        sqlstate::INVALID_PASSWORD,
+        format!("password authentication failed for user \"{user}\""),
+    )
 }
 
 #[async_trait]
@@ -201,33 +234,153 @@ impl StartupHandler for Startup {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let PgWireFrontendMessage::Startup(ref startup) = message else {
-            return Ok(());
-        };
-        protocol_negotiation(client, startup).await?;
-        save_startup_parameters_to_metadata(client, startup);
-
-        let peer = client.socket_addr();
-        if !peer.ip().is_loopback() {
-            tracing::warn!(%peer, "refused: no users configured, only loopback connections are trusted");
-            return Err(fatal(
-                "28000",
-                format!(
-                    "no pg_hba.conf-style entry for host \"{}\": userql has no users configured, so it accepts only loopback connections",
-                    peer.ip()
-                ),
-            ));
+        match message {
+            PgWireFrontendMessage::Startup(ref startup) => {
+                protocol_negotiation(client, startup).await?;
+                save_startup_parameters_to_metadata(client, startup);
+                let peer = client.socket_addr();
+                let user = client
+                    .metadata()
+                    .get(METADATA_USER)
+                    .cloned()
+                    .ok_or(PgWireError::UserNameRequired)?;
+                let engine = &self.shared.engine;
+                if engine.config().server.require_tls && !client.is_secure() {
+                    tracing::warn!(target: super::audit::TARGET, %peer, %user, sqlstate = "28000", "refused: plaintext connection while require_tls = true");
+                    let database = client
+                        .metadata()
+                        .get(METADATA_DATABASE)
+                        .cloned()
+                        .unwrap_or_default();
+                    return Err(fatal(
+                        "28000",
+                        format!(
+                            "no pg_hba.conf entry for host \"{}\", user \"{user}\", database \"{database}\", no encryption (this server requires TLS: connect with sslmode=require)",
+                            peer.ip()
+                        ),
+                    ));
+                }
+                if engine.users().is_empty() {
+                    if !peer.ip().is_loopback() {
+                        tracing::warn!(%peer, "refused: no users configured, only loopback connections are trusted");
+                        return Err(fatal(
+                            "28000",
+                            format!(
+                                "no pg_hba.conf-style entry for host \"{}\": userql has no users configured, so it accepts only loopback connections",
+                                peer.ip()
+                            ),
+                        ));
+                    }
+                    return self.open_session(client, &user, Access::full()).await;
+                }
+                let (verifier, role) = engine.users().verifier_for(&user);
+                *self.auth.lock().await = AuthState::Offered {
+                    user,
+                    role,
+                    verifier,
+                };
+                client.set_state(PgWireConnectionState::AuthenticationInProgress);
+                client
+                    .send(PgWireBackendMessage::Authentication(Authentication::SASL(
+                        vec![scram::MECHANISM.to_string()],
+                    )))
+                    .await?;
+                Ok(())
+            }
+            PgWireFrontendMessage::PasswordMessageFamily(msg) => {
+                let state = std::mem::take(&mut *self.auth.lock().await);
+                match state {
+                    AuthState::Idle => Err(fatal(
+                        sqlstate::PROTOCOL_VIOLATION,
+                        "unexpected password message",
+                    )),
+                    AuthState::Offered {
+                        user,
+                        role,
+                        verifier,
+                    } => {
+                        let initial = msg.into_sasl_initial_response()?;
+                        if initial.auth_method != scram::MECHANISM {
+                            return Err(fatal(
+                                "28000",
+                                format!(
+                                    "SASL mechanism {} is not supported (this server offers {})",
+                                    initial.auth_method,
+                                    scram::MECHANISM
+                                ),
+                            ));
+                        }
+                        let data = initial.data.unwrap_or_default();
+                        let (exchange, server_first) = match Exchange::start(verifier, &data) {
+                            Ok(pair) => pair,
+                            Err(ScramError::ChannelBinding) => {
+                                return Err(fatal("28000", ScramError::ChannelBinding.to_string()));
+                            }
+                            Err(e) => {
+                                return Err(fatal(sqlstate::PROTOCOL_VIOLATION, e.to_string()));
+                            }
+                        };
+                        client
+                            .send(PgWireBackendMessage::Authentication(
+                                Authentication::SASLContinue(server_first.into_bytes().into()),
+                            ))
+                            .await?;
+                        *self.auth.lock().await = AuthState::Challenged {
+                            user,
+                            role,
+                            exchange: Box::new(exchange),
+                        };
+                        Ok(())
+                    }
+                    AuthState::Challenged {
+                        user,
+                        role,
+                        exchange,
+                    } => {
+                        let response = msg.into_sasl_response()?;
+                        let peer = client.socket_addr();
+                        let verified = exchange.finish(&response.data);
+                        match (verified, role) {
+                            (Ok(server_final), Some(role)) => {
+                                client
+                                    .send(PgWireBackendMessage::Authentication(
+                                        Authentication::SASLFinal(server_final.into_bytes().into()),
+                                    ))
+                                    .await?;
+                                let access = self.shared.engine.access_for(role);
+                                self.open_session(client, &user, access).await
+                            }
+                            (Err(ScramError::Malformed(m)), _) => {
+                                Err(fatal(sqlstate::PROTOCOL_VIOLATION, m.to_string()))
+                            }
+                            _ => {
+                                tracing::warn!(target: super::audit::TARGET, %peer, %user, sqlstate = sqlstate::INVALID_PASSWORD, "authentication failed");
+                                Err(password_failed(&user))
+                            }
+                        }
+                    }
+                }
+            }
+            _ => Ok(()),
         }
-        let user = client
-            .metadata()
-            .get(METADATA_USER)
-            .cloned()
-            .ok_or(PgWireError::UserNameRequired)?;
+    }
+}
+
+impl Startup {
+    /// Authenticated (or trusted): check the database, register for CancelRequest, make
+    /// the session and tell the client it is ready.
+    async fn open_session<C>(&self, client: &mut C, user: &str, access: Access) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let peer = client.socket_addr();
         let database = client
             .metadata()
             .get(METADATA_DATABASE)
             .cloned()
-            .unwrap_or_else(|| user.clone());
+            .unwrap_or_else(|| user.to_string());
         let expected = self.shared.engine.database();
         if database != expected {
             return Err(fatal(
@@ -251,15 +404,17 @@ impl StartupHandler for Startup {
             .insert::<Arc<ConnectionHandle>>(handle);
         client.session_extensions().insert(guard);
 
-        let mut session = self.shared.engine.session(&user);
+        let role = access.role;
+        let mut session = self.shared.engine.session_as(user, access);
         session.set_backend_pid(pid);
+        session.set_client_addr(peer);
         for (k, v) in client.metadata().iter() {
             if !matches!(k.as_str(), "user" | "database") {
                 session.apply_startup_parameter(k, v);
             }
         }
         *self.slot.lock().await = Some(session);
-        tracing::debug!(%peer, %user, pid, "session started");
+        tracing::debug!(%peer, %user, role = role.name(), pid, "session started");
         finish_authentication(client, &server_parameters()).await?;
         Ok(())
     }
@@ -269,6 +424,8 @@ impl StartupHandler for Startup {
 #[derive(Debug, Clone)]
 pub struct Prepared {
     planned: Planned,
+    /// The statement as the audit log shows it (literals redacted), when it is on.
+    audit_text: Option<Arc<str>>,
     client_types: Vec<Option<Type>>,
     /// `$n` types DataFusion inferred, worked out once at Parse: Describe and every
     /// Execute need them.
@@ -346,6 +503,7 @@ impl QueryParser for Planner {
         }
         Ok(Some(Arc::new(Prepared {
             planned,
+            audit_text: super::audit::enabled().then(|| super::audit::redact(sql).into()),
             client_types,
             inferred,
         })))
@@ -390,8 +548,38 @@ fn aborted() -> UserqlError {
     )
 }
 
+/// An audit entry for a statement of `session`, when the audit log is on.
+fn audit_entry(session: &Session, text: Option<Arc<str>>) -> Option<super::audit::Entry> {
+    text.map(|t| super::audit::Entry::start(session.user().into(), session.client_addr(), t))
+}
+
+/// Record a statement's end in the audit log: a failure now, a row stream when it ends.
+fn audited(
+    entry: Option<super::audit::Entry>,
+    result: Result<(Response, Option<usize>), UserqlError>,
+) -> Result<Response, UserqlError> {
+    let Some(entry) = entry else {
+        return result.map(|(r, _)| r);
+    };
+    match result {
+        Err(e) => {
+            entry.failed(e.code);
+            Err(e)
+        }
+        Ok((Response::Query(mut q), _)) => {
+            let rows = std::mem::replace(&mut q.data_rows, Box::pin(stream::empty()));
+            q.data_rows = Box::pin(entry.counting(rows));
+            Ok(Response::Query(q))
+        }
+        Ok((other, rows)) => {
+            entry.succeeded(rows.map(|r| r as u64));
+            Ok(other)
+        }
+    }
+}
+
 impl Queries {
-    /// Run one planned statement and turn its outcome into a wire response.
+    /// Run one planned statement and turn its outcome into a wire response, audited.
     async fn respond<C>(
         &self,
         client: &mut C,
@@ -399,7 +587,28 @@ impl Queries {
         planned: &Planned,
         params: Option<datafusion::common::ParamValues>,
         format: &Format,
+        audit: Option<super::audit::Entry>,
     ) -> Result<Response, UserqlError>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let result = self
+            .respond_unaudited(client, session, planned, params, format)
+            .await;
+        audited(audit, result)
+    }
+
+    /// The response and, for a command, the rows it affected.
+    async fn respond_unaudited<C>(
+        &self,
+        client: &mut C,
+        session: &mut Session,
+        planned: &Planned,
+        params: Option<datafusion::common::ParamValues>,
+        format: &Format,
+    ) -> Result<(Response, Option<usize>), UserqlError>
     where
         C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::Error: Debug,
@@ -416,6 +625,10 @@ impl Queries {
             r = run => r?,
             _ = sleep_until_opt(deadline) => return Err(UserqlError::canceled("statement timeout")),
             _ = cancelled.changed() => return Err(UserqlError::canceled("user request")),
+        };
+        let command_rows = match &outcome {
+            Outcome::Command(tag) => tag.rows,
+            _ => None,
         };
         let format_options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
         let response = self
@@ -440,7 +653,7 @@ impl Queries {
                     UserqlError::new(sqlstate::IO_ERROR, format!("{:?}", PgWireError::from(e)))
                 })?;
         }
-        Ok(response)
+        Ok((response, command_rows))
     }
 
     /// The wire response to a statement's outcome.
@@ -542,12 +755,16 @@ impl SimpleQueryHandler for Queries {
         let statements = session.parse(query).map_err(to_pg)?;
         let mut responses = Vec::with_capacity(statements.len());
         for statement in statements {
+            let text = super::audit::enabled()
+                .then(|| super::audit::redact(&statement.to_string()).into());
+            let audit = audit_entry(session, text);
             let result = async {
                 let planned = session.plan(statement).await?;
-                self.respond(client, session, &planned, None, &Format::UnifiedText)
+                self.respond_unaudited(client, session, &planned, None, &Format::UnifiedText)
                     .await
             }
             .await;
+            let result = audited(audit, result);
             match result {
                 Ok(r) => responses.push(r),
                 Err(e) => {
@@ -598,12 +815,14 @@ impl ExtendedQueryHandler for Queries {
             }
             _ => None,
         };
+        let audit = audit_entry(session, prepared.audit_text.clone());
         self.respond(
             client,
             session,
             &prepared.planned,
             params,
             &portal.result_column_format,
+            audit,
         )
         .await
         .map_err(to_pg)

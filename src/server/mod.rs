@@ -1,11 +1,13 @@
 //! The PostgreSQL wire protocol front (pgwire): the accept loop, connection limit and
 //! graceful shutdown. Architecture invariant: only this module speaks the wire.
 
+pub mod audit;
 pub mod connection;
 pub mod copy;
 pub mod errors;
 mod params;
 mod rows;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,6 +27,7 @@ pub struct Server {
     listener: TcpListener,
     shared: Arc<Shared>,
     max_connections: usize,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl Server {
@@ -36,7 +39,14 @@ impl Server {
             listener,
             shared: Shared::new(engine),
             max_connections,
+            tls: None,
         })
+    }
+
+    /// Offer TLS with this acceptor (see [`tls::acceptor`]).
+    pub fn with_tls(mut self, acceptor: Option<tokio_rustls::TlsAcceptor>) -> Self {
+        self.tls = acceptor;
+        self
     }
 
     /// The address actually bound (port 0 picks a free one).
@@ -60,11 +70,12 @@ impl Server {
                     };
                     let _ = socket.set_nodelay(true);
                     let shared = self.shared.clone();
+                    let tls = self.tls.clone();
                     match permits.clone().try_acquire_owned() {
                         Ok(permit) => {
                             sessions.spawn(async move {
                                 let handlers = Connection::new(shared);
-                                if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await {
+                                if let Err(e) = pgwire::tokio::process_socket(socket, tls, handlers).await {
                                     tracing::debug!(%peer, "connection ended with error: {e}");
                                 }
                                 drop(permit);

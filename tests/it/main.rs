@@ -8,6 +8,7 @@ mod config_errors;
 mod ltv;
 mod oneid;
 mod protocol;
+mod security;
 mod slt;
 mod tables;
 mod write_paths;

@@ -22,6 +22,7 @@ use super::settings::UserqlSettings;
 
 mod functions;
 pub mod relations;
+mod roles;
 pub mod tables;
 
 /// The version string `version()` returns; clients parse the leading `PostgreSQL 15.0`.
@@ -34,7 +35,11 @@ pub fn version_string() -> String {
 }
 
 /// Install `pg_catalog` and the client-facing functions into a context.
-pub fn install(ctx: &SessionContext, database: &str) -> Result<()> {
+pub fn install(
+    ctx: &SessionContext,
+    database: &str,
+    users: Vec<(String, crate::security::Role)>,
+) -> Result<()> {
     datafusion_pg_catalog::setup_pg_catalog(ctx, database, EmptyContextProvider).map_err(|e| *e)?;
     if let Some(catalog) = ctx.catalog(database)
         && let Some(inner) = catalog.schema("pg_catalog")
@@ -45,6 +50,7 @@ pub fn install(ctx: &SessionContext, database: &str) -> Result<()> {
                 inner,
                 ctx.state().catalog_list().clone(),
                 database,
+                users,
             )),
         )?;
     }

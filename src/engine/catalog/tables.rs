@@ -57,6 +57,8 @@ pub struct PgCatalogSchema {
     inner: Arc<dyn SchemaProvider>,
     catalogs: Arc<dyn CatalogProviderList>,
     database: String,
+    /// The configured users (`pg_roles`); empty: the crate's own rows.
+    users: Vec<(String, crate::security::Role)>,
     /// Views built so far, by table name.
     views: Mutex<HashMap<String, Arc<dyn TableProvider>>>,
 }
@@ -67,11 +69,13 @@ impl PgCatalogSchema {
         inner: Arc<dyn SchemaProvider>,
         catalogs: Arc<dyn CatalogProviderList>,
         database: &str,
+        users: Vec<(String, crate::security::Role)>,
     ) -> Self {
         Self {
             inner,
             catalogs,
             database: database.to_string(),
+            users,
             views: Mutex::new(HashMap::new()),
         }
     }
@@ -129,6 +133,10 @@ impl PgCatalogSchema {
                     .build()?;
                 Arc::new(ViewTable::new(plan, None))
             }
+            "pg_roles" if !self.users.is_empty() => {
+                super::roles::pg_roles(inner.schema(), &self.users)?
+            }
+            "pg_auth_members" => super::roles::pg_auth_members()?,
             "pg_proc" => {
                 let namespaces = self.inner.table("pg_namespace").await?;
                 with_userql_procs(inner, namespaces)?

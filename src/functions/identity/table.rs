@@ -197,8 +197,18 @@ async fn compute(
     };
     let started = std::time::Instant::now();
     let mut graph = IdentityGraph::new();
+    // Relation names are read unmasked (OneID resolves on real values for every role);
+    // then identifier values this function returns are masked for a masked session.
+    let unmasked = input::unmasked_for_name(state, input)?;
+    let mask = unmasked
+        .as_ref()
+        .and_then(|_| crate::engine::masked_table::session_mask(state));
+    let reader: &dyn Session = match &unmasked {
+        Some(s) => s,
+        None => state,
+    };
     let mut stream = input::read(
-        state,
+        reader,
         function,
         input,
         &[
@@ -228,8 +238,13 @@ async fn compute(
         interning += adding.elapsed();
     }
     if let Some(table) = &settings.overrides {
+        let unmasked = input::unmasked_for_name(state, table)?;
+        let reader: &dyn Session = match &unmasked {
+            Some(s) => s,
+            None => state,
+        };
         let mut s = input::read(
-            state,
+            reader,
             "userql.oneid_overrides",
             table,
             &[
@@ -256,8 +271,13 @@ async fn compute(
         }
     }
     if let Some(table) = &settings.previous {
+        let unmasked = input::unmasked_for_name(state, table)?;
+        let reader: &dyn Session = match &unmasked {
+            Some(s) => s,
+            None => state,
+        };
         let mut s = input::read(
-            state,
+            reader,
             "userql.oneid_previous",
             table,
             &[("record_id", Expect::Text), ("one_id", Expect::BigInt)],
@@ -284,9 +304,11 @@ async fn compute(
     let read = started.elapsed();
     let resolver = settings.resolver.clone();
     let columns = columns.clone();
-    let out = tokio::task::spawn_blocking(move || build_output(&graph, kind, &resolver, &columns))
-        .await
-        .map_err(|e| DataFusionError::Execution(format!("OneID resolution failed: {e}")))?;
+    let out = tokio::task::spawn_blocking(move || {
+        build_output(&graph, kind, &resolver, &columns, mask.as_deref())
+    })
+    .await
+    .map_err(|e| DataFusionError::Execution(format!("OneID resolution failed: {e}")))?;
     tracing::debug!(
         "{function}: read and interned the input in {:.3} s (interning {:.3} s), \
          resolved and built the output in {:.3} s",
@@ -302,6 +324,7 @@ fn build_output(
     kind: Kind,
     cfg: &ResolverConfig,
     wanted: &Columns,
+    mask: Option<&crate::security::MaskPolicy>,
 ) -> Result<RecordBatch> {
     let (all, rows): (Vec<ArrayRef>, usize) = match kind {
         Kind::Resolve => {
@@ -349,7 +372,13 @@ fn build_output(
                 a.append_value(row.record_id);
                 b.append_value(row.linked_record_id);
                 t.append_option(row.id_type);
-                v.append_option(row.id_value);
+                match (mask, row.id_type) {
+                    (Some(policy), Some(id_type)) => match policy.for_type(id_type) {
+                        Some(f) => v.append_option(row.id_value.and_then(|x| f.apply(x))),
+                        None => v.append_option(row.id_value),
+                    },
+                    _ => v.append_option(row.id_value),
+                }
                 used.append_value(row.used);
                 reason.append_value(row.reason.as_str());
             }
