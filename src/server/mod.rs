@@ -74,9 +74,23 @@ impl Server {
                     match permits.clone().try_acquire_owned() {
                         Ok(permit) => {
                             sessions.spawn(async move {
+                                use futures::FutureExt;
                                 let handlers = Connection::new(shared);
-                                if let Err(e) = pgwire::tokio::process_socket(socket, tls, handlers).await {
-                                    tracing::debug!(%peer, "connection ended with error: {e}");
+                                // pgwire's message decoder panics on some malformed
+                                // messages (a Bind shorter than its counts): contain it to
+                                // this connection, which closes, and say so.
+                                let serve = std::panic::AssertUnwindSafe(
+                                    pgwire::tokio::process_socket(socket, tls, handlers),
+                                );
+                                match serve.catch_unwind().await {
+                                    Ok(Ok(())) => {}
+                                    Ok(Err(e)) => {
+                                        tracing::debug!(%peer, "connection ended with error: {e}");
+                                    }
+                                    Err(_) => tracing::warn!(
+                                        %peer,
+                                        "connection closed: a malformed protocol message could not be decoded"
+                                    ),
                                 }
                                 drop(permit);
                             });
