@@ -5,6 +5,7 @@ mod support;
 
 mod clients;
 mod config_errors;
+mod crash;
 mod fuzz;
 mod ltv;
 mod oneid;

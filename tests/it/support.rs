@@ -131,3 +131,11 @@ pub fn demo_server() -> &'static Running {
     static SERVER: OnceLock<Arc<Running>> = OnceLock::new();
     SERVER.get_or_init(|| Arc::new(start(demo_config())))
 }
+
+/// A free loopback port (for servers started as separate processes).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
