@@ -133,8 +133,9 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Handlers for a new socket.
-    pub fn new(shared: Arc<Shared>) -> Self {
+    /// Handlers for a new socket; `hangup` peeks at it to notice a client that leaves
+    /// mid-statement.
+    pub fn new(shared: Arc<Shared>, hangup: Option<Arc<tokio::net::TcpStream>>) -> Self {
         let slot: SessionSlot = Arc::new(Mutex::new(None));
         let cancel: CancelSignal = Arc::new(watch::channel(0).0);
         Self {
@@ -148,6 +149,7 @@ impl Connection {
                 planner: Arc::new(Planner { slot: slot.clone() }),
                 slot,
                 cancel,
+                hangup,
                 copy_in: Mutex::new(None),
             }),
             shared,
@@ -489,7 +491,9 @@ impl QueryParser for Planner {
                 "cannot insert multiple commands into a prepared statement",
             )));
         }
-        let planned = session.plan(statements.remove(0)).await.map_err(to_pg)?;
+        let planned = guarded(session.plan(statements.remove(0)))
+            .await
+            .map_err(to_pg)?;
         let inferred = parameter_types_of(&planned).map_err(to_pg)?;
         let mut client_types = types.to_vec();
         for (i, declared) in super::params::declared_oid_types(sql) {
@@ -530,6 +534,8 @@ pub struct Queries {
     planner: Arc<Planner>,
     pub(super) slot: SessionSlot,
     cancel: CancelSignal,
+    /// The client's socket, watched for a hang-up while a statement runs.
+    hangup: Option<Arc<tokio::net::TcpStream>>,
     /// The `COPY ... FROM STDIN` in progress: where the rows go and the data so far.
     pub(super) copy_in: Mutex<Option<super::copy::PendingCopy>>,
 }
@@ -546,6 +552,29 @@ fn aborted() -> UserqlError {
         "25P02",
         "current transaction is aborted, commands ignored until end of transaction block",
     )
+}
+
+/// Run a statement's planning or execution so that a panic in it (a bug, in userql or a
+/// library) fails only that statement with XX000 and the connection keeps serving.
+async fn guarded<F, T>(work: F) -> Result<T, UserqlError>
+where
+    F: std::future::Future<Output = Result<T, UserqlError>>,
+{
+    use futures::FutureExt;
+    match std::panic::AssertUnwindSafe(work).catch_unwind().await {
+        Ok(result) => result,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown".into());
+            Err(UserqlError::new(
+                sqlstate::INTERNAL_ERROR,
+                format!("internal error while running the statement: {what}"),
+            ))
+        }
+    }
 }
 
 /// An audit entry for a statement of `session`, when the audit log is on.
@@ -594,9 +623,8 @@ impl Queries {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let result = self
-            .respond_unaudited(client, session, planned, params, format)
-            .await;
+        let result =
+            guarded(self.respond_unaudited(client, session, planned, params, format)).await;
         audited(audit, result)
     }
 
@@ -625,6 +653,7 @@ impl Queries {
             r = run => r?,
             _ = sleep_until_opt(deadline) => return Err(UserqlError::canceled("statement timeout")),
             _ = cancelled.changed() => return Err(UserqlError::canceled("user request")),
+            _ = hung_up(self.hangup.clone()) => return Err(UserqlError::canceled("the client disconnected")),
         };
         let command_rows = match &outcome {
             Outcome::Command(tag) => tag.rows,
@@ -682,6 +711,7 @@ impl Queries {
                     session.text_options(),
                     deadline,
                     self.cancel.subscribe(),
+                    self.hangup.clone(),
                 )
                 .await?,
             ),
@@ -758,11 +788,11 @@ impl SimpleQueryHandler for Queries {
             let text = super::audit::enabled()
                 .then(|| super::audit::redact(&statement.to_string()).into());
             let audit = audit_entry(session, text);
-            let result = async {
+            let result = guarded(async {
                 let planned = session.plan(statement).await?;
                 self.respond_unaudited(client, session, &planned, None, &Format::UnifiedText)
                     .await
-            }
+            })
             .await;
             let result = audited(audit, result);
             match result {
@@ -889,6 +919,7 @@ async fn rows_response(
     text: TextOptions,
     deadline: Option<tokio::time::Instant>,
     cancelled: watch::Receiver<u64>,
+    hangup: Option<Arc<tokio::net::TcpStream>>,
 ) -> Result<QueryResponse, UserqlError> {
     let schema = crate::engine::session::pg_output_schema(df.logical_plan());
     let fields = fields_for(&schema, format, options)?;
@@ -904,7 +935,7 @@ async fn rows_response(
         .flat_map(stream::iter);
     Ok(QueryResponse::new(
         fields,
-        interruptible(rows, deadline, cancelled),
+        interruptible(rows, deadline, cancelled, hangup),
     ))
 }
 
@@ -916,24 +947,45 @@ async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
     }
 }
 
-/// Ends a row stream with 57014 when the statement deadline passes or a CancelRequest
-/// arrives while rows are still being computed.
+/// Resolves when the client has closed its side of the connection (EOF or an error on a
+/// peek); stays pending while nothing arrives or when the client has sent more (a
+/// pipelined message is no hang-up), and without a socket to watch.
+async fn hung_up(socket: Option<Arc<tokio::net::TcpStream>>) {
+    let Some(socket) = socket else {
+        return std::future::pending().await;
+    };
+    let mut byte = [0u8; 1];
+    match socket.peek(&mut byte).await {
+        Ok(0) | Err(_) => {}
+        Ok(_) => std::future::pending().await,
+    }
+}
+
+/// Ends a row stream with 57014 when the statement deadline passes, a CancelRequest
+/// arrives or the client hangs up while rows are still being computed (dropping the
+/// stream stops the query's work).
 fn interruptible<S, T>(
     rows: S,
     deadline: Option<tokio::time::Instant>,
     cancelled: watch::Receiver<u64>,
+    hangup: Option<Arc<tokio::net::TcpStream>>,
 ) -> impl Stream<Item = PgWireResult<T>> + Send
 where
     S: Stream<Item = PgWireResult<T>> + Send + Unpin + 'static,
     T: Send + 'static,
 {
     let sleep = Box::pin(sleep_until_opt(deadline));
-    stream::unfold(Some((rows, sleep, cancelled)), |state| async move {
-        let (mut rows, mut sleep, mut cancelled) = state?;
+    let gone = Box::pin(hung_up(hangup));
+    stream::unfold(Some((rows, sleep, cancelled, gone)), |state| async move {
+        let (mut rows, mut sleep, mut cancelled, mut gone) = state?;
         tokio::select! {
-            item = rows.next() => item.map(|i| (i, Some((rows, sleep, cancelled)))),
+            item = rows.next() => item.map(|i| (i, Some((rows, sleep, cancelled, gone)))),
             _ = &mut sleep => Some((Err(to_pg(UserqlError::canceled("statement timeout"))), None)),
             Ok(()) = cancelled.changed() => Some((Err(to_pg(UserqlError::canceled("user request"))), None)),
+            _ = &mut gone => {
+                tracing::debug!("the client disconnected: its query stops");
+                Some((Err(to_pg(UserqlError::canceled("the client disconnected"))), None))
+            }
         }
     })
 }

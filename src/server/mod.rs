@@ -69,13 +69,20 @@ impl Server {
                         }
                     };
                     let _ = socket.set_nodelay(true);
+                    let (socket, hangup) = match with_hangup_watch(socket) {
+                        Ok(pair) => pair,
+                        Err(e) => {
+                            tracing::warn!(%peer, "cannot watch the connection: {e}");
+                            continue;
+                        }
+                    };
                     let shared = self.shared.clone();
                     let tls = self.tls.clone();
                     match permits.clone().try_acquire_owned() {
                         Ok(permit) => {
                             sessions.spawn(async move {
                                 use futures::FutureExt;
-                                let handlers = Connection::new(shared);
+                                let handlers = Connection::new(shared, Some(Arc::new(hangup)));
                                 // pgwire's message decoder panics on some malformed
                                 // messages (a Bind shorter than its counts): contain it to
                                 // this connection, which closes, and say so.
@@ -124,6 +131,17 @@ impl Server {
         }
         Ok(())
     }
+}
+
+/// The socket, and a second handle on it that only ever peeks: a statement racing
+/// `connection::hung_up` on it stops when the client closes the connection mid-query.
+fn with_hangup_watch(socket: TcpStream) -> std::io::Result<(TcpStream, TcpStream)> {
+    let std_socket = socket.into_std()?;
+    let watch = std_socket.try_clone()?;
+    Ok((
+        TcpStream::from_std(std_socket)?,
+        TcpStream::from_std(watch)?,
+    ))
 }
 
 /// Tell a client over the limit why, as PostgreSQL does (FATAL 53300), then close.

@@ -61,7 +61,9 @@ async fn connect(port: u16) -> tokio_postgres::Client {
 async fn run(client: &tokio_postgres::Client, w: Write) -> Result<(), tokio_postgres::Error> {
     match w.kind {
         Kind::Insert => {
-            let values: Vec<String> = (1..=w.rows).map(|i| format!("({}, {i})", w.batch)).collect();
+            let values: Vec<String> = (1..=w.rows)
+                .map(|i| format!("({}, {i})", w.batch))
+                .collect();
             client
                 .batch_execute(&format!("INSERT INTO crash_t VALUES {}", values.join(", ")))
                 .await
@@ -69,7 +71,9 @@ async fn run(client: &tokio_postgres::Client, w: Write) -> Result<(), tokio_post
         Kind::Copy => {
             let sink = client.copy_in("COPY crash_t FROM STDIN").await?;
             let mut sink = Box::pin(sink);
-            let data: String = (1..=w.rows).map(|i| format!("{}\t{i}\n", w.batch)).collect();
+            let data: String = (1..=w.rows)
+                .map(|i| format!("{}\t{i}\n", w.batch))
+                .collect();
             sink.send(Bytes::from(data)).await?;
             sink.as_mut().finish().await.map(|_| ())
         }
@@ -151,7 +155,11 @@ async fn kill_9_loses_no_acknowledged_write_and_leaves_no_partial_one() {
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
-    let all: BTreeMap<i64, Write> = acked.iter().chain(&unknown).map(|w| (w.batch, *w)).collect();
+    let all: BTreeMap<i64, Write> = acked
+        .iter()
+        .chain(&unknown)
+        .map(|w| (w.batch, *w))
+        .collect();
     for w in &acked {
         match w.kind {
             Kind::Insert | Kind::Copy => {
@@ -168,7 +176,9 @@ async fn kill_9_loses_no_acknowledged_write_and_leaves_no_partial_one() {
         }
     }
     for (b, n) in &counts {
-        let w = all.get(b).unwrap_or_else(|| panic!("batch {b} was never written"));
+        let w = all
+            .get(b)
+            .unwrap_or_else(|| panic!("batch {b} was never written"));
         assert_eq!(*n, w.rows, "batch {b} is partly there: {n} of {}", w.rows);
     }
     for w in unknown.iter().filter(|w| w.kind == Kind::Ctas) {

@@ -32,7 +32,11 @@ fn rng() -> ChaCha8Rng {
 fn corpus() -> Vec<String> {
     let mut out = Vec::new();
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/slt");
-    let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().flatten().map(|e| e.path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     files.sort();
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();
@@ -58,10 +62,42 @@ fn corpus() -> Vec<String> {
 }
 
 const FRAGMENTS: &[&str] = &[
-    "(", ")", "'", "\"", ",", ";", "$1", "::text[]", "::int", "NULL", "'{", "}'", "\\", "--",
-    "/*", " UNION SELECT ", " JOIN ", " WHERE ", " ORDER BY 1", " LIMIT -1", " E'\\x'",
-    "ARRAY[", "]", "9999999999999999999999", "-0.0e999", "'NaN'", "oneid(", "rfm(",
-    "window_funnel(", "retention(", "'2025-13-45'", "now()", "*", "", "ø", "😀",
+    "(",
+    ")",
+    "'",
+    "\"",
+    ",",
+    ";",
+    "$1",
+    "::text[]",
+    "::int",
+    "NULL",
+    "'{",
+    "}'",
+    "\\",
+    "--",
+    "/*",
+    " UNION SELECT ",
+    " JOIN ",
+    " WHERE ",
+    " ORDER BY 1",
+    " LIMIT -1",
+    " E'\\x'",
+    "ARRAY[",
+    "]",
+    "9999999999999999999999",
+    "-0.0e999",
+    "'NaN'",
+    "oneid(",
+    "rfm(",
+    "window_funnel(",
+    "retention(",
+    "'2025-13-45'",
+    "now()",
+    "*",
+    "",
+    "ø",
+    "😀",
 ];
 
 /// One mutation of `sql`: a byte or fragment inserted, a span deleted, duplicated or
@@ -70,7 +106,11 @@ fn mutate(sql: &str, corpus: &[String], rng: &mut ChaCha8Rng) -> String {
     let mut s: Vec<char> = sql.chars().collect();
     // Zero mutations runs the statement as written (state for the next ones).
     for _ in 0..rng.gen_range(0..4) {
-        let at = if s.is_empty() { 0 } else { rng.gen_range(0..=s.len()) };
+        let at = if s.is_empty() {
+            0
+        } else {
+            rng.gen_range(0..=s.len())
+        };
         match rng.gen_range(0..5) {
             0 => {
                 let frag = FRAGMENTS[rng.gen_range(0..FRAGMENTS.len())];
@@ -105,7 +145,9 @@ fn fuzz_server() -> Running {
 
 async fn client(server: &Running) -> tokio_postgres::Client {
     let c = server.connect().await;
-    c.batch_execute("SET statement_timeout = '5s'").await.unwrap();
+    c.batch_execute("SET statement_timeout = '5s'")
+        .await
+        .unwrap();
     c
 }
 
@@ -187,8 +229,8 @@ async fn random_bytes_end_every_connection() {
             noise[1..5].copy_from_slice(&l);
         }
         let bytes = match i % 3 {
-            0 => noise,                   // the startup path
-            _ => startup_then(&noise),    // the message path, after a valid startup
+            0 => noise,                // the startup path
+            _ => startup_then(&noise), // the message path, after a valid startup
         };
         let mut socket = TcpStream::connect(server.addr).await.unwrap();
         let _ = socket.write_all(&bytes).await;

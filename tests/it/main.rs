@@ -7,6 +7,7 @@ mod clients;
 mod config_errors;
 mod crash;
 mod fuzz;
+mod limits;
 mod ltv;
 mod oneid;
 mod protocol;
