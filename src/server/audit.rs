@@ -193,6 +193,18 @@ pub trait ErrorCode {
     fn sqlstate(&self) -> String;
 }
 
+impl ErrorCode for pgwire::error::PgWireError {
+    fn sqlstate(&self) -> String {
+        match self {
+            pgwire::error::PgWireError::UserError(info) => info.code.clone(),
+            pgwire::error::PgWireError::ApiError(inner) => {
+                crate::error::from_boxed(inner.as_ref()).code.to_string()
+            }
+            _ => "08P01".to_string(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,17 +224,5 @@ mod tests {
         assert!(r.ends_with("LIMIT $1"), "{r}");
         // Text the tokeniser refuses is logged by its first word only.
         assert_eq!(redact("SELECT 'unterminated"), "SELECT <not tokenisable>");
-    }
-}
-
-impl ErrorCode for pgwire::error::PgWireError {
-    fn sqlstate(&self) -> String {
-        match self {
-            pgwire::error::PgWireError::UserError(info) => info.code.clone(),
-            pgwire::error::PgWireError::ApiError(inner) => {
-                crate::error::from_boxed(inner.as_ref()).code.to_string()
-            }
-            _ => "08P01".to_string(),
-        }
     }
 }

@@ -225,7 +225,7 @@ async fn random_bytes_end_every_connection() {
         // Half the cases look like messages: a known type byte and a plausible length.
         if i % 2 == 1 && noise.len() >= 5 {
             noise[0] = b"QPBEDSHXCcdfp"[rng.gen_range(0..13)];
-            let l = (rng.gen_range(4..64) as i32).to_be_bytes();
+            let l = rng.gen_range(4i32..64).to_be_bytes();
             noise[1..5].copy_from_slice(&l);
         }
         let bytes = match i % 3 {
