@@ -922,7 +922,7 @@ mod catalog_query_shapes {
         // an ordered one keeps the general form.
         let out = rewritten("SELECT array(select x from unnest(a) x where x > 1) FROM t");
         assert!(
-            out.contains("(SELECT array_agg(x) FROM unnest(a) AS x WHERE x > 1)"),
+            out.contains("(SELECT array_agg(x) FROM UNNEST(a) x WHERE x > 1)"),
             "{out}"
         );
         assert!(!out.contains("array_transform"), "{out}");
