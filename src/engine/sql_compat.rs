@@ -333,28 +333,7 @@ fn decorrelated_subquery(query: &Query) -> Option<Expr> {
     if query.limit_clause.is_some() && !limit_one {
         return None;
     }
-    let SetExpr::Select(select) = query.body.as_ref() else {
-        return None;
-    };
-    if select.from.is_empty()
-        || select.having.is_some()
-        || select.distinct.is_some()
-        || select.projection.len() != 1
-        || !matches!(
-            &select.group_by,
-            datafusion::sql::sqlparser::ast::GroupByExpr::Expressions(e, m) if e.is_empty() && m.is_empty()
-        )
-    {
-        return None;
-    }
-    let output = match &select.projection[0] {
-        SelectItem::UnnamedExpr(e) => e.clone(),
-        SelectItem::ExprWithAlias { expr, .. } => expr.clone(),
-        _ => return None,
-    };
-    if has_aggregate(&output) {
-        return None;
-    }
+    let (select, output) = plain_single_output(query)?;
     let names = from_names(select);
     let mut conjuncts = Vec::new();
     if let Some(selection) = select.selection.clone() {
@@ -417,14 +396,9 @@ fn decorrelated_subquery(query: &Query) -> Option<Expr> {
     })
 }
 
-/// `ARRAY(SELECT e FROM ... WHERE p)` as `(SELECT array_agg(e) FROM ... WHERE p)`: the
-/// correlation stays in the WHERE, where DataFusion decorrelates it (psql's `\du` asks
-/// for each role's memberships this way). Only for a plain select whose order does not
-/// matter; `None` otherwise.
-fn array_agg_in_place(query: &Query) -> Option<Expr> {
-    if query.order_by.is_some() || query.with.is_some() || query.limit_clause.is_some() {
-        return None;
-    }
+/// A plain `SELECT e FROM ... [WHERE ...]` — no GROUP BY, HAVING or DISTINCT, one output
+/// that is not an aggregate: its select and that output.
+fn plain_single_output(query: &Query) -> Option<(&datafusion::sql::sqlparser::ast::Select, Expr)> {
     let SetExpr::Select(select) = query.body.as_ref() else {
         return None;
     };
@@ -444,9 +418,18 @@ fn array_agg_in_place(query: &Query) -> Option<Expr> {
         SelectItem::ExprWithAlias { expr, .. } => expr.clone(),
         _ => return None,
     };
-    if has_aggregate(&output) {
+    (!has_aggregate(&output)).then_some((select, output))
+}
+
+/// `ARRAY(SELECT e FROM ... WHERE p)` as `(SELECT array_agg(e) FROM ... WHERE p)`: the
+/// correlation stays in the WHERE, where DataFusion decorrelates it (psql's `\du` asks
+/// for each role's memberships this way). Only for a plain select whose order does not
+/// matter; `None` otherwise.
+fn array_agg_in_place(query: &Query) -> Option<Expr> {
+    if query.order_by.is_some() || query.with.is_some() || query.limit_clause.is_some() {
         return None;
     }
+    let (_, output) = plain_single_output(query)?;
     let mut q = query.clone();
     if let SetExpr::Select(sel) = q.body.as_mut() {
         sel.projection = vec![SelectItem::UnnamedExpr(call("array_agg", vec![output]))];

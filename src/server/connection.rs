@@ -608,28 +608,9 @@ fn audited(
 }
 
 impl Queries {
-    /// Run one planned statement and turn its outcome into a wire response, audited.
+    /// Run one planned statement: the wire response and, for a command, the rows it
+    /// affected.
     async fn respond<C>(
-        &self,
-        client: &mut C,
-        session: &mut Session,
-        planned: &Planned,
-        params: Option<datafusion::common::ParamValues>,
-        format: &Format,
-        audit: Option<super::audit::Entry>,
-    ) -> Result<Response, UserqlError>
-    where
-        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
-        C::Error: Debug,
-        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
-    {
-        let result =
-            guarded(self.respond_unaudited(client, session, planned, params, format)).await;
-        audited(audit, result)
-    }
-
-    /// The response and, for a command, the rows it affected.
-    async fn respond_unaudited<C>(
         &self,
         client: &mut C,
         session: &mut Session,
@@ -790,7 +771,7 @@ impl SimpleQueryHandler for Queries {
             let audit = audit_entry(session, text);
             let result = guarded(async {
                 let planned = session.plan(statement).await?;
-                self.respond_unaudited(client, session, &planned, None, &Format::UnifiedText)
+                self.respond(client, session, &planned, None, &Format::UnifiedText)
                     .await
             })
             .await;
@@ -846,16 +827,15 @@ impl ExtendedQueryHandler for Queries {
             _ => None,
         };
         let audit = audit_entry(session, prepared.audit_text.clone());
-        self.respond(
+        let result = guarded(self.respond(
             client,
             session,
             &prepared.planned,
             params,
             &portal.result_column_format,
-            audit,
-        )
-        .await
-        .map_err(to_pg)
+        ))
+        .await;
+        audited(audit, result).map_err(to_pg)
     }
 }
 

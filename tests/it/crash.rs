@@ -4,14 +4,12 @@
 //! every table reads. `USERQL_CRASH_ROUNDS` runs more rounds (CI: 3).
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::SinkExt;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use tokio_postgres::NoTls;
 
 use crate::support;
 
@@ -28,34 +26,6 @@ struct Write {
     kind: Kind,
     batch: i64,
     rows: i64,
-}
-
-fn start(config: &std::path::Path, data: &std::path::Path, port: u16) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_userql"))
-        .args(["serve", "--config"])
-        .arg(config)
-        .arg("--data-dir")
-        .arg(data)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start userql")
-}
-
-async fn connect(port: u16) -> tokio_postgres::Client {
-    let conn_str = format!("host=127.0.0.1 port={port} user=crash dbname=userql");
-    for _ in 0..300 {
-        if let Ok((client, conn)) = tokio_postgres::connect(&conn_str, NoTls).await {
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
-            return client;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("userql did not come up on port {port}");
 }
 
 async fn run(client: &tokio_postgres::Client, w: Write) -> Result<(), tokio_postgres::Error> {
@@ -96,7 +66,6 @@ async fn kill_9_loses_no_acknowledged_write_and_leaves_no_partial_one() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
     let dir = support::fresh_dir("crash");
-    let config = support::demo_dir().join("userql.toml");
     let data = dir.join("data");
     let mut rng = ChaCha8Rng::seed_from_u64(9);
     let mut acked: Vec<Write> = Vec::new();
@@ -104,8 +73,8 @@ async fn kill_9_loses_no_acknowledged_write_and_leaves_no_partial_one() {
     let mut batch = 0i64;
     for round in 0..rounds {
         let port = support::free_port();
-        let mut child = start(&config, &data, port);
-        let client = connect(port).await;
+        let mut child = support::spawn_binary(port, &data);
+        let (client, _conn) = support::connect_port(port).await;
         if round == 0 {
             client
                 .batch_execute("CREATE TABLE crash_t (batch BIGINT, i BIGINT)")
@@ -146,8 +115,8 @@ async fn kill_9_loses_no_acknowledged_write_and_leaves_no_partial_one() {
     }
     // Restart once more and check everything.
     let port = support::free_port();
-    let mut child = start(&config, &data, port);
-    let client = connect(port).await;
+    let mut child = support::spawn_binary(port, &data);
+    let (client, _conn) = support::connect_port(port).await;
     let counts: BTreeMap<i64, i64> = client
         .query("SELECT batch, count(*) FROM crash_t GROUP BY batch", &[])
         .await

@@ -2,7 +2,7 @@
 //! (spilling where it can, 53200 where it cannot), a client that hangs up mid-query stops
 //! the query, and SIGTERM lets a running statement finish while refusing new connections.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use tokio_postgres::NoTls;
@@ -89,34 +89,6 @@ fn cpu_seconds(pid: u32) -> f64 {
     ticks / 100.0
 }
 
-fn spawn_server(port: u16, data: &std::path::Path) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_userql"))
-        .args(["serve", "--config"])
-        .arg(support::demo_dir().join("userql.toml"))
-        .arg("--data-dir")
-        .arg(data)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start userql")
-}
-
-async fn connect_port(port: u16) -> (tokio_postgres::Client, tokio::task::JoinHandle<()>) {
-    let conn_str = format!("host=127.0.0.1 port={port} user=x dbname=userql");
-    for _ in 0..300 {
-        if let Ok((client, conn)) = tokio_postgres::connect(&conn_str, NoTls).await {
-            let task = tokio::spawn(async move {
-                let _ = conn.await;
-            });
-            return (client, task);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("userql did not come up");
-}
-
 /// A query that keeps a core busy for many seconds.
 const LONG_QUERY: &str = "SELECT sum(value % 7) FROM generate_series(1, 50000000000)";
 
@@ -124,8 +96,8 @@ const LONG_QUERY: &str = "SELECT sum(value % 7) FROM generate_series(1, 50000000
 async fn a_client_that_hangs_up_stops_its_query() {
     let port = support::free_port();
     let data = support::fresh_dir("hangup").join("data");
-    let mut child = spawn_server(port, &data);
-    let (client, task) = connect_port(port).await;
+    let mut child = support::spawn_binary(port, &data);
+    let (client, task) = support::connect_port(port).await;
     let running = tokio::spawn(async move {
         let _ = client.simple_query(LONG_QUERY).await;
     });
@@ -156,8 +128,8 @@ async fn a_client_that_hangs_up_stops_its_query() {
 async fn sigterm_finishes_running_statements_and_refuses_new_connections() {
     let port = support::free_port();
     let data = support::fresh_dir("sigterm").join("data");
-    let mut child = spawn_server(port, &data);
-    let (client, _task) = connect_port(port).await;
+    let mut child = support::spawn_binary(port, &data);
+    let (client, _task) = support::connect_port(port).await;
     client
         .batch_execute("CREATE TABLE drained (n BIGINT)")
         .await
@@ -204,8 +176,8 @@ async fn sigterm_finishes_running_statements_and_refuses_new_connections() {
     };
     assert!(exit.success(), "{exit:?}");
     // Restarted, the committed rows are all there.
-    let mut child = spawn_server(port, &data);
-    let (c, _t) = connect_port(port).await;
+    let mut child = support::spawn_binary(port, &data);
+    let (c, _t) = support::connect_port(port).await;
     let n: i64 = c
         .query_one("SELECT count(*) FROM drained", &[])
         .await

@@ -139,3 +139,36 @@ pub fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("a free port")
 }
+
+/// The real `userql` binary serving the test demo from `data` on `port` (for tests that
+/// kill or signal the process).
+pub fn spawn_binary(port: u16, data: &Path) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_userql"))
+        .args(["serve", "--config"])
+        .arg(demo_dir().join("userql.toml"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start userql")
+}
+
+/// Connect to a server on `port` as soon as it accepts (up to 30 s); the connection task
+/// is returned so a test can drop the socket (abort it) to hang up.
+pub async fn connect_port(port: u16) -> (tokio_postgres::Client, tokio::task::JoinHandle<()>) {
+    let conn_str = format!("host=127.0.0.1 port={port} user=test dbname=userql");
+    for _ in 0..300 {
+        if let Ok((client, conn)) = tokio_postgres::connect(&conn_str, tokio_postgres::NoTls).await
+        {
+            let task = tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            return (client, task);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("userql did not come up on port {port}");
+}
