@@ -190,6 +190,26 @@ async fn read_role_sees_masked_identifiers_and_the_same_customers() {
             assert!(v.contains('*'), "{sql}: {v}");
         }
     }
+    // A view a write user stored over the channels is masked for the read user too, and
+    // OneID over its name still resolves on the real values.
+    wes.batch_execute(
+        "CREATE OR REPLACE VIEW contact_ids AS SELECT record_id, id_type, id_value FROM identities \
+         WHERE id_type IN ('phone', 'email')",
+    )
+    .await
+    .unwrap();
+    for v in strings(
+        &ana,
+        "SELECT id_value FROM contact_ids WHERE id_value <> ''",
+    )
+    .await
+    .iter()
+    .flatten()
+    {
+        assert!(v.contains('*'), "view: {v}");
+    }
+    let q = "SELECT count(DISTINCT one_id) FROM oneid('contact_ids')";
+    assert_eq!(count(&ana, q).await, count(&wes, q).await);
     // OneID resolves on the real values for everyone.
     for sql in [
         "SELECT count(DISTINCT one_id) FROM customer_ids",
