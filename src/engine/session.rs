@@ -61,6 +61,11 @@ pub enum Planned {
 pub enum Utility {
     /// `SET name = value` (`None`: `DEFAULT`).
     Set { name: String, value: Option<String> },
+    /// `SET SESSION AUTHORIZATION` / `SET ROLE` (`None`: DEFAULT / NONE).
+    SetIdentity {
+        name: &'static str,
+        value: Option<String>,
+    },
     /// `RESET name` / `RESET ALL` (`None`).
     Reset(Option<String>),
     /// `SHOW name` / `SHOW ALL`.
@@ -598,6 +603,10 @@ impl Session {
                 self.in_block = false;
                 self.catalog_hold = None;
                 Ok(Outcome::TransactionEnd("ROLLBACK"))
+            }
+            Utility::SetIdentity { name, value } => {
+                self.check_identity_setting(name, value.as_deref())?;
+                Ok(Outcome::Command(CommandTag::new("SET")))
             }
             Utility::Noop(tag) => Ok(Outcome::Command(CommandTag::new(tag))),
         }
@@ -1206,7 +1215,21 @@ fn utility_of(statement: &Statement) -> Result<Option<Utility>, UserqlError> {
                 value: None,
             },
             Set::SetTransaction { .. } => Utility::Noop("SET"),
-            Set::SetSessionAuthorization(_) | Set::SetRole { .. } => Utility::Noop("SET"),
+            // Who is connected does not change: accepted for the session's own name (or
+            // DEFAULT / NONE), refused for another when users are configured.
+            Set::SetSessionAuthorization(param) => Utility::SetIdentity {
+                name: "session_authorization",
+                value: match &param.kind {
+                    datafusion::sql::sqlparser::ast::SetSessionAuthorizationParamKind::User(u) => {
+                        Some(u.value.clone())
+                    }
+                    _ => None,
+                },
+            },
+            Set::SetRole { role_name, .. } => Utility::SetIdentity {
+                name: "role",
+                value: role_name.as_ref().map(|r| r.value.clone()),
+            },
             other => {
                 return Err(UserqlError::unsupported(format!(
                     "unsupported SET form: {other}"

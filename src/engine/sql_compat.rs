@@ -660,6 +660,33 @@ struct Rewriter;
 impl VisitorMut for Rewriter {
     type Break = ();
 
+    /// `FROM generate_series(1, n) g`: in PostgreSQL the alias of a one-column function
+    /// also names its column (`SELECT g ...`); DataFusion calls it `value`.
+    fn pre_visit_table_factor(
+        &mut self,
+        factor: &mut datafusion::sql::sqlparser::ast::TableFactor,
+    ) -> ControlFlow<()> {
+        use datafusion::sql::sqlparser::ast::{TableAliasColumnDef, TableFactor};
+        if let TableFactor::Table {
+            name,
+            args: Some(_),
+            alias: Some(alias),
+            ..
+        } = factor
+            && alias.columns.is_empty()
+            && name
+                .0
+                .last()
+                .and_then(|p| p.as_ident())
+                .is_some_and(|i| i.value.eq_ignore_ascii_case("generate_series"))
+        {
+            alias
+                .columns
+                .push(TableAliasColumnDef::from_name(alias.name.value.clone()));
+        }
+        ControlFlow::Continue(())
+    }
+
     fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
         // Before the arguments are visited: `(_pg_expandarray(a)).x` must be seen whole.
         if let Expr::CompoundFieldAccess { root, access_chain } = expr
