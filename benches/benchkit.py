@@ -9,9 +9,10 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator, TextIO
 
 
 def default_userql_bin() -> str:
@@ -110,3 +111,41 @@ def userql_server(userql_bin: str, scratch: Path, config_text: str) -> Iterator[
             server.wait(timeout=30)
         log.close()
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def timed_runs(label: str, runs: int, run: Callable[[], Any], cpu_pid: int | None = None,
+               digits: int = 2, stream: TextIO = sys.stdout) -> tuple[list, list, Any]:
+    """`run()` once as a warm-up and `runs` times measured, printing each wall time (and,
+    with `cpu_pid`, that process's CPU time over it). Returns the measured wall times, the
+    CPU times (empty without `cpu_pid`) and the last run's result."""
+    times: list[float] = []
+    cpus: list[float] = []
+    result = None
+    for i in range(runs + 1):
+        cpu = cpu_seconds(cpu_pid) if cpu_pid is not None else 0.0
+        t = time.perf_counter()
+        result = run()
+        wall = time.perf_counter() - t
+        which = "warm-up" if i == 0 else f"run {i}"
+        line = f"{label} {which}: {wall:.{digits}f} s"
+        if cpu_pid is not None:
+            cpu = cpu_seconds(cpu_pid) - cpu
+            line += f", server CPU {cpu:.2f} s"
+        print(line, file=stream, flush=True)
+        if i > 0:
+            times.append(wall)
+            cpus.append(cpu)
+    return times, cpus if cpu_pid is not None else [], result
+
+
+def userql_query(cur, sql: str, fetch: str = "all", name: str = "") -> Any:
+    """Run `sql` on a psycopg cursor and fetch its rows (`fetch`: all | one); a userql
+    error ends the benchmark with the SQLSTATE and the query."""
+    import psycopg
+
+    try:
+        cur.execute(sql)
+        return cur.fetchone() if fetch == "one" else cur.fetchall()
+    except psycopg.Error as e:
+        where = f" in {name}" if name else ""
+        raise SystemExit(f"userql error{where}: {e.sqlstate} {e}\nquery: {sql}")

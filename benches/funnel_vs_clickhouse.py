@@ -28,16 +28,16 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from benchkit import (
     cached_file,
-    cpu_seconds,
     default_bench_dir,
     default_userql_bin,
     reset_peak,
     sql_str,
+    timed_runs,
+    userql_query,
     userql_server,
     vm_kib,
 )
@@ -243,8 +243,6 @@ def ensure_data(work: Path, users: int, rows: int, seed: int) -> Path:
 
 
 def bench_userql(userql_bin: str, work: Path, parquet: Path, runs: int) -> dict:
-    import psycopg
-
     scratch = Path(tempfile.mkdtemp(prefix="userql-funnel-", dir=work))
     config = (
         "# The benchmark's event file as one channel: channels.app_events\n"
@@ -263,24 +261,9 @@ def bench_userql(userql_bin: str, work: Path, parquet: Path, runs: int) -> dict:
         out["peak_per_query"] = True
         for name, q in QUERIES.items():
             out["peak_per_query"] &= reset_peak(server.pid)
-            times, cpus, result = [], [], None
-            for i in range(runs + 1):  # run 0 is the warm-up
-                cpu = cpu_seconds(server.pid)
-                t = time.perf_counter()
-                try:
-                    cur.execute(q["userql"])
-                    result = cur.fetchall()
-                except psycopg.Error as e:
-                    raise SystemExit(f"userql error in {name}: {e.sqlstate} {e}\n"
-                                     f"query:{q['userql']}")
-                wall = time.perf_counter() - t
-                cpu = cpu_seconds(server.pid) - cpu
-                label = "warm-up" if i == 0 else f"run {i}"
-                print(f"userql {name} {label}: {wall:.2f} s, server CPU {cpu:.2f} s",
-                      flush=True)
-                if i > 0:
-                    times.append(wall)
-                    cpus.append(cpu)
+            times, cpus, result = timed_runs(
+                f"userql {name}", runs,
+                lambda: userql_query(cur, q["userql"], name=name), cpu_pid=server.pid)
             out["queries"][name] = {
                 "times": times, "cpu": cpus, "median": statistics.median(times),
                 "rss_peak": vm_kib(server.pid, "VmHWM"), "rows": normalise(result),
@@ -306,16 +289,12 @@ def clickhouse_worker(parquet: str, runs: int) -> None:
     for name, q in QUERIES.items():
         out["peak_per_query"] &= reset_peak("self")
         sql = q["clickhouse"].format(file=sql_str(parquet))
-        times, result = [], None
-        for i in range(runs + 1):
-            t = time.perf_counter()
+        def run_clickhouse(sql=sql):
             cur.execute(sql)
-            result = cur.fetchall()
-            wall = time.perf_counter() - t
-            label = "warm-up" if i == 0 else f"run {i}"
-            print(f"clickhouse {name} {label}: {wall:.2f} s", file=sys.stderr, flush=True)
-            if i > 0:
-                times.append(wall)
+            return cur.fetchall()
+
+        times, _, result = timed_runs(f"clickhouse {name}", runs, run_clickhouse,
+                                      stream=sys.stderr)
         out["queries"][name] = {"times": times, "rows": [list(r) for r in result],
                                 "rss_peak": vm_kib("self", "VmHWM")}
     cur.close()

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import re
 import statistics
@@ -49,10 +48,11 @@ from pathlib import Path
 
 from benchkit import (
     cached_file,
-    cpu_seconds,
     default_bench_dir,
     default_userql_bin,
     sql_str,
+    timed_runs,
+    userql_query,
     userql_server,
     vm_kib,
 )
@@ -218,23 +218,13 @@ def bench_userql(userql_bin: str, work: Path, name: str, path: Path, ts_col: str
         conn.add_notice_handler(lambda d: notices.append(d.message_primary or ""))
         cur = conn.cursor()
         rss_start = vm_kib(server.pid, "VmRSS")
-        times, cpus, row = [], [], None
-        for i in range(runs + 1):  # run 0 is the warm-up
+
+        def run_once():
             notices.clear()
-            cpu = cpu_seconds(server.pid)
-            t = time.perf_counter()
-            try:
-                cur.execute(query)
-                row = cur.fetchone()
-            except psycopg.Error as e:
-                raise SystemExit(f"userql error: {e.sqlstate} {e}\nquery: {query}")
-            wall = time.perf_counter() - t
-            cpu = cpu_seconds(server.pid) - cpu
-            label = "warm-up" if i == 0 else f"run {i}"
-            print(f"userql {name} {label}: {wall:.3f} s, server CPU {cpu:.2f} s", flush=True)
-            if i > 0:
-                times.append(wall)
-                cpus.append(cpu)
+            return userql_query(cur, query, fetch="one")
+
+        times, cpus, row = timed_runs(f"userql {name}", runs, run_once,
+                                      cpu_pid=server.pid, digits=3)
         rss_peak = vm_kib(server.pid, "VmHWM")
         notice = next((m for m in notices if NOTICE_RE.search(m)), None)
         try:

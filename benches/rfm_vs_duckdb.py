@@ -29,15 +29,15 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from benchkit import (
     cached_file,
-    cpu_seconds,
     default_bench_dir,
     default_userql_bin,
     sql_str,
+    timed_runs,
+    userql_query,
     userql_server,
     vm_kib,
 )
@@ -207,8 +207,6 @@ def ensure_data(work: Path, customers: int, rows: int, seed: int) -> Path:
 
 
 def bench_userql(userql_bin: str, work: Path, parquet: Path, runs: int) -> dict:
-    import psycopg
-
     scratch = Path(tempfile.mkdtemp(prefix="userql-rfm-", dir=work))
     config = (
         "# The benchmark's order file as one channel: channels.bench\n"
@@ -223,22 +221,8 @@ def bench_userql(userql_bin: str, work: Path, parquet: Path, runs: int) -> dict:
     with userql_server(userql_bin, scratch, config) as (server, conn):
         cur = conn.cursor()
         rss_start = vm_kib(server.pid, "VmRSS")
-        times, cpus, result = [], [], None
-        for i in range(runs + 1):  # run 0 is the warm-up
-            cpu = cpu_seconds(server.pid)
-            t = time.perf_counter()
-            try:
-                cur.execute(USERQL_SQL)
-                result = cur.fetchall()
-            except psycopg.Error as e:
-                raise SystemExit(f"userql error: {e.sqlstate} {e}\nquery:{USERQL_SQL}")
-            wall = time.perf_counter() - t
-            cpu = cpu_seconds(server.pid) - cpu
-            label = "warm-up" if i == 0 else f"run {i}"
-            print(f"userql {label}: {wall:.2f} s, server CPU {cpu:.2f} s", flush=True)
-            if i > 0:
-                times.append(wall)
-                cpus.append(cpu)
+        times, cpus, result = timed_runs(
+            "userql", runs, lambda: userql_query(cur, USERQL_SQL), cpu_pid=server.pid)
         rss_peak = vm_kib(server.pid, "VmHWM")
     return {"times": times, "cpu": cpus, "median": statistics.median(times),
             "rss_start": rss_start, "rss_peak": rss_peak, "rows": normalise(result)}
@@ -257,15 +241,8 @@ def duckdb_worker(parquet: str, runs: int) -> None:
     threads = con.execute("SELECT current_setting('threads')").fetchone()[0]
     rss_start = vm_kib("self", "VmRSS")
     sql = DUCKDB_SQL.format(file=sql_str(parquet))
-    times, result = [], None
-    for i in range(runs + 1):
-        t = time.perf_counter()
-        result = con.execute(sql).fetchall()
-        wall = time.perf_counter() - t
-        label = "warm-up" if i == 0 else f"run {i}"
-        print(f"duckdb {label}: {wall:.2f} s", file=sys.stderr, flush=True)
-        if i > 0:
-            times.append(wall)
+    times, _, result = timed_runs("duckdb", runs, lambda: con.execute(sql).fetchall(),
+                                  stream=sys.stderr)
     print(json.dumps({"times": times, "rows": result, "threads": threads,
                       "version": duckdb.__version__, "rss_start": rss_start,
                       "rss_peak": vm_kib("self", "VmHWM")}))

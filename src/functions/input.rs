@@ -107,7 +107,7 @@ pub fn context_of(session: &dyn Session) -> Result<SessionContext> {
 /// `read`) session: the masks lifted, so OneID links on the real values for every role.
 /// A query typed by the caller is read as the caller reads it, masked — otherwise it could
 /// copy raw values into columns the function returns. `None`: read as the caller.
-pub fn unmasked_for_name(session: &dyn Session, input: &str) -> Result<Option<SessionState>> {
+fn unmasked_for_name(session: &dyn Session, input: &str) -> Result<Option<SessionState>> {
     if is_query(input) || crate::engine::masked_table::session_mask(session).is_none() {
         return Ok(None);
     }
@@ -120,6 +120,20 @@ pub fn unmasked_for_name(session: &dyn Session, input: &str) -> Result<Option<Se
         .config_mut()
         .set_extension(std::sync::Arc::new(crate::security::MaskPolicy::default()));
     Ok(Some(state))
+}
+
+/// As [`read`], for the identity functions: a relation name is read with the masks of a
+/// masked session lifted (see [`unmasked_for_name`]). Also says whether they were lifted.
+pub async fn read_resolving(
+    session: &dyn Session,
+    function: &str,
+    input: &str,
+    columns: &[(&str, Expect)],
+) -> Result<(SendableRecordBatchStream, bool)> {
+    match unmasked_for_name(session, input)? {
+        Some(unmasked) => Ok((read(&unmasked, function, input, columns).await?, true)),
+        None => Ok((read(session, function, input, columns).await?, false)),
+    }
 }
 
 /// Read `input`, keeping only `columns` (by name, cast to their expected types).

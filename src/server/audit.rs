@@ -23,6 +23,12 @@ pub fn enabled() -> bool {
     tracing::enabled!(target: TARGET, tracing::Level::INFO)
 }
 
+/// The statement as the audit log shows it, when the log is on (`None` otherwise, so
+/// nothing is tokenised for it).
+pub fn text(sql: &str) -> Option<Arc<str>> {
+    enabled().then(|| redact(sql).into())
+}
+
 /// The statement with every literal (strings, numbers, dollar-quoted bodies) as `?`.
 /// Text that does not tokenise is logged only by its first word.
 pub fn redact(sql: &str) -> String {

@@ -507,7 +507,7 @@ impl QueryParser for Planner {
         }
         Ok(Some(Arc::new(Prepared {
             planned,
-            audit_text: super::audit::enabled().then(|| super::audit::redact(sql).into()),
+            audit_text: super::audit::text(sql),
             client_types,
             inferred,
         })))
@@ -766,6 +766,7 @@ impl SimpleQueryHandler for Queries {
         let statements = session.parse(query).map_err(to_pg)?;
         let mut responses = Vec::with_capacity(statements.len());
         for statement in statements {
+            // Only formatted when the audit log is on.
             let text = super::audit::enabled()
                 .then(|| super::audit::redact(&statement.to_string()).into());
             let audit = audit_entry(session, text);

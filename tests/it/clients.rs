@@ -179,41 +179,48 @@ async fn sql_examples_run_from_psql() {
         );
     }
     let client = server.connect().await;
-    let one = |sql: &'static str| {
-        let client = &client;
-        async move {
-            let rows = client
-                .query(sql, &[])
-                .await
-                .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
-            rows[0].get::<_, i64>(0)
-        }
-    };
-    let customers = one("SELECT count(DISTINCT one_id) FROM customer_ids").await;
+    let customers =
+        support::count_of(&client, "SELECT count(DISTINCT one_id) FROM customer_ids").await;
     assert!(customers > 1000, "demo customers: {customers}");
-    assert_eq!(one("SELECT count(*) FROM customer_360").await, customers);
     assert_eq!(
-        one("SELECT count(DISTINCT customer_id) FROM customer_360").await,
+        support::count_of(&client, "SELECT count(*) FROM customer_360").await,
+        customers
+    );
+    assert_eq!(
+        support::count_of(
+            &client,
+            "SELECT count(DISTINCT customer_id) FROM customer_360"
+        )
+        .await,
         customers
     );
     // No customer shows a level below one its records hold.
-    let below = one("SELECT count(*) FROM customer_360 c \
+    let below = support::count_of(
+        &client,
+        "SELECT count(*) FROM customer_360 c \
          JOIN customer_ids i ON i.one_id = c.customer_id \
          JOIN member_profiles m ON m.record_id = i.record_id \
          WHERE CASE c.member_level WHEN 'basic' THEN 1 WHEN 'silver' THEN 2 WHEN 'gold' THEN 3 \
-                 WHEN 'platinum' THEN 4 WHEN 'diamond' THEN 5 ELSE 0 END < m.level_rank")
+                 WHEN 'platinum' THEN 4 WHEN 'diamond' THEN 5 ELSE 0 END < m.level_rank",
+    )
     .await;
     assert_eq!(below, 0);
     // Points: each customer's total is its records' converted points, rounded once.
-    let off = one("SELECT count(*) FROM customer_360 c JOIN ( \
+    let off = support::count_of(
+        &client,
+        "SELECT count(*) FROM customer_360 c JOIN ( \
            SELECT i.one_id, sum(m.brand_points) AS points FROM member_profiles m \
            JOIN customer_ids i ON i.record_id = m.record_id GROUP BY i.one_id) e \
-         ON e.one_id = c.customer_id WHERE abs(c.points - e.points) > 0.5")
+         ON e.one_id = c.customer_id WHERE abs(c.points - e.points) > 0.5",
+    )
     .await;
     assert_eq!(off, 0);
     // Some customers really do span channels, so the merge is exercised.
-    let merged =
-        one("SELECT count(*) FROM customer_360 WHERE records > 1 AND channels LIKE '%,%'").await;
+    let merged = support::count_of(
+        &client,
+        "SELECT count(*) FROM customer_360 WHERE records > 1 AND channels LIKE '%,%'",
+    )
+    .await;
     assert!(merged > 100, "customers spanning channels: {merged}");
     server.stop();
 }
@@ -268,19 +275,9 @@ async fn crowd_packs_run_twice_with_the_same_audiences() {
         assert!(*customers > 0, "{audience} is empty");
         assert!(*phones > 0, "{audience} uploads no phones");
     }
-    let one = |sql: &'static str| {
-        let client = &client;
-        async move {
-            let rows = client
-                .query(sql, &[])
-                .await
-                .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
-            rows[0].get::<_, i64>(0)
-        }
-    };
     assert_eq!(
-        one("SELECT count(*) FROM crowd.customer_tags").await,
-        one("SELECT count(DISTINCT one_id) FROM customer_ids").await,
+        support::count_of(&client, "SELECT count(*) FROM crowd.customer_tags").await,
+        support::count_of(&client, "SELECT count(DISTINCT one_id) FROM customer_ids").await,
         "one tag row per customer"
     );
     let broken = [
@@ -293,7 +290,7 @@ async fn crowd_packs_run_twice_with_the_same_audiences() {
          JOIN customer_orders o ON o.customer_id = a.customer_id",
     ];
     for sql in broken {
-        assert_eq!(one(sql).await, 0, "{sql}");
+        assert_eq!(support::count_of(&client, sql).await, 0, "{sql}");
     }
     server.stop();
 }

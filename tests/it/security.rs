@@ -63,14 +63,6 @@ async fn strings(client: &tokio_postgres::Client, sql: &str) -> Vec<Option<Strin
         .collect()
 }
 
-async fn count(client: &tokio_postgres::Client, sql: &str) -> i64 {
-    client
-        .query_one(sql, &[])
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .get(0)
-}
-
 #[tokio::test]
 async fn wrong_password_and_unknown_user_fail_alike() {
     let ok = connect("ana", "ana-pw").await.expect("right password");
@@ -115,13 +107,19 @@ async fn read_role_cannot_write_but_may_use_temporary_tables() {
     )
     .await
     .unwrap();
-    assert_eq!(count(&ana, "SELECT count(*) FROM scratch").await, 2);
+    assert_eq!(
+        support::count_of(&ana, "SELECT count(*) FROM scratch").await,
+        2
+    );
     // A write user creates, the read user reads but cannot change it.
     let wes = connect("wes", "wes-pw").await.unwrap();
     wes.batch_execute("CREATE TABLE IF NOT EXISTS shared_t AS SELECT 1 AS a")
         .await
         .unwrap();
-    assert_eq!(count(&ana, "SELECT count(*) FROM shared_t").await, 1);
+    assert_eq!(
+        support::count_of(&ana, "SELECT count(*) FROM shared_t").await,
+        1
+    );
     for sql in [
         "INSERT INTO shared_t VALUES (2)",
         "UPDATE shared_t SET a = 3",
@@ -175,8 +173,8 @@ async fn read_role_sees_masked_identifiers_and_the_same_customers() {
     // No query gets at a raw value: not a probe in WHERE, not an aggregate, not a view.
     let probe = raw[0].clone().unwrap();
     let probe_sql = format!("SELECT count(*) FROM channels.app_users WHERE phone = '{probe}'");
-    assert!(count(&wes, &probe_sql).await >= 1);
-    assert_eq!(count(&ana, &probe_sql).await, 0);
+    assert!(support::count_of(&wes, &probe_sql).await >= 1);
+    assert_eq!(support::count_of(&ana, &probe_sql).await, 0);
     let max = strings(&ana, "SELECT max(phone) FROM channels.app_users").await;
     assert!(max[0].as_deref().unwrap().contains("****"), "{max:?}");
     for sql in [
@@ -209,13 +207,20 @@ async fn read_role_sees_masked_identifiers_and_the_same_customers() {
         assert!(v.contains('*'), "view: {v}");
     }
     let q = "SELECT count(DISTINCT one_id) FROM oneid('contact_ids')";
-    assert_eq!(count(&ana, q).await, count(&wes, q).await);
+    assert_eq!(
+        support::count_of(&ana, q).await,
+        support::count_of(&wes, q).await
+    );
     // OneID resolves on the real values for everyone.
     for sql in [
         "SELECT count(DISTINCT one_id) FROM customer_ids",
         "SELECT count(DISTINCT one_id) FROM oneid('identities')",
         "SELECT count(DISTINCT customer_id) FROM customer_orders",
     ] {
-        assert_eq!(count(&ana, sql).await, count(&wes, sql).await, "{sql}");
+        assert_eq!(
+            support::count_of(&ana, sql).await,
+            support::count_of(&wes, sql).await,
+            "{sql}"
+        );
     }
 }

@@ -172,3 +172,12 @@ pub async fn connect_port(port: u16) -> (tokio_postgres::Client, tokio::task::Jo
     }
     panic!("userql did not come up on port {port}");
 }
+
+/// The first column of the first row of `sql`, a bigint.
+pub async fn count_of(client: &tokio_postgres::Client, sql: &str) -> i64 {
+    let rows = client
+        .query(sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+    rows[0].get::<_, i64>(0)
+}

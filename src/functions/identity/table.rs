@@ -199,16 +199,8 @@ async fn compute(
     let mut graph = IdentityGraph::new();
     // Relation names are read unmasked (OneID resolves on real values for every role);
     // then identifier values this function returns are masked for a masked session.
-    let unmasked = input::unmasked_for_name(state, input)?;
-    let mask = unmasked
-        .as_ref()
-        .and_then(|_| crate::engine::masked_table::session_mask(state));
-    let reader: &dyn Session = match &unmasked {
-        Some(s) => s,
-        None => state,
-    };
-    let mut stream = input::read(
-        reader,
+    let (mut stream, lifted) = input::read_resolving(
+        state,
         function,
         input,
         &[
@@ -218,6 +210,9 @@ async fn compute(
         ],
     )
     .await?;
+    let mask = lifted
+        .then(|| crate::engine::masked_table::session_mask(state))
+        .flatten();
     // Rows go to the graph a batch at a time: it interns a batch's record
     // ids and values on two threads.
     let mut interning = std::time::Duration::ZERO;
@@ -238,13 +233,8 @@ async fn compute(
         interning += adding.elapsed();
     }
     if let Some(table) = &settings.overrides {
-        let unmasked = input::unmasked_for_name(state, table)?;
-        let reader: &dyn Session = match &unmasked {
-            Some(s) => s,
-            None => state,
-        };
-        let mut s = input::read(
-            reader,
+        let (mut s, _) = input::read_resolving(
+            state,
             "userql.oneid_overrides",
             table,
             &[
@@ -271,13 +261,8 @@ async fn compute(
         }
     }
     if let Some(table) = &settings.previous {
-        let unmasked = input::unmasked_for_name(state, table)?;
-        let reader: &dyn Session = match &unmasked {
-            Some(s) => s,
-            None => state,
-        };
-        let mut s = input::read(
-            reader,
+        let (mut s, _) = input::read_resolving(
+            state,
             "userql.oneid_previous",
             table,
             &[("record_id", Expect::Text), ("one_id", Expect::BigInt)],
