@@ -86,6 +86,10 @@ pub struct ServerConfig {
     /// Refuse connections that did not negotiate TLS (FATAL 28000 at startup).
     #[serde(default)]
     pub require_tls: bool,
+    /// A file channel whose files total at most this many MiB is kept decoded in memory
+    /// between queries (re-read when a file changes); 0 reads the files every time.
+    #[serde(default = "default_channel_cache_mb")]
+    pub channel_cache_mb: u64,
 }
 
 /// `[[users]]`: one login.
@@ -119,6 +123,9 @@ fn default_data_dir() -> PathBuf {
 fn default_database() -> String {
     DEFAULT_DATABASE.to_string()
 }
+fn default_channel_cache_mb() -> u64 {
+    64
+}
 fn default_max_connections() -> usize {
     100
 }
@@ -134,6 +141,7 @@ impl Default for ServerConfig {
             tls_cert: None,
             tls_key: None,
             require_tls: false,
+            channel_cache_mb: default_channel_cache_mb(),
         }
     }
 }

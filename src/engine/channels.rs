@@ -19,6 +19,7 @@ use datafusion::datasource::listing::{
 };
 use datafusion::execution::context::SessionState;
 
+use super::channel_cache::{CachedChannel, ChannelFiles};
 use crate::config::{ChannelConfig, ChannelFormat, Config};
 
 /// Why a channel could not be registered.
@@ -161,7 +162,21 @@ async fn open(
         .with_listing_options(options)
         .with_schema(schema);
     let table = ListingTable::try_new(table_config).map_err(|e| unreadable(e.to_string()))?;
-    Ok(Arc::new(table))
+    let listing = if is_glob {
+        ChannelFiles::Glob(full_str)
+    } else if full.is_dir() {
+        ChannelFiles::Folder {
+            dir: full.clone(),
+            extension: ext.to_string(),
+        }
+    } else {
+        ChannelFiles::File(full.clone())
+    };
+    Ok(Arc::new(CachedChannel::new(
+        Arc::new(table),
+        listing,
+        config.server.channel_cache_mb.saturating_mul(1 << 20),
+    )))
 }
 
 /// The header row of a CSV channel (its first file when it is a folder or glob).

@@ -269,14 +269,17 @@ impl Session {
                         "COPY needs a query",
                     ));
                 };
-                let state = self.ctx.state();
-                let plan = state
+                let snapshot = self.snapshot();
+                let plan = snapshot
+                    .state()
                     .statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(
                         statement,
                     )))
                     .await?;
-                let df = self.ctx.execute_logical_plan(plan).await?;
-                Ok(Outcome::CopyOut(df, format.clone()))
+                Ok(Outcome::CopyOut(
+                    super::snapshot::Rows::planned(plan, snapshot),
+                    format.clone(),
+                ))
             }
         }
     }

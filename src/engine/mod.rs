@@ -5,6 +5,7 @@
 //! `userql query` CLI both drive the engine through [`session::Session`].
 
 pub mod catalog;
+pub mod channel_cache;
 pub mod channels;
 pub mod copy;
 mod date_ranges;
@@ -21,6 +22,7 @@ pub mod pg_text;
 mod privileges;
 pub mod session;
 pub mod settings;
+pub mod snapshot;
 mod sql_compat;
 pub mod store;
 mod text_input;

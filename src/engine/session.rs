@@ -15,7 +15,7 @@ use datafusion::common::ParamValues;
 use datafusion::common::TableReference;
 use datafusion::logical_expr::Expr;
 use datafusion::logical_expr::{DdlStatement, LogicalPlan, WriteOp};
-use datafusion::prelude::{DataFrame, SessionContext};
+use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{
     Expr as SqlExpr, ObjectName, ObjectType, Reset, Set, Statement, Value,
@@ -25,6 +25,7 @@ use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use super::Engine;
 use super::pg_settings::{self, PgSettings};
 use super::settings::{self, UserqlSettings};
+use super::snapshot::{Rows, Snapshot};
 use crate::error::{UserqlError, sqlstate};
 
 /// How long planning waits for another session's transaction block to finish a rename or
@@ -83,7 +84,7 @@ pub enum Utility {
 /// What running a statement produced.
 pub enum Outcome {
     /// Rows to stream to the client.
-    Rows(DataFrame),
+    Rows(Rows),
     /// A small result computed in memory (SHOW).
     Batches(SchemaRef, Vec<RecordBatch>),
     /// A command that returns no rows: its tag (`CREATE TABLE`, `INSERT 0 5`).
@@ -96,7 +97,7 @@ pub enum Outcome {
     /// [`Session::copy_writer`] (or [`Session::copy_in`] when they are all at hand).
     CopyIn(super::copy::CopyIn),
     /// `COPY ... TO STDOUT`: rows to send as copy data in this format.
-    CopyOut(DataFrame, super::copy::CopyFormat),
+    CopyOut(Rows, super::copy::CopyFormat),
 }
 
 /// A PostgreSQL command-completion tag.
@@ -134,6 +135,8 @@ pub struct Session {
     /// Held from the first rename or drop inside a transaction block to its end: other
     /// sessions see the catalog before or after the block's changes, never between.
     catalog_hold: Option<tokio::sync::OwnedRwLockWriteGuard<()>>,
+    /// The state statements run with, until a setting changes (see `snapshot.rs`).
+    snapshot: std::sync::Mutex<Option<Arc<Snapshot>>>,
 }
 
 impl Drop for Session {
@@ -186,6 +189,7 @@ impl Session {
             parser: shared_parser(),
             temp_tables: Vec::new(),
             catalog_hold: None,
+            snapshot: std::sync::Mutex::new(None),
         }
     }
 
@@ -276,6 +280,19 @@ impl Session {
         self.ctx.state_ref().read().config().options().clone()
     }
 
+    /// The state to plan and run the next statement with: the current snapshot, or a new
+    /// one when the session's options changed since it was taken.
+    pub(super) fn snapshot(&self) -> Arc<Snapshot> {
+        let mut slot = self.snapshot.lock().unwrap_or_else(|p| p.into_inner());
+        let options = self.ctx.state_ref().read().config().options().clone();
+        if let Some(current) = slot.as_ref().filter(|s| s.is_current(&options)) {
+            return current.clone();
+        }
+        let fresh = Arc::new(Snapshot::new(self.ctx.state()));
+        *slot = Some(fresh.clone());
+        fresh
+    }
+
     /// Apply a startup parameter (`application_name`, `client_encoding`, `DateStyle`...).
     /// Unknown ones are ignored, as PostgreSQL ignores none but clients send many.
     pub fn apply_startup_parameter(&mut self, name: &str, value: &str) {
@@ -331,7 +348,8 @@ impl Session {
         if let Some(planned) = self.plan_store_statement(&statement).await? {
             return Ok(planned);
         }
-        let state = self.ctx.state();
+        let snapshot = self.snapshot();
+        let state = snapshot.state();
         let plan = match temporary_as_plain(&statement) {
             // DataFusion plans no temporary tables: plan it as a plain one, then mark it
             // so the session keeps it in memory instead of storing it.
@@ -552,7 +570,11 @@ impl Session {
                 self.note_write();
                 Ok(Outcome::Command(CommandTag::new(&tag)))
             }
-            _ => Ok(Outcome::Rows(self.ctx.execute_logical_plan(plan).await?)),
+            // DataFusion's context runs its own statements (PREPARE, EXECUTE, ...).
+            LogicalPlan::Statement(_) => Ok(Outcome::Rows(
+                self.ctx.execute_logical_plan(plan).await?.into(),
+            )),
+            _ => Ok(Outcome::Rows(Rows::planned(plan, self.snapshot()))),
         }
     }
 

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::prelude::DataFrame;
 use futures::{Sink, SinkExt, Stream, StreamExt, stream};
 use pgwire::api::auth::{
     DefaultServerParameterProvider, StartupHandler, finish_authentication, protocol_negotiation,
@@ -892,9 +891,9 @@ fn fields_for(
         })
 }
 
-/// Stream a DataFrame's rows, failing with 57014 if the statement deadline passes.
+/// Stream a statement's rows, failing with 57014 if the statement deadline passes.
 async fn rows_response(
-    df: DataFrame,
+    df: crate::engine::snapshot::Rows,
     format: &Format,
     options: Arc<FormatOptions>,
     text: TextOptions,

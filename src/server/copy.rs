@@ -5,7 +5,6 @@
 use std::fmt::Debug;
 
 use async_trait::async_trait;
-use datafusion::prelude::DataFrame;
 use futures::{Sink, SinkExt, StreamExt, stream};
 use pgwire::api::ClientInfo;
 use pgwire::api::copy::CopyHandler;
@@ -60,7 +59,7 @@ pub fn copy_in_response(columns: usize) -> Response {
 
 /// Stream a query's rows as COPY data.
 pub async fn copy_out_response(
-    df: DataFrame,
+    df: crate::engine::snapshot::Rows,
     format: CopyFormat,
     text: TextOptions,
 ) -> Result<Response, UserqlError> {

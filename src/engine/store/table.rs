@@ -61,6 +61,18 @@ struct Shared {
     current: RwLock<Arc<Version>>,
     /// Held for the whole of a write, from reading the latest version to committing.
     writes: Mutex<()>,
+    /// Small INSERTs waiting for the write lock, committed together by whichever of
+    /// them gets it first (group commit).
+    waiting: std::sync::Mutex<Vec<Waiting>>,
+    /// Numbers the waiting INSERTs, so one that is cancelled can take itself out.
+    next_waiting: std::sync::atomic::AtomicU64,
+}
+
+/// A small INSERT's rows waiting for a group commit, and where to say how it went.
+struct Waiting {
+    id: u64,
+    batches: Vec<RecordBatch>,
+    done: tokio::sync::oneshot::Sender<Result<()>>,
 }
 
 impl std::fmt::Debug for StoredTable {
@@ -127,6 +139,8 @@ impl StoredTable {
         Ok(Arc::new(Self(Arc::new(Shared {
             current: RwLock::new(Arc::new(version)),
             writes: Mutex::new(()),
+            waiting: std::sync::Mutex::new(Vec::new()),
+            next_waiting: std::sync::atomic::AtomicU64::new(0),
         }))))
     }
 
@@ -174,6 +188,66 @@ impl StoredTable {
             .await
             .map_err(delta_err(dir))?;
         self.install(table, dir).await
+    }
+
+    /// Write a checkpoint of `table` at `version`, then delete the commit files (and
+    /// older checkpoints) it makes unnecessary. Listing the log is part of every commit,
+    /// so a log that only grows makes every commit slower; userql offers no time travel
+    /// to keep them for. Files younger than [`LOG_GRACE`] stay, for a reader that is
+    /// just then catching up from an older version. Failures are logged, never a failed
+    /// write: the commit is already durable.
+    async fn checkpoint(&self, table: &DeltaTable, version: u64) {
+        let result = async {
+            deltalake::checkpoints::create_checkpoint(table, None).await?;
+            let cutoff = chrono::Utc::now().timestamp_millis() - LOG_GRACE.as_millis() as i64;
+            deltalake::checkpoints::cleanup_expired_logs_for(
+                version as _,
+                table.log_store().as_ref(),
+                cutoff,
+                None,
+            )
+            .await
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(
+                table = %self.local_dir().display(),
+                version,
+                error = %e,
+                "could not write a Delta checkpoint"
+            );
+        }
+    }
+
+    /// `table` with its small files compacted when there are [`COMPACT_AT`] or more;
+    /// `table` itself when there are fewer or compaction fails.
+    async fn compacted(&self, table: DeltaTable) -> DeltaTable {
+        let files = table
+            .snapshot()
+            .map(|s| s.log_data().num_files())
+            .unwrap_or(0);
+        if files < COMPACT_AT {
+            return table;
+        }
+        match table.clone().optimize().await {
+            Ok((compacted, metrics)) => {
+                tracing::debug!(
+                    table = %self.local_dir().display(),
+                    removed = metrics.num_files_removed,
+                    added = metrics.num_files_added,
+                    "compacted small files"
+                );
+                compacted
+            }
+            Err(e) => {
+                tracing::warn!(
+                    table = %self.local_dir().display(),
+                    error = %e,
+                    "could not compact the table's files"
+                );
+                table
+            }
+        }
     }
 
     fn local_dir(&self) -> PathBuf {
@@ -265,20 +339,25 @@ impl StoredTable {
     /// checkpoint (as Delta writers do), so opening the table reads one checkpoint and a
     /// short tail of commits, not the whole history. The commit is durable before this; a
     /// checkpoint that fails is logged and tried again at the next interval, never
-    /// reported as a failed write. (Checkpoints alone do not keep small commits fast: the
-    /// cost per commit also grows with the number of data files, which wants compaction.)
+    /// reported as a failed write.
+    ///
+    /// Checkpoints alone do not keep small commits fast: every commit replays the table's
+    /// file list, so its cost grows with the number of data files, and each single-row
+    /// INSERT adds one. Once the table holds [`COMPACT_AT`] files they are compacted
+    /// (Delta's optimize: rewritten as few large files in a commit that changes no rows),
+    /// still under the write lock. Readers are never blocked: a scan reads the version
+    /// it started with, whose files stay on disk (no vacuum runs here). A failed
+    /// compaction is logged and the write stands.
     async fn install_committed(&self, table: DeltaTable) -> Result<()> {
+        let table = self.compacted(table).await;
+        // A compaction adds a commit of its own: checkpoint when the versions since the
+        // one installed crossed a multiple of the interval, not only when one lands on it.
+        let installed = self.current().table.version().unwrap_or(0).max(0) as u64;
         if let Some(version) = table.version()
             && version > 0
-            && version % CHECKPOINT_EVERY == 0
-            && let Err(e) = deltalake::checkpoints::create_checkpoint(&table, None).await
+            && version as u64 / CHECKPOINT_EVERY > installed / CHECKPOINT_EVERY
         {
-            tracing::warn!(
-                table = %self.local_dir().display(),
-                version,
-                error = %e,
-                "could not write a Delta checkpoint"
-            );
+            self.checkpoint(&table, version as u64).await;
         }
         self.install(table, &self.local_dir())
             .await
@@ -288,6 +367,12 @@ impl StoredTable {
 
 /// Commits between two Delta checkpoints (Delta's own default interval).
 const CHECKPOINT_EVERY: u64 = 100;
+
+/// How old a commit file must be before a checkpoint may delete it.
+const LOG_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Data files at which a table is compacted after a commit.
+const COMPACT_AT: usize = 64;
 
 /// Predicates arrive qualified with the table's name as written in the statement; Delta
 /// resolves columns against the table alone.
@@ -440,9 +525,106 @@ impl DataSink for StoredTableSink {
         data: SendableRecordBatchStream,
         context: &Arc<TaskContext>,
     ) -> Result<u64> {
-        let _guard = self.table.lock_writes().await;
-        // Under the lock the current version is the latest: the commit cannot conflict.
-        let version = self.table.current();
+        match small_write(data, GROUP_COMMIT_ROWS).await? {
+            Write::Small(batches) => self.table.commit_grouped(batches, context).await,
+            Write::Large(stream) => {
+                let _guard = self.table.lock_writes().await;
+                self.table.commit_locked(stream, context).await
+            }
+        }
+    }
+}
+
+/// An INSERT of at most this many rows may share its commit with others (group commit);
+/// a larger one streams into a commit of its own.
+const GROUP_COMMIT_ROWS: usize = 10_000;
+
+/// An INSERT's rows: all of them, when few; else the stream (with what was read of it).
+enum Write {
+    Small(Vec<RecordBatch>),
+    Large(SendableRecordBatchStream),
+}
+
+/// Read `data` until it ends or passes `max_rows` rows.
+async fn small_write(mut data: SendableRecordBatchStream, max_rows: usize) -> Result<Write> {
+    use futures::StreamExt;
+    let mut head = Vec::new();
+    let mut rows = 0;
+    while let Some(batch) = data.next().await {
+        let batch = batch?;
+        rows += batch.num_rows();
+        head.push(batch);
+        if rows > max_rows {
+            let schema = data.schema();
+            let whole = futures::stream::iter(head.into_iter().map(Ok)).chain(data);
+            return Ok(Write::Large(Box::pin(RecordBatchStreamAdapter::new(
+                schema, whole,
+            ))));
+        }
+    }
+    Ok(Write::Small(head))
+}
+
+impl StoredTable {
+    /// Commit a small INSERT's rows, together with any others waiting for the write lock
+    /// by then. Whoever gets the lock commits every waiting INSERT in one Delta commit
+    /// and tells each how it went; each is acknowledged only once that commit is
+    /// durable. Under many concurrent single-row INSERTs the table then takes one commit
+    /// per turn of the lock instead of one per row.
+    async fn commit_grouped(
+        &self,
+        batches: Vec<RecordBatch>,
+        context: &Arc<TaskContext>,
+    ) -> Result<u64> {
+        let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
+        let id = self
+            .0
+            .next_waiting
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (done, outcome) = tokio::sync::oneshot::channel();
+        self.waiting().push(Waiting { id, batches, done });
+        // A cancelled INSERT leaves the queue unless its commit already began.
+        let _leave = LeaveOnDrop { table: self, id };
+        {
+            let _guard = self.lock_writes().await;
+            let group = std::mem::take(&mut *self.waiting());
+            if !group.is_empty() {
+                tracing::debug!(inserts = group.len(), "group commit");
+                let schema = self.current().provider.schema();
+                let (all, senders): (Vec<_>, Vec<_>) =
+                    group.into_iter().map(|w| (w.batches, w.done)).unzip();
+                let stream = Box::pin(RecordBatchStreamAdapter::new(
+                    schema,
+                    futures::stream::iter(all.into_iter().flatten().map(Ok)),
+                ));
+                let result = self.commit_locked(stream, context).await;
+                let shared = result.err().map(Arc::new);
+                for sender in senders {
+                    let _ = sender.send(match &shared {
+                        None => Ok(()),
+                        Some(e) => Err(DataFusionError::Shared(e.clone())),
+                    });
+                }
+            }
+        }
+        outcome.await.map_err(|_| {
+            DataFusionError::Internal("a group commit ended without a word".into())
+        })??;
+        Ok(rows)
+    }
+
+    fn waiting(&self) -> std::sync::MutexGuard<'_, Vec<Waiting>> {
+        self.0.waiting.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Write `data` into one commit and make it current. The caller holds the write
+    /// lock, so the version read here is the latest and the commit cannot conflict.
+    async fn commit_locked(
+        &self,
+        data: SendableRecordBatchStream,
+        context: &Arc<TaskContext>,
+    ) -> Result<u64> {
+        let version = self.current();
         let input = one_shot_exec(data)?;
         let session = SessionStateBuilder::new()
             .with_config(context.session_config().clone())
@@ -456,8 +638,20 @@ impl DataSink for StoredTableSink {
         let rows = crate::engine::session::affected_rows(&written) as u64;
         let mut table = version.table.clone();
         table.update_state().await.map_err(external)?;
-        self.table.install_committed(table).await?;
+        self.install_committed(table).await?;
         Ok(rows)
+    }
+}
+
+/// Takes a waiting INSERT out of its table's queue when its statement ends first.
+struct LeaveOnDrop<'a> {
+    table: &'a StoredTable,
+    id: u64,
+}
+
+impl Drop for LeaveOnDrop<'_> {
+    fn drop(&mut self) {
+        self.table.waiting().retain(|w| w.id != self.id);
     }
 }
 

@@ -1,0 +1,339 @@
+//! The DataFusion state a session's statements run with, built once per change of the
+//! session's settings rather than once per statement.
+//!
+//! `SessionContext::state()` copies the whole `SessionState` — every function registry
+//! map, hundreds of entries — and building a `TaskContext` from it copies them again.
+//! Measured on `SELECT 1`, those copies (and freeing them) cost more CPU than planning
+//! and running the statement. A [`Snapshot`] is one such copy with its task context,
+//! shared by every statement until a `SET` changes the session's options; what varies per
+//! statement (the time `now()` answers, the alias generator) is supplied per statement by
+//! [`StatementConfig`] instead of by a fresh copy.
+//!
+//! Statements that read no table and call only pure built-in functions (`SELECT 1`, the
+//! keep-alive probe of every connection pool) keep their physical plan in the snapshot:
+//! the same statement again skips the optimiser and the physical planner. Anything that
+//! reads a table, or calls a function whose answer can change (`now()`, `current_user`,
+//! the catalog functions), is planned afresh every time.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use chrono::{DateTime, Utc};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::common::alias::AliasGenerator;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::{DFSchemaRef, Result};
+use datafusion::config::ConfigOptions;
+use datafusion::execution::context::SessionState;
+use datafusion::execution::{FunctionRegistry, SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::{Expr, LogicalPlan, ScalarUDF, Volatility};
+use datafusion::optimizer::OptimizerConfig;
+use datafusion::physical_plan::{ExecutionPlan, execute_stream};
+use datafusion::prelude::DataFrame;
+use futures::TryStreamExt;
+
+/// How many table-free physical plans a session keeps; beyond it the cache starts over.
+const PURE_PLAN_CACHE: usize = 64;
+
+/// A session's state at one setting of its options, shared by its statements.
+pub struct Snapshot {
+    state: SessionState,
+    task: Arc<TaskContext>,
+    /// Physical plans of statements that read no table and call only pure functions.
+    pure_plans: Mutex<HashMap<LogicalPlan, Arc<dyn ExecutionPlan>>>,
+}
+
+impl Snapshot {
+    /// A snapshot of `state` (already a copy, taken by `SessionContext::state()`).
+    pub fn new(state: SessionState) -> Self {
+        let task = Arc::new(TaskContext::from(&state));
+        Self {
+            state,
+            task,
+            pure_plans: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The state statements are planned with.
+    pub fn state(&self) -> &SessionState {
+        &self.state
+    }
+
+    /// Whether this snapshot was taken at the session's current options (`SET` replaces
+    /// the options' `Arc`: while a snapshot holds the old one, a change makes a new one).
+    pub fn is_current(&self, options: &Arc<ConfigOptions>) -> bool {
+        Arc::ptr_eq(self.state.config().options(), options)
+    }
+
+    /// The physical plan of `plan`: optimised and planned now, or taken from the cache
+    /// when `plan` is pure (see the module docs).
+    async fn physical_plan(&self, plan: &LogicalPlan) -> Result<Arc<dyn ExecutionPlan>> {
+        let pure = is_pure(plan);
+        if pure
+            && let Some(cached) = self
+                .pure_plans
+                .lock()
+                .ok()
+                .and_then(|c| c.get(plan).cloned())
+        {
+            // A plan keeps run state (a consumed placeholder row, a sort's buffers):
+            // each run gets fresh nodes over the same planning.
+            return datafusion::physical_plan::execution_plan::reset_plan_states(cached);
+        }
+        let physical = match plan {
+            // EXPLAIN records each optimiser pass; DataFusion's own path does that.
+            LogicalPlan::Explain(_) | LogicalPlan::Analyze(_) => {
+                let mut state = self.state.clone();
+                state.mark_start_execution();
+                state.create_physical_plan(plan).await?
+            }
+            _ => {
+                let config = StatementConfig::new(&self.state);
+                let analyzed = self.state.analyzer().execute_and_check(
+                    plan.clone(),
+                    self.state.config().options(),
+                    |_, _| {},
+                )?;
+                let optimized = self
+                    .state
+                    .optimizer()
+                    .optimize(analyzed, &config, |_, _| {})?;
+                self.state
+                    .query_planner()
+                    .create_physical_plan(&optimized, &self.state)
+                    .await?
+            }
+        };
+        if pure && let Ok(mut cache) = self.pure_plans.lock() {
+            if cache.len() >= PURE_PLAN_CACHE {
+                cache.clear();
+            }
+            cache.insert(plan.clone(), physical.clone());
+        }
+        Ok(physical)
+    }
+}
+
+/// What the optimiser asks of its configuration, for one statement: the snapshot's
+/// options and functions, with this statement's start time (`now()`) and aliases.
+struct StatementConfig<'a> {
+    state: &'a SessionState,
+    start: DateTime<Utc>,
+    aliases: Arc<AliasGenerator>,
+}
+
+impl<'a> StatementConfig<'a> {
+    fn new(state: &'a SessionState) -> Self {
+        Self {
+            state,
+            start: Utc::now(),
+            aliases: Arc::new(AliasGenerator::new()),
+        }
+    }
+}
+
+impl OptimizerConfig for StatementConfig<'_> {
+    fn query_execution_start_time(&self) -> Option<DateTime<Utc>> {
+        Some(self.start)
+    }
+
+    fn alias_generator(&self) -> &Arc<AliasGenerator> {
+        &self.aliases
+    }
+
+    fn options(&self) -> Arc<ConfigOptions> {
+        Arc::clone(self.state.config().options())
+    }
+
+    fn function_registry(&self) -> Option<&dyn FunctionRegistry> {
+        Some(self.state)
+    }
+}
+
+/// Whether a plan's result depends on nothing but its text and the session's options: it
+/// reads no table, has no extension or recursive node, and every function it calls is
+/// one of DataFusion's own immutable ones (the catalog and session functions userql and
+/// the compatibility layer add are not, whatever volatility they declare).
+fn is_pure(plan: &LogicalPlan) -> bool {
+    let mut pure = true;
+    let _ = plan.apply_with_subqueries(|node| {
+        let node_ok = !matches!(
+            node,
+            LogicalPlan::TableScan(_)
+                | LogicalPlan::Extension(_)
+                | LogicalPlan::RecursiveQuery(_)
+                | LogicalPlan::Dml(_)
+                | LogicalPlan::Ddl(_)
+                | LogicalPlan::Copy(_)
+                | LogicalPlan::Statement(_)
+                | LogicalPlan::DescribeTable(_)
+                | LogicalPlan::Explain(_)
+                | LogicalPlan::Analyze(_)
+        );
+        pure = node_ok
+            && node
+                .expressions()
+                .iter()
+                .all(|e| !e.exists(|e| Ok(!is_pure_expr(e))).unwrap_or(true));
+        Ok(if pure {
+            TreeNodeRecursion::Continue
+        } else {
+            TreeNodeRecursion::Stop
+        })
+    });
+    pure
+}
+
+fn is_pure_expr(expr: &Expr) -> bool {
+    match expr {
+        Expr::ScalarFunction(f) => {
+            f.func.signature().volatility == Volatility::Immutable && is_builtin(&f.func)
+        }
+        Expr::Placeholder(_) | Expr::ScalarVariable(..) => false,
+        // Subquery plans are walked by `apply_with_subqueries`.
+        _ => true,
+    }
+}
+
+/// Whether `func` is DataFusion's own function of that name (the same shared instance,
+/// not a replacement registered under its name).
+fn is_builtin(func: &Arc<ScalarUDF>) -> bool {
+    static BUILTIN: OnceLock<HashSet<usize>> = OnceLock::new();
+    let builtin = BUILTIN.get_or_init(|| {
+        datafusion::functions::all_default_functions()
+            .into_iter()
+            .chain(datafusion::functions_nested::all_default_nested_functions())
+            .map(|f| Arc::as_ptr(&f) as *const () as usize)
+            .collect()
+    });
+    builtin.contains(&(Arc::as_ptr(func) as *const () as usize))
+}
+
+/// Rows a statement will produce: its plan and the state to run it with. Nothing runs
+/// until [`Rows::execute_stream`].
+pub struct Rows {
+    source: Source,
+}
+
+enum Source {
+    /// Planned against a session snapshot.
+    Planned {
+        plan: LogicalPlan,
+        snapshot: Arc<Snapshot>,
+    },
+    /// A DataFusion frame (statements DataFusion's context runs itself).
+    Frame(DataFrame),
+}
+
+impl Rows {
+    /// Rows of `plan`, run with `snapshot`.
+    pub fn planned(plan: LogicalPlan, snapshot: Arc<Snapshot>) -> Self {
+        Self {
+            source: Source::Planned { plan, snapshot },
+        }
+    }
+
+    /// The logical plan.
+    pub fn logical_plan(&self) -> &LogicalPlan {
+        match &self.source {
+            Source::Planned { plan, .. } => plan,
+            Source::Frame(df) => df.logical_plan(),
+        }
+    }
+
+    /// The output schema.
+    pub fn schema(&self) -> &DFSchemaRef {
+        self.logical_plan().schema()
+    }
+
+    /// Plan physically and start running.
+    pub async fn execute_stream(self) -> Result<SendableRecordBatchStream> {
+        match self.source {
+            Source::Planned { plan, snapshot } => {
+                let physical = snapshot.physical_plan(&plan).await?;
+                execute_stream(physical, Arc::clone(&snapshot.task))
+            }
+            Source::Frame(df) => df.execute_stream().await,
+        }
+    }
+
+    /// Run to the end and keep every batch.
+    pub async fn collect(self) -> Result<Vec<RecordBatch>> {
+        self.execute_stream().await?.try_collect().await
+    }
+}
+
+impl From<DataFrame> for Rows {
+    fn from(df: DataFrame) -> Self {
+        Self {
+            source: Source::Frame(df),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::prelude::SessionContext;
+
+    async fn plan_of(ctx: &SessionContext, sql: &str) -> LogicalPlan {
+        ctx.state().create_logical_plan(sql).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn only_table_free_statements_of_pure_functions_are_pure() {
+        let ctx = SessionContext::new();
+        ctx.sql("CREATE TABLE t (a INT)").await.unwrap();
+        for sql in [
+            "SELECT 1",
+            "SELECT 1 + 2 AS x, 'a' || 'b', abs(-3)",
+            "SELECT * FROM (VALUES (1), (2)) v(a) ORDER BY a",
+        ] {
+            assert!(is_pure(&plan_of(&ctx, sql).await), "{sql}");
+        }
+        for sql in [
+            "SELECT a FROM t",
+            "SELECT now()",
+            "SELECT random()",
+            "SELECT 1 WHERE EXISTS (SELECT 1 FROM t)",
+            "SELECT (SELECT max(a) FROM t)",
+            "SELECT $1",
+        ] {
+            assert!(!is_pure(&plan_of(&ctx, sql).await), "{sql}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cached_plan_runs_again_with_the_same_rows() {
+        let ctx = SessionContext::new();
+        let snapshot = Arc::new(Snapshot::new(ctx.state()));
+        let plan = plan_of(&ctx, "SELECT x * 2 AS y FROM (VALUES (1), (2), (3)) v(x)").await;
+        let first = Rows::planned(plan.clone(), snapshot.clone())
+            .collect()
+            .await
+            .unwrap();
+        assert_eq!(snapshot.pure_plans.lock().unwrap().len(), 1);
+        let second = Rows::planned(plan, snapshot).collect().await.unwrap();
+        let rows = |b: &[RecordBatch]| b.iter().map(|b| b.num_rows()).sum::<usize>();
+        assert_eq!(rows(&first), 3);
+        assert_eq!(first, second);
+    }
+
+    #[tokio::test]
+    async fn now_is_the_statement_start_not_the_snapshot_time() {
+        let ctx = SessionContext::new();
+        let snapshot = Arc::new(Snapshot::new(ctx.state()));
+        let plan = plan_of(&ctx, "SELECT CAST(now() AS VARCHAR) AS t").await;
+        let first = Rows::planned(plan.clone(), snapshot.clone())
+            .collect()
+            .await
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let second = Rows::planned(plan, snapshot.clone())
+            .collect()
+            .await
+            .unwrap();
+        assert_ne!(first, second, "now() must move between statements");
+        assert!(snapshot.pure_plans.lock().unwrap().is_empty());
+    }
+}
