@@ -121,7 +121,10 @@ impl Engine {
             })?;
             runtime = runtime.with_memory_pool(Arc::new(FairSpillPool::new(bytes)));
         }
+        // DataFusion keeps a folder's file list forever by default: a channel folder would
+        // never show a file added after its first query. Channels are listed afresh.
         let runtime = runtime
+            .with_object_list_cache_limit(0)
             .build_arc()
             .map_err(|e| EngineError::Catalog(e.to_string()))?;
         let state = SessionStateBuilder::new()

@@ -13,5 +13,6 @@ mod oneid;
 mod protocol;
 mod security;
 mod slt;
+mod small_statements;
 mod tables;
 mod write_paths;
