@@ -352,12 +352,12 @@ impl StoredTable {
         let table = self.compacted(table).await;
         // A compaction adds a commit of its own: checkpoint when the versions since the
         // one installed crossed a multiple of the interval, not only when one lands on it.
-        let installed = self.current().table.version().unwrap_or(0).max(0) as u64;
+        let installed = self.current().table.version().unwrap_or(0);
         if let Some(version) = table.version()
             && version > 0
-            && version as u64 / CHECKPOINT_EVERY > installed / CHECKPOINT_EVERY
+            && version / CHECKPOINT_EVERY > installed / CHECKPOINT_EVERY
         {
-            self.checkpoint(&table, version as u64).await;
+            self.checkpoint(&table, version).await;
         }
         self.install(table, &self.local_dir())
             .await
