@@ -138,6 +138,15 @@ async fn concurrent_single_row_inserts_all_land_through_compaction_and_restart()
     let distinct = "SELECT count(DISTINCT writer * 1000 + n) FROM hits";
     assert_eq!(total(&setup, "SELECT count(*) FROM hits").await, 240);
     assert_eq!(total(&setup, distinct).await, 240);
+    // Then one writer alone: one commit each, so the table passes 64 files (compacted)
+    // and 100 versions (checkpointed, older commit files deleted).
+    for n in 0..100 {
+        setup
+            .execute("INSERT INTO hits VALUES (8, $1)", &[&n])
+            .await
+            .expect("insert");
+    }
+    assert_eq!(total(&setup, distinct).await, 340);
     let log = data_dir.join("public").join("hits").join("_delta_log");
     let entries: Vec<String> = std::fs::read_dir(&log)
         .unwrap()
@@ -152,9 +161,9 @@ async fn concurrent_single_row_inserts_all_land_through_compaction_and_restart()
 
     let server = support::start(config);
     let client = server.connect().await;
-    assert_eq!(total(&client, "SELECT count(*) FROM hits").await, 240);
-    assert_eq!(total(&client, distinct).await, 240);
+    assert_eq!(total(&client, "SELECT count(*) FROM hits").await, 340);
+    assert_eq!(total(&client, distinct).await, 340);
     let sum = "SELECT CAST(sum(n) AS bigint) FROM hits";
-    assert_eq!(total(&client, sum).await, 8 * (29 * 30 / 2));
+    assert_eq!(total(&client, sum).await, 8 * (29 * 30 / 2) + 99 * 100 / 2);
     server.stop();
 }

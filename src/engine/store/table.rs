@@ -571,6 +571,12 @@ impl StoredTable {
     /// and tells each how it went; each is acknowledged only once that commit is
     /// durable. Under many concurrent single-row INSERTs the table then takes one commit
     /// per turn of the lock instead of one per row.
+    ///
+    /// The commit runs on the commit runtime ([`commits`]), not on the statement's task:
+    /// a commit is milliseconds of synchronous CPU (Delta log replay), which on the
+    /// server's few workers would keep the other sessions from even reaching the queue,
+    /// and a statement cancelled mid-commit must not cut short a commit that carries
+    /// other sessions' rows.
     async fn commit_grouped(
         &self,
         batches: Vec<RecordBatch>,
@@ -585,32 +591,39 @@ impl StoredTable {
         self.waiting().push(Waiting { id, batches, done });
         // A cancelled INSERT leaves the queue unless its commit already began.
         let _leave = LeaveOnDrop { table: self, id };
-        {
-            let _guard = self.lock_writes().await;
-            let group = std::mem::take(&mut *self.waiting());
-            if !group.is_empty() {
-                tracing::debug!(inserts = group.len(), "group commit");
-                let schema = self.current().provider.schema();
-                let (all, senders): (Vec<_>, Vec<_>) =
-                    group.into_iter().map(|w| (w.batches, w.done)).unzip();
-                let stream = Box::pin(RecordBatchStreamAdapter::new(
-                    schema,
-                    futures::stream::iter(all.into_iter().flatten().map(Ok)),
-                ));
-                let result = self.commit_locked(stream, context).await;
-                let shared = result.err().map(Arc::new);
-                for sender in senders {
-                    let _ = sender.send(match &shared {
-                        None => Ok(()),
-                        Some(e) => Err(DataFusionError::Shared(e.clone())),
-                    });
-                }
-            }
-        }
+        let table = self.clone();
+        let context = context.clone();
+        commits().spawn(async move { table.commit_waiting(&context).await });
         outcome.await.map_err(|_| {
             DataFusionError::Internal("a group commit ended without a word".into())
         })??;
         Ok(rows)
+    }
+
+    /// Take the write lock and commit every INSERT waiting by then (none: nothing to do,
+    /// an earlier turn took them), answering each.
+    async fn commit_waiting(&self, context: &Arc<TaskContext>) {
+        let _guard = self.lock_writes().await;
+        let group = std::mem::take(&mut *self.waiting());
+        if group.is_empty() {
+            return;
+        }
+        tracing::debug!(inserts = group.len(), "group commit");
+        let schema = self.current().provider.schema();
+        let (all, senders): (Vec<_>, Vec<_>) =
+            group.into_iter().map(|w| (w.batches, w.done)).unzip();
+        let stream = Box::pin(RecordBatchStreamAdapter::new(
+            schema,
+            futures::stream::iter(all.into_iter().flatten().map(Ok)),
+        ));
+        let result = self.commit_locked(stream, context).await;
+        let shared = result.err().map(Arc::new);
+        for sender in senders {
+            let _ = sender.send(match &shared {
+                None => Ok(()),
+                Some(e) => Err(DataFusionError::Shared(e.clone())),
+            });
+        }
     }
 
     fn waiting(&self) -> std::sync::MutexGuard<'_, Vec<Waiting>> {
@@ -641,6 +654,23 @@ impl StoredTable {
         self.install_committed(table).await?;
         Ok(rows)
     }
+}
+
+/// The runtime group commits run on: one thread of its own, beside the server's workers.
+fn commits() -> &'static tokio::runtime::Handle {
+    static COMMITS: std::sync::OnceLock<tokio::runtime::Handle> = std::sync::OnceLock::new();
+    COMMITS.get_or_init(|| {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("userql-commit")
+            .enable_all()
+            .build()
+            .expect("the commit runtime starts");
+        let handle = runtime.handle().clone();
+        // Lives as long as the process: commits may be under way at any moment.
+        std::mem::forget(runtime);
+        handle
+    })
 }
 
 /// Takes a waiting INSERT out of its table's queue when its statement ends first.
