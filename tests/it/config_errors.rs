@@ -4,24 +4,13 @@
 use std::process::Command;
 
 use userql::Engine;
-use userql::config::Config;
 
 use crate::support;
-
-/// A config from `toml` in `dir`, its data dir inside `dir` too: a test never touches the
-/// default `./userql-data`, which a developer's running server may hold.
-fn config_in(dir: &std::path::Path, toml: &str) -> Config {
-    let path = dir.join("userql.toml");
-    std::fs::write(&path, toml).unwrap();
-    let mut config = Config::load(&path).expect("config parses");
-    config.server.data_dir = dir.join("data");
-    config
-}
 
 #[tokio::test]
 async fn missing_channel_file_names_channel_and_path() {
     let dir = support::fresh_dir("missing");
-    let config = config_in(
+    let config = support::config_in(
         &dir,
         "[[channels]]\nname = \"shop\"\npath = \"nowhere.csv\"\nrecord_key = \"id\"\n",
     );
@@ -36,7 +25,7 @@ async fn missing_channel_file_names_channel_and_path() {
 async fn unknown_mapped_column_is_named() {
     let dir = support::fresh_dir("column");
     std::fs::write(dir.join("a.csv"), "id,phone\n1,13800138000\n").unwrap();
-    let config = config_in(
+    let config = support::config_in(
         &dir,
         "[[channels]]\nname = \"shop\"\npath = \"a.csv\"\nrecord_key = \"id\"\nids = { email = \"mail\" }\n",
     );
@@ -51,7 +40,7 @@ async fn unknown_mapped_column_is_named() {
 async fn identifier_columns_are_text_even_when_numeric() {
     let dir = support::fresh_dir("text");
     std::fs::write(dir.join("a.csv"), "id,phone,amount,ts\n1,00000000000,1.5,2025-01-01 10:00:00\n2,13800138000,2,2025-01-02 10:00:00\n").unwrap();
-    let config = config_in(
+    let config = support::config_in(
         &dir,
         "[[channels]]\nname = \"shop\"\npath = \"a.csv\"\nrecord_key = \"id\"\nids = { phone = \"phone\" }\n[channels.orders]\nts = \"ts\"\namount = \"amount\"\n",
     );
@@ -79,7 +68,7 @@ async fn malformed_csv_row_is_22p04_and_server_keeps_serving() {
         "id,phone\n1,13800138000\n2,13800138001,unexpected,extra\n3,13800138002\n",
     )
     .unwrap();
-    let mut config = config_in(
+    let mut config = support::config_in(
         &dir,
         "[[channels]]\nname = \"shop\"\npath = \"a.csv\"\nrecord_key = \"id\"\nids = { phone = \"phone\" }\n",
     );

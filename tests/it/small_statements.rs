@@ -2,18 +2,7 @@
 //! answers with what its files hold now, a statement kept planned answers as if planned
 //! again, and INSERTs that share a commit all land, also after compaction and a restart.
 
-use userql::config::Config;
-
 use crate::support;
-
-/// A config from `toml` in `dir`, its data dir inside `dir` too.
-fn config_in(dir: &std::path::Path, toml: &str) -> Config {
-    let path = dir.join("userql.toml");
-    std::fs::write(&path, toml).unwrap();
-    let mut config = Config::load(&path).expect("config parses");
-    config.server.data_dir = dir.join("data");
-    config
-}
 
 async fn total(client: &tokio_postgres::Client, sql: &str) -> i64 {
     client.query_one(sql, &[]).await.unwrap().get(0)
@@ -42,7 +31,7 @@ async fn a_cached_channel_answers_with_what_its_files_hold_now() {
     std::fs::create_dir(dir.join("shop")).unwrap();
     std::fs::write(dir.join("pos.csv"), "member,amount\nm1,10\nm2,20\n").unwrap();
     std::fs::write(dir.join("shop/a.csv"), "member,amount\nm1,1\n").unwrap();
-    let server = support::start(config_in(
+    let server = support::start(support::config_in(
         &dir,
         "[[channels]]\nname = \"pos\"\npath = \"pos.csv\"\nrecord_key = \"member\"\n\
          [[channels]]\nname = \"shop\"\npath = \"shop\"\nformat = \"csv\"\nrecord_key = \"member\"\n",

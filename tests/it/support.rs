@@ -76,6 +76,16 @@ pub fn demo_config() -> Config {
     config
 }
 
+/// A config from `toml` written to `dir`, its data dir inside `dir` too: a test never
+/// touches the default `./userql-data`, which a developer's running server may hold.
+pub fn config_in(dir: &Path, toml: &str) -> Config {
+    let path = dir.join("userql.toml");
+    std::fs::write(&path, toml).unwrap();
+    let mut config = Config::load(&path).expect("config parses");
+    config.server.data_dir = dir.join("data");
+    config
+}
+
 /// A new empty temp folder.
 pub fn fresh_dir(tag: &str) -> PathBuf {
     use std::sync::atomic::{AtomicUsize, Ordering};
