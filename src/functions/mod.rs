@@ -10,6 +10,7 @@ pub mod identity;
 pub mod input;
 pub mod lifecycle;
 pub mod ltv;
+pub(crate) mod prefetch;
 pub mod rfm;
 
 use datafusion::prelude::SessionContext;

@@ -63,6 +63,19 @@ async fn memory_limit_spills_sorts_and_refuses_what_cannot_spill() {
         .expect("the sort spills")
         .get(0);
     assert_eq!(sum, 5_000_000 * 5_000_001 / 2);
+    // rfm's per-customer tables for 2M customers do not fit in 64 MB: the spilling
+    // aggregate takes over and every customer is still there, once.
+    let row = c
+        .query_one(
+            "SELECT count(*), CAST(sum(frequency) AS BIGINT), count(DISTINCT customer_id) FROM rfm(\
+             'SELECT value % 2000000 AS customer_id, to_timestamp(1700000000 + value) AS order_ts, \
+             1.0 AS amount FROM generate_series(1, 4000000)')",
+            &[],
+        )
+        .await
+        .expect("rfm falls back to the spilling aggregate");
+    let (customers, orders, distinct): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+    assert_eq!((customers, orders, distinct), (2_000_000, 4_000_000, 2_000_000));
     // One array of 30M values cannot be spilled: 53200, and the server keeps serving.
     let err = c
         .query_one(

@@ -6,6 +6,7 @@
 pub mod labels;
 pub mod scoring;
 pub mod table;
+pub mod totals;
 pub mod udf;
 
 use std::sync::Arc;

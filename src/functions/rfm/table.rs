@@ -1,11 +1,12 @@
-//! `rfm(input [, as_of])`: per-customer totals aggregated by DataFusion (in parallel,
-//! under the memory limit), then scored and labelled in plain Rust (`scoring`, `labels`).
+//! `rfm(input [, as_of])`: per-customer totals (for `bigint` ids by `totals`, in parallel;
+//! for text ids, or when the memory pool will not hold those tables, by DataFusion's
+//! aggregate, which spills), then scored and labelled in plain Rust (`scoring`, `labels`).
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
+    Array, ArrayRef, AsArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringBuilder,
     TimestampMicrosecondArray,
 };
 use datafusion::arrow::compute::concat_batches;
@@ -15,14 +16,18 @@ use datafusion::arrow::datatypes::{
 use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::datasource::TableType;
 use datafusion::datasource::memory::MemorySourceConfig;
-use datafusion::error::Result;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::memory_pool::MemoryConsumer;
 use datafusion::functions_aggregate::expr_fn::{count, max, min, sum};
 use datafusion::logical_expr::{Expr, LogicalPlan, col, lit};
-use datafusion::physical_plan::ExecutionPlan;
-use datafusion::prelude::DataFrame;
+use datafusion::physical_plan::{ExecutionPlan, execute_stream_partitioned};
+use datafusion::prelude::{DataFrame, SessionContext};
+use futures::StreamExt;
+use tokio::task::JoinSet;
 
 use super::labels::{Language, Segment, ValueClass};
 use super::scoring::{self, CustomerTotals};
+use super::totals::{ShardedTotals, TotalsTable, merge_shards};
 use crate::engine::{pg_text, settings as userql_settings};
 use crate::error::sqlstate;
 use crate::functions::args;
@@ -121,9 +126,14 @@ impl TableProvider for RfmTable {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let batch = self.compute(state).await?;
+        let partitions: Vec<Vec<RecordBatch>> = self
+            .compute(state)
+            .await?
+            .into_iter()
+            .map(|b| vec![b])
+            .collect();
         let exec = MemorySourceConfig::try_new_exec(
-            &[vec![batch]],
+            &partitions,
             self.schema.clone(),
             projection.cloned(),
         )?;
@@ -131,9 +141,75 @@ impl TableProvider for RfmTable {
     }
 }
 
+/// Every customer's totals, column by column, in no particular order.
+struct PerCustomer {
+    customer_id: ArrayRef,
+    first: Vec<i64>,
+    last: Vec<i64>,
+    orders: Vec<i64>,
+    amount: Vec<f64>,
+}
+
 impl RfmTable {
-    async fn compute(&self, state: &dyn Session) -> Result<RecordBatch> {
+    async fn compute(&self, state: &dyn Session) -> Result<Vec<RecordBatch>> {
         let ctx = input::context_of(state)?;
+        let bigint_key = self.schema.field(0).data_type() == &DataType::Int64;
+        let totals = match bigint_key {
+            true => match self.totals_by_bigint(&ctx).await? {
+                Some(totals) => totals,
+                // The memory pool would not hold the table: DataFusion's aggregate, which
+                // can spill, takes over.
+                None => {
+                    tracing::debug!("rfm: totals over the memory limit, aggregating with spilling");
+                    self.totals_by_datafusion(&ctx).await?
+                }
+            },
+            false => self.totals_by_datafusion(&ctx).await?,
+        };
+        if totals.orders.is_empty() {
+            return Ok(vec![self.empty_or_error(state).await?]);
+        }
+        let as_of = match self.as_of {
+            Some(t) => t,
+            None => totals.last.iter().copied().max().unwrap_or_default(),
+        };
+        let customers: Vec<CustomerTotals> = (0..totals.orders.len())
+            .map(|i| CustomerTotals {
+                recency_days: scoring::whole_days(as_of, totals.last[i]),
+                frequency: totals.orders[i],
+                monetary: totals.amount[i],
+            })
+            .collect();
+        let scores = scoring::score_all(&customers, self.bins);
+        let averages = scoring::averages(&customers);
+        let parts = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let chunk = customers.len().div_ceil(parts).max(LABEL_CHUNK_MIN);
+        let labelled = Labelled {
+            table: self,
+            totals: &totals,
+            customers: &customers,
+            scores: &scores,
+            averages,
+        };
+        // Labels are written in parallel chunks, one output partition each.
+        let rows = customers.len();
+        std::thread::scope(|scope| {
+            let chunks: Vec<_> = (0..rows)
+                .step_by(chunk)
+                .map(|start| {
+                    let labelled = &labelled;
+                    scope.spawn(move || labelled.batch(start..(start + chunk).min(rows)))
+                })
+                .collect();
+            chunks
+                .into_iter()
+                .map(|c| c.join().expect("rfm labelling panicked"))
+                .collect()
+        })
+    }
+
+    /// The input with NULL rows and orders after `as_of` left out.
+    fn orders(&self, ctx: &SessionContext) -> Result<DataFrame> {
         let mut frame = DataFrame::new(ctx.state(), self.input.clone()).filter(
             col("customer_id")
                 .is_not_null()
@@ -146,7 +222,13 @@ impl RfmTable {
                 &self.schema.field(1).data_type().clone(),
             ))))?;
         }
-        let totals = frame
+        Ok(frame)
+    }
+
+    /// Totals by DataFusion's hash aggregate: any key type, spills under memory pressure.
+    async fn totals_by_datafusion(&self, ctx: &SessionContext) -> Result<PerCustomer> {
+        let batches = self
+            .orders(ctx)?
             .aggregate(
                 vec![col("customer_id")],
                 vec![
@@ -158,90 +240,111 @@ impl RfmTable {
             )?
             .collect()
             .await?;
-        let agg_schema = match totals.first() {
-            Some(b) => b.schema(),
-            None => return self.empty_or_error(state).await,
-        };
-        let all = concat_batches(&agg_schema, &totals)?;
-        if all.num_rows() == 0 {
-            return self.empty_or_error(state).await;
-        }
-        let first = all.column(1).as_primitive::<TimestampMicrosecondType>();
-        let last = all.column(2).as_primitive::<TimestampMicrosecondType>();
-        let n = all.column(3).as_primitive::<Int64Type>();
-        let total = all.column(4).as_primitive::<Float64Type>();
-        let as_of = match self.as_of {
-            Some(t) => t,
-            None => last.values().iter().copied().max().unwrap_or_default(),
-        };
-        let customers: Vec<CustomerTotals> = (0..all.num_rows())
-            .map(|i| CustomerTotals {
-                recency_days: scoring::whole_days(as_of, last.value(i)),
-                frequency: n.value(i),
-                monetary: total.value(i),
-            })
-            .collect();
-        let scores = scoring::score_all(&customers, self.bins);
-        let averages = scoring::averages(&customers);
-        let rows = customers.len();
-        let mut cells = Vec::with_capacity(rows);
-        let mut segments = Vec::with_capacity(rows);
-        let mut classes = Vec::with_capacity(rows);
-        for (i, c) in customers.iter().enumerate() {
-            let (r, f, m) = (scores.r[i], scores.f[i], scores.m[i]);
-            cells.push(format!("{r}{f}{m}"));
-            segments.push(if self.bins == 5 {
-                Segment::of(r as i64, f as i64).map(|s| s.label(self.language))
-            } else {
-                None
+        let Some(schema) = batches.first().map(|b| b.schema()) else {
+            return Ok(PerCustomer {
+                customer_id: Arc::new(Int64Array::from(Vec::<i64>::new())),
+                first: vec![],
+                last: vec![],
+                orders: vec![],
+                amount: vec![],
             });
-            let class = averages.map(|a| {
-                ValueClass::of(
-                    c.recency_days as f64,
-                    c.frequency as f64,
-                    c.monetary,
-                    a.recency_days,
-                    a.frequency,
-                    a.monetary,
-                )
-                .label(self.language)
+        };
+        let all = concat_batches(&schema, &batches)?;
+        let values = |i: usize| all.column(i).as_primitive::<Int64Type>().values().to_vec();
+        Ok(PerCustomer {
+            customer_id: all.column(0).clone(),
+            first: all
+                .column(1)
+                .as_primitive::<TimestampMicrosecondType>()
+                .values()
+                .to_vec(),
+            last: all
+                .column(2)
+                .as_primitive::<TimestampMicrosecondType>()
+                .values()
+                .to_vec(),
+            orders: values(3),
+            amount: all.column(4).as_primitive::<Float64Type>().values().to_vec(),
+        })
+    }
+
+    /// Totals of `bigint` customer ids by [`totals`](super::totals): each input partition
+    /// fills its own tables on a task of its own, then the shards merge in parallel.
+    /// `None` when the memory pool would not hold the tables.
+    async fn totals_by_bigint(&self, ctx: &SessionContext) -> Result<Option<PerCustomer>> {
+        let plan = DataFrame::new(ctx.state(), self.input.clone())
+            .create_physical_plan()
+            .await?;
+        let task = ctx.task_ctx();
+        let streams = execute_stream_partitioned(plan, task.clone())?;
+        let shards = streams.len();
+        let mut partitions = JoinSet::new();
+        for (p, mut stream) in streams.into_iter().enumerate() {
+            let reservation =
+                MemoryConsumer::new(format!("rfm totals[{p}]")).register(task.memory_pool());
+            let as_of = self.as_of.unwrap_or(i64::MAX);
+            partitions.spawn(async move {
+                let mut totals = ShardedTotals::new(shards);
+                while let Some(batch) = stream.next().await {
+                    add_orders(&mut totals, &batch?, as_of);
+                    if reservation.try_resize(totals.bytes()).is_err() {
+                        return Ok(None);
+                    }
+                }
+                Ok::<_, DataFusionError>(Some((totals, reservation)))
             });
-            classes.push(class.unwrap_or_default());
         }
-        let ts_type = self.schema.field(1).data_type().clone();
-        let with_zone = |a: &TimestampMicrosecondArray| -> ArrayRef {
-            match &ts_type {
-                DataType::Timestamp(_, Some(tz)) => Arc::new(a.clone().with_timezone(tz.clone())),
-                _ => Arc::new(a.clone()),
+        let mut filled = Vec::with_capacity(shards);
+        while let Some(done) = partitions.join_next().await {
+            match done.map_err(|e| DataFusionError::External(Box::new(e)))?? {
+                Some(part) => filled.push(part),
+                None => return Ok(None),
             }
+        }
+        let Some(bits) = filled.first().map(|(t, _)| t.shard_bits()) else {
+            return Ok(Some(PerCustomer {
+                customer_id: Arc::new(Int64Array::from(Vec::<i64>::new())),
+                first: vec![],
+                last: vec![],
+                orders: vec![],
+                amount: vec![],
+            }));
         };
-        let columns: Vec<ArrayRef> = vec![
-            all.column(0).clone(),
-            with_zone(first),
-            with_zone(last),
-            Arc::new(Int64Array::from_iter_values(
-                customers.iter().map(|c| c.recency_days),
-            )),
-            Arc::new(Int64Array::from_iter_values(
-                customers.iter().map(|c| c.frequency),
-            )),
-            Arc::new(Float64Array::from_iter_values(
-                customers.iter().map(|c| c.monetary),
-            )),
-            Arc::new(Int32Array::from_iter_values(
-                scores.r.iter().map(|&s| s as i32),
-            )),
-            Arc::new(Int32Array::from_iter_values(
-                scores.f.iter().map(|&s| s as i32),
-            )),
-            Arc::new(Int32Array::from_iter_values(
-                scores.m.iter().map(|&s| s as i32),
-            )),
-            Arc::new(StringArray::from(cells)),
-            Arc::new(StringArray::from(segments)),
-            Arc::new(StringArray::from(classes)),
-        ];
-        Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
+        let mut by_shard: Vec<Vec<TotalsTable>> = (0..1 << bits).map(|_| Vec::new()).collect();
+        let mut reservations = Vec::with_capacity(filled.len());
+        for (totals, reservation) in filled {
+            reservations.push(reservation);
+            for (s, table) in totals.into_shards().into_iter().enumerate() {
+                by_shard[s].push(table);
+            }
+        }
+        let merging: Vec<_> = by_shard
+            .into_iter()
+            .map(|tables| tokio::task::spawn_blocking(move || merge_shards(tables, bits)))
+            .collect();
+        let mut merged = Vec::with_capacity(merging.len());
+        for m in merging {
+            merged.push(m.await.map_err(|e| DataFusionError::External(Box::new(e)))?);
+        }
+        let customers: usize = merged.iter().map(TotalsTable::len).sum();
+        let mut out = PerCustomer {
+            customer_id: Arc::new(Int64Array::from(Vec::<i64>::new())),
+            first: Vec::with_capacity(customers),
+            last: Vec::with_capacity(customers),
+            orders: Vec::with_capacity(customers),
+            amount: Vec::with_capacity(customers),
+        };
+        let mut ids = Vec::with_capacity(customers);
+        for t in merged.iter().flat_map(TotalsTable::iter) {
+            ids.push(t.customer_id);
+            out.first.push(t.first);
+            out.last.push(t.last);
+            out.orders.push(t.orders);
+            out.amount.push(t.amount);
+        }
+        out.customer_id = Arc::new(Int64Array::from(ids));
+        drop(reservations);
+        Ok(Some(out))
     }
 
     /// No customer had an order at or before `as_of`: an empty result, unless there were
@@ -278,6 +381,110 @@ impl RfmTable {
         }
         Ok(RecordBatch::new_empty(self.schema.clone()))
     }
+}
+
+/// The fewest customers worth a labelling thread of their own.
+const LABEL_CHUNK_MIN: usize = 65_536;
+
+/// Scored customers, ready to be written out in chunks.
+struct Labelled<'a> {
+    table: &'a RfmTable,
+    totals: &'a PerCustomer,
+    customers: &'a [CustomerTotals],
+    scores: &'a scoring::RfmScores,
+    averages: Option<scoring::Averages>,
+}
+
+impl Labelled<'_> {
+    /// The output rows of the customers in `rows`.
+    fn batch(&self, rows: std::ops::Range<usize>) -> Result<RecordBatch> {
+        let (bins, language) = (self.table.bins, self.table.language);
+        let count = rows.len();
+        // "rfm_cell" texts: the three scores' digits, written without a format per row.
+        let digits: Vec<String> = (0..=bins).map(|s| s.to_string()).collect();
+        let mut cells = StringBuilder::with_capacity(count, count * 3);
+        let mut cell = String::with_capacity(9);
+        let mut segments = StringBuilder::with_capacity(count, count * 16);
+        let mut classes = StringBuilder::with_capacity(count, count * 24);
+        let scores = self.scores;
+        for i in rows.clone() {
+            let c = &self.customers[i];
+            let (r, f, m) = (scores.r[i], scores.f[i], scores.m[i]);
+            cell.clear();
+            for s in [r, f, m] {
+                cell.push_str(&digits[s as usize]);
+            }
+            cells.append_value(&cell);
+            match (bins == 5).then(|| Segment::of(r as i64, f as i64)).flatten() {
+                Some(s) => segments.append_value(s.label(language)),
+                None => segments.append_null(),
+            }
+            let class = self.averages.map(|a| {
+                ValueClass::of(
+                    c.recency_days as f64,
+                    c.frequency as f64,
+                    c.monetary,
+                    a.recency_days,
+                    a.frequency,
+                    a.monetary,
+                )
+                .label(language)
+            });
+            classes.append_value(class.unwrap_or_default());
+        }
+        let ts_type = self.table.schema.field(1).data_type();
+        let timestamps = |values: &[i64]| -> ArrayRef {
+            let array = TimestampMicrosecondArray::from(values[rows.clone()].to_vec());
+            match ts_type {
+                DataType::Timestamp(_, Some(tz)) => Arc::new(array.with_timezone(tz.clone())),
+                _ => Arc::new(array),
+            }
+        };
+        let customers = &self.customers[rows.clone()];
+        let int32 = |s: &[u32]| -> ArrayRef {
+            Arc::new(Int32Array::from_iter_values(s[rows.clone()].iter().map(|&s| s as i32)))
+        };
+        let columns: Vec<ArrayRef> = vec![
+            self.totals.customer_id.slice(rows.start, count),
+            timestamps(&self.totals.first),
+            timestamps(&self.totals.last),
+            Arc::new(Int64Array::from_iter_values(
+                customers.iter().map(|c| c.recency_days),
+            )),
+            Arc::new(Int64Array::from(self.totals.orders[rows.clone()].to_vec())),
+            Arc::new(Float64Array::from(self.totals.amount[rows.clone()].to_vec())),
+            int32(&scores.r),
+            int32(&scores.f),
+            int32(&scores.m),
+            Arc::new(cells.finish()),
+            Arc::new(segments.finish()),
+            Arc::new(classes.finish()),
+        ];
+        Ok(RecordBatch::try_new(self.table.schema.clone(), columns)?)
+    }
+}
+
+/// Adds a batch of `(customer_id bigint, order_ts timestamp(µs), amount double)` rows;
+/// rows with a NULL or an order after `as_of` do not count.
+fn add_orders(totals: &mut ShardedTotals, batch: &RecordBatch, as_of: i64) {
+    let ids = batch.column(0).as_primitive::<Int64Type>();
+    let ts = batch.column(1).as_primitive::<TimestampMicrosecondType>();
+    let amounts = batch.column(2).as_primitive::<Float64Type>();
+    let (id_values, ts_values, amount_values) = (ids.values(), ts.values(), amounts.values());
+    let any_null = ids.null_count() + ts.null_count() + amounts.null_count() > 0;
+    if !any_null && ts_values.iter().all(|&t| t <= as_of) {
+        totals.add_all(id_values, ts_values, amount_values);
+        return;
+    }
+    let keep: Vec<usize> = (0..batch.num_rows())
+        .filter(|&i| ids.is_valid(i) && ts.is_valid(i) && amounts.is_valid(i))
+        .filter(|&i| ts_values[i] <= as_of)
+        .collect();
+    totals.add_all(
+        &keep.iter().map(|&i| id_values[i]).collect::<Vec<_>>(),
+        &keep.iter().map(|&i| ts_values[i]).collect::<Vec<_>>(),
+        &keep.iter().map(|&i| amount_values[i]).collect::<Vec<_>>(),
+    );
 }
 
 /// A microsecond timestamp literal of `ts_type` (the input's zone kept).
