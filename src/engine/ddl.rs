@@ -153,6 +153,19 @@ impl Session {
                 let name = self.rel_name(&create.name)?;
                 let input = create.input.as_ref().clone();
                 let schema = with_declared_time_zones(input.schema().as_arrow(), statement);
+                // As in PostgreSQL, a table made from a query takes its columns' types but
+                // no NOT NULL: later INSERTs may hold NULLs.
+                let schema = if is_query {
+                    std::sync::Arc::new(datafusion::arrow::datatypes::Schema::new(
+                        schema
+                            .fields()
+                            .iter()
+                            .map(|f| f.as_ref().clone().with_nullable(true))
+                            .collect::<Vec<_>>(),
+                    ))
+                } else {
+                    schema
+                };
                 let rows = store
                     .create_table(
                         NewTable {

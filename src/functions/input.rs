@@ -2,13 +2,20 @@
 //! (`'identities'`, `'channels.tmall'`) or a full query (`'SELECT ... FROM ...'`), read with
 //! the calling session's catalog and settings, checked for the named columns.
 
+use std::sync::Arc;
+
+use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::catalog::Session;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::SessionState;
-use datafusion::logical_expr::{cast, col};
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
+use datafusion::logical_expr::{LogicalPlan, cast, col};
+use datafusion::physical_plan::execute_stream_partitioned;
 use datafusion::prelude::{DataFrame, SessionContext};
+use futures::StreamExt;
+use tokio::task::JoinSet;
 
 use crate::error::{UserqlError, sqlstate};
 
@@ -196,4 +203,55 @@ pub async fn frame(
         );
     }
     df.select(exprs)
+}
+
+/// Reads `plan`'s output partitions in parallel, each on a task of its own, folding its
+/// batches into a state of its own (`init`, then `fold` per batch). After each batch the
+/// state's size (`bytes`) is charged to the session's memory pool under `name`; `None`
+/// when the pool refuses, so the caller can take a path that spills. The reservations
+/// come back with the states: memory stays charged while they are held.
+pub async fn fold_partitions<S, I, F, B>(
+    ctx: &SessionContext,
+    plan: LogicalPlan,
+    name: &str,
+    init: I,
+    fold: F,
+    bytes: B,
+) -> Result<Option<Vec<(S, MemoryReservation)>>>
+where
+    S: Send + 'static,
+    I: Fn(usize) -> S,
+    F: Fn(&mut S, &RecordBatch) -> Result<()> + Send + Sync + 'static,
+    B: Fn(&S) -> usize + Send + Sync + 'static,
+{
+    let physical = DataFrame::new(ctx.state(), plan)
+        .create_physical_plan()
+        .await?;
+    let task = ctx.task_ctx();
+    let streams = execute_stream_partitioned(physical, task.clone())?;
+    let partitions = streams.len();
+    let (fold, bytes) = (Arc::new(fold), Arc::new(bytes));
+    let mut tasks = JoinSet::new();
+    for (p, mut stream) in streams.into_iter().enumerate() {
+        let reservation = MemoryConsumer::new(format!("{name}[{p}]")).register(task.memory_pool());
+        let mut state = init(partitions);
+        let (fold, bytes) = (fold.clone(), bytes.clone());
+        tasks.spawn(async move {
+            while let Some(batch) = stream.next().await {
+                fold(&mut state, &batch?)?;
+                if reservation.try_resize(bytes(&state)).is_err() {
+                    return Ok(None);
+                }
+            }
+            Ok::<_, DataFusionError>(Some((state, reservation)))
+        });
+    }
+    let mut states = Vec::with_capacity(partitions);
+    while let Some(done) = tasks.join_next().await {
+        match done.map_err(|e| DataFusionError::External(Box::new(e)))?? {
+            Some(state) => states.push(state),
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(states))
 }

@@ -75,7 +75,10 @@ async fn memory_limit_spills_sorts_and_refuses_what_cannot_spill() {
         .await
         .expect("rfm falls back to the spilling aggregate");
     let (customers, orders, distinct): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
-    assert_eq!((customers, orders, distinct), (2_000_000, 4_000_000, 2_000_000));
+    assert_eq!(
+        (customers, orders, distinct),
+        (2_000_000, 4_000_000, 2_000_000)
+    );
     // One array of 30M values cannot be spilled: 53200, and the server keeps serving.
     let err = c
         .query_one(

@@ -234,6 +234,50 @@ async fn ltv_on_the_demo_and_its_errors() {
         .await
         .unwrap();
     assert!(row.get::<_, bool>(0));
+
+    // `bigint` ids take their own path (radix-sorted runs merged in parallel slices);
+    // the same orders with text ids take DataFusion's sort. Same summaries, NULL rows and
+    // orders after `as_of` left out alike, customers in id order.
+    client
+        .batch_execute(
+            "CREATE TABLE many AS SELECT CAST(value % 5003 AS BIGINT) * 1000003 - 2500000000 AS customer_id, \
+               to_timestamp(1700000000 + (value * 7919) % 40000000) AS order_ts, \
+               CAST((value * 104729) % 997 AS DOUBLE) / 4 AS amount FROM generate_series(1, 60000); \
+             INSERT INTO many VALUES (NULL, '2024-01-01', 1), (7, NULL, 1), (7, '2024-01-01', NULL)",
+        )
+        .await
+        .unwrap();
+    for as_of in ["NULL", "'2024-06-01'"] {
+        let summary = |key: &str| {
+            format!(
+                "SELECT customer_id, frequency, recency, t, monetary_value FROM clv_summary(\
+                 'SELECT {key} AS customer_id, order_ts, amount FROM many', {as_of}, 'week')"
+            )
+        };
+        let bigint = client.query(&summary("customer_id"), &[]).await.unwrap();
+        let text = client
+            .query(&summary("CAST(customer_id AS TEXT)"), &[])
+            .await
+            .unwrap();
+        assert!(bigint.len() > 2000, "{} customers", bigint.len());
+        assert_eq!(bigint.len(), text.len());
+        let ids: Vec<i64> = bigint.iter().map(|r| r.get(0)).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "customers in id order");
+        // Text ids come in text order.
+        let mut text: Vec<_> = text.iter().collect();
+        text.sort_by_key(|r| r.get::<_, String>(0).parse::<i64>().unwrap());
+        for (b, t) in bigint.iter().zip(text) {
+            assert_eq!(b.get::<_, i64>(0).to_string(), t.get::<_, String>(0));
+            for c in 1..5 {
+                let (x, y): (f64, f64) = if c == 1 {
+                    (b.get::<_, i64>(c) as f64, t.get::<_, i64>(c) as f64)
+                } else {
+                    (b.get(c), t.get(c))
+                };
+                assert_eq!(x, y, "column {c} of customer {}", b.get::<_, i64>(0));
+            }
+        }
+    }
     drop(client);
     server.stop();
 }

@@ -3,8 +3,10 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, StructArray};
-use datafusion::arrow::datatypes::{DataType, Field, Fields, Float64Type};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, StructArray};
+use datafusion::arrow::datatypes::{
+    DataType, Field, Fields, Float64Type, Int64Type, TimestampMicrosecondType,
+};
 use datafusion::catalog::Session;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{LogicalPlan, col, lit};
@@ -14,7 +16,7 @@ use super::error::LtvError;
 use super::gamma_gamma::{GammaGammaFit, GammaGammaParams};
 use super::summary::{self, ClvSummary, Order, TimeUnit};
 use crate::error::sqlstate;
-use crate::functions::input::user_error;
+use crate::functions::input::{self, user_error};
 use crate::functions::lifecycle::activity;
 
 /// An LTV error as the client sees it: bad data 22023, a model that cannot be fitted
@@ -217,6 +219,11 @@ pub async fn summarize(
             zone,
         )))
     });
+    if input.schema().field(0).data_type() == &DataType::Int64
+        && let Some(summaries) = summarize_bigint(state, input, as_of, unit).await?
+    {
+        return Ok(summaries);
+    }
     let activity = activity::collect_with(state, input, keep, Some("amount")).await?;
     let as_of = match as_of.or_else(|| activity.latest()) {
         Some(t) => t,
@@ -253,4 +260,180 @@ pub async fn summarize(
         None,
     )?;
     Ok(Summaries { keys, rows, as_of })
+}
+
+/// One input partition's orders of `bigint` customers: (customer_id, order_ts, amount).
+type BigintOrders = Vec<(i64, i64, f64)>;
+
+/// Adds a batch's rows without a NULL and at or before `as_of` to `orders`.
+fn push_orders(orders: &mut BigintOrders, batch: &RecordBatch, as_of: i64) {
+    let ids = batch.column(0).as_primitive::<Int64Type>();
+    let ts = batch.column(1).as_primitive::<TimestampMicrosecondType>();
+    let amounts = batch.column(2).as_primitive::<Float64Type>();
+    let any_null = ids.null_count() + ts.null_count() + amounts.null_count() > 0;
+    let rows = (0..batch.num_rows())
+        .filter(|&i| !any_null || (ids.is_valid(i) && ts.is_valid(i) && amounts.is_valid(i)))
+        .map(|i| (ids.value(i), ts.value(i), amounts.value(i)))
+        .filter(|&(_, t, _)| t <= as_of);
+    orders.extend(rows);
+}
+
+/// [`summarize`] for `bigint` customer ids, without DataFusion's sort: each input
+/// partition's orders are collected and radix-sorted by customer on a thread of their
+/// own, then the sorted runs are merged by id, slices of the id range in parallel, each
+/// customer summarised as it comes (customers in id order, as the general path gives
+/// them). `None` when the memory pool will not hold the orders
+/// (24 bytes each); the general path, whose sort spills, then takes over.
+async fn summarize_bigint(
+    state: &dyn Session,
+    input: &LogicalPlan,
+    as_of: Option<i64>,
+    unit: TimeUnit,
+) -> Result<Option<Summaries>> {
+    const ORDER_BYTES: usize = std::mem::size_of::<(i64, i64, f64)>();
+    let ctx = input::context_of(state)?;
+    let until = as_of.unwrap_or(i64::MAX);
+    let Some(parts) = input::fold_partitions(
+        &ctx,
+        input.clone(),
+        "ltv orders",
+        |_| BigintOrders::new(),
+        move |orders, batch| {
+            push_orders(orders, batch, until);
+            Ok(())
+        },
+        |orders| orders.capacity() * ORDER_BYTES,
+    )
+    .await?
+    else {
+        return Ok(None);
+    };
+    let total: usize = parts.iter().map(|(o, _)| o.len()).sum();
+    // The radix sorts' second buffers are charged too.
+    let mut parts = parts;
+    if let Some((_, first)) = parts.first_mut()
+        && first.try_grow(total * ORDER_BYTES).is_err()
+    {
+        return Ok(None);
+    }
+    let mut reservations = Vec::with_capacity(parts.len());
+    let mut sorting = Vec::with_capacity(parts.len());
+    for (mut orders, reservation) in parts {
+        reservations.push(reservation);
+        sorting.push(tokio::task::spawn_blocking(move || {
+            crate::functions::radix::sort_by_i64_key(&mut orders, |o| o.0);
+            orders
+        }));
+    }
+    let mut runs = Vec::with_capacity(sorting.len());
+    for sorted in sorting {
+        runs.push(
+            sorted
+                .await
+                .map_err(|e| DataFusionError::External(Box::new(e)))?,
+        );
+    }
+    let summaries = tokio::task::spawn_blocking(move || summarize_runs(&runs, as_of, unit))
+        .await
+        .map_err(|e| DataFusionError::External(Box::new(e)))??;
+    drop(reservations);
+    Ok(Some(summaries))
+}
+
+/// Summaries of the customers in `runs` (each sorted by customer id), in id order. The
+/// id range is split into as many slices as there are threads, each summarised on a
+/// thread of its own.
+fn summarize_runs(runs: &[BigintOrders], as_of: Option<i64>, unit: TimeUnit) -> Result<Summaries> {
+    let Some(as_of) = as_of.or_else(|| runs.iter().flatten().map(|o| o.1).max()) else {
+        return Ok(Summaries {
+            keys: Arc::new(Int64Array::from(Vec::<i64>::new())),
+            rows: vec![],
+            as_of: 0,
+        });
+    };
+    // Slice bounds: ids of the longest run at even steps (a customer's orders in every
+    // run fall into one slice).
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let longest = runs
+        .iter()
+        .max_by_key(|r| r.len())
+        .map_or(&[][..], |r| &r[..]);
+    let mut bounds: Vec<i64> = (1..threads)
+        .map(|i| longest[i * longest.len() / threads].0)
+        .collect();
+    bounds.dedup();
+    let slices: Vec<Vec<&[(i64, i64, f64)]>> = (0..=bounds.len())
+        .map(|s| {
+            runs.iter()
+                .map(|run| {
+                    let start = if s == 0 {
+                        0
+                    } else {
+                        run.partition_point(|o| o.0 < bounds[s - 1])
+                    };
+                    let end = match bounds.get(s) {
+                        Some(&b) => run.partition_point(|o| o.0 < b),
+                        None => run.len(),
+                    };
+                    &run[start..end]
+                })
+                .collect()
+        })
+        .collect();
+    let parts: Vec<Result<(Vec<i64>, Vec<ClvSummary>)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = slices
+            .iter()
+            .map(|slice| scope.spawn(move || summarize_merged(slice, as_of, unit)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("summarising panicked"))
+            .collect()
+    });
+    let mut keys = Vec::new();
+    let mut rows = Vec::new();
+    for part in parts {
+        let (k, r) = part?;
+        keys.extend(k);
+        rows.extend(r);
+    }
+    Ok(Summaries {
+        keys: Arc::new(Int64Array::from(keys)),
+        rows,
+        as_of,
+    })
+}
+
+/// Summaries of the customers of `runs` (each sorted by id), merging the runs by id.
+fn summarize_merged(
+    runs: &[&[(i64, i64, f64)]],
+    as_of: i64,
+    unit: TimeUnit,
+) -> Result<(Vec<i64>, Vec<ClvSummary>)> {
+    let mut keys = Vec::new();
+    let mut rows = Vec::new();
+    let mut heads = vec![0usize; runs.len()];
+    let mut buffer: Vec<Order> = Vec::new();
+    // The next customer: the least id at the head of any run.
+    while let Some(id) = runs
+        .iter()
+        .zip(&heads)
+        .filter_map(|(run, &h)| run.get(h).map(|o| o.0))
+        .min()
+    {
+        buffer.clear();
+        for (run, head) in runs.iter().zip(heads.iter_mut()) {
+            while let Some(&(k, ts, amount)) = run.get(*head)
+                && k == id
+            {
+                buffer.push(Order { ts, amount });
+                *head += 1;
+            }
+        }
+        if let Some(s) = summary::clv_summary(&mut buffer, as_of, unit).map_err(ltv_error)? {
+            keys.push(id);
+            rows.push(s);
+        }
+    }
+    Ok((keys, rows))
 }

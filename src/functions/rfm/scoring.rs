@@ -82,7 +82,11 @@ pub fn scores<T: Measure>(values: &[T], bins: u32) -> Vec<u32> {
             let (mut lo, mut hi) = (0usize, n - 1);
             while lo < hi {
                 let mid = lo + (hi - lo) / 2;
-                if score(mid) < s { lo = mid + 1 } else { hi = mid }
+                if score(mid) < s {
+                    lo = mid + 1
+                } else {
+                    hi = mid
+                }
             }
             lo
         })
@@ -271,7 +275,10 @@ mod tests {
         let s = score_all(&customers, 5);
         let recency: Vec<i64> = customers.iter().map(|c| -c.recency_days).collect();
         assert_eq!(s.r, scores(&recency, 5));
-        let monetary: Vec<i64> = customers.iter().map(|c| (c.monetary * 100.0).round() as i64).collect();
+        let monetary: Vec<i64> = customers
+            .iter()
+            .map(|c| (c.monetary * 100.0).round() as i64)
+            .collect();
         assert_eq!(s.m, naive_sorted(&monetary, 5));
     }
 

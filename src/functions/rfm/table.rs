@@ -17,13 +17,10 @@ use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TablePr
 use datafusion::datasource::TableType;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::error::{DataFusionError, Result};
-use datafusion::execution::memory_pool::MemoryConsumer;
 use datafusion::functions_aggregate::expr_fn::{count, max, min, sum};
 use datafusion::logical_expr::{Expr, LogicalPlan, col, lit};
-use datafusion::physical_plan::{ExecutionPlan, execute_stream_partitioned};
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{DataFrame, SessionContext};
-use futures::StreamExt;
-use tokio::task::JoinSet;
 
 use super::labels::{Language, Segment, ValueClass};
 use super::scoring::{self, CustomerTotals};
@@ -264,7 +261,11 @@ impl RfmTable {
                 .values()
                 .to_vec(),
             orders: values(3),
-            amount: all.column(4).as_primitive::<Float64Type>().values().to_vec(),
+            amount: all
+                .column(4)
+                .as_primitive::<Float64Type>()
+                .values()
+                .to_vec(),
         })
     }
 
@@ -272,35 +273,22 @@ impl RfmTable {
     /// fills its own tables on a task of its own, then the shards merge in parallel.
     /// `None` when the memory pool would not hold the tables.
     async fn totals_by_bigint(&self, ctx: &SessionContext) -> Result<Option<PerCustomer>> {
-        let plan = DataFrame::new(ctx.state(), self.input.clone())
-            .create_physical_plan()
-            .await?;
-        let task = ctx.task_ctx();
-        let streams = execute_stream_partitioned(plan, task.clone())?;
-        let shards = streams.len();
-        let mut partitions = JoinSet::new();
-        for (p, mut stream) in streams.into_iter().enumerate() {
-            let reservation =
-                MemoryConsumer::new(format!("rfm totals[{p}]")).register(task.memory_pool());
-            let as_of = self.as_of.unwrap_or(i64::MAX);
-            partitions.spawn(async move {
-                let mut totals = ShardedTotals::new(shards);
-                while let Some(batch) = stream.next().await {
-                    add_orders(&mut totals, &batch?, as_of);
-                    if reservation.try_resize(totals.bytes()).is_err() {
-                        return Ok(None);
-                    }
-                }
-                Ok::<_, DataFusionError>(Some((totals, reservation)))
-            });
-        }
-        let mut filled = Vec::with_capacity(shards);
-        while let Some(done) = partitions.join_next().await {
-            match done.map_err(|e| DataFusionError::External(Box::new(e)))?? {
-                Some(part) => filled.push(part),
-                None => return Ok(None),
-            }
-        }
+        let as_of = self.as_of.unwrap_or(i64::MAX);
+        let Some(filled) = input::fold_partitions(
+            ctx,
+            self.input.clone(),
+            "rfm totals",
+            ShardedTotals::new,
+            move |totals, batch| {
+                add_orders(totals, batch, as_of);
+                Ok(())
+            },
+            ShardedTotals::bytes,
+        )
+        .await?
+        else {
+            return Ok(None);
+        };
         let Some(bits) = filled.first().map(|(t, _)| t.shard_bits()) else {
             return Ok(Some(PerCustomer {
                 customer_id: Arc::new(Int64Array::from(Vec::<i64>::new())),
@@ -324,7 +312,10 @@ impl RfmTable {
             .collect();
         let mut merged = Vec::with_capacity(merging.len());
         for m in merging {
-            merged.push(m.await.map_err(|e| DataFusionError::External(Box::new(e)))?);
+            merged.push(
+                m.await
+                    .map_err(|e| DataFusionError::External(Box::new(e)))?,
+            );
         }
         let customers: usize = merged.iter().map(TotalsTable::len).sum();
         let mut out = PerCustomer {
@@ -415,7 +406,10 @@ impl Labelled<'_> {
                 cell.push_str(&digits[s as usize]);
             }
             cells.append_value(&cell);
-            match (bins == 5).then(|| Segment::of(r as i64, f as i64)).flatten() {
+            match (bins == 5)
+                .then(|| Segment::of(r as i64, f as i64))
+                .flatten()
+            {
                 Some(s) => segments.append_value(s.label(language)),
                 None => segments.append_null(),
             }
@@ -442,7 +436,9 @@ impl Labelled<'_> {
         };
         let customers = &self.customers[rows.clone()];
         let int32 = |s: &[u32]| -> ArrayRef {
-            Arc::new(Int32Array::from_iter_values(s[rows.clone()].iter().map(|&s| s as i32)))
+            Arc::new(Int32Array::from_iter_values(
+                s[rows.clone()].iter().map(|&s| s as i32),
+            ))
         };
         let columns: Vec<ArrayRef> = vec![
             self.totals.customer_id.slice(rows.start, count),
@@ -452,7 +448,9 @@ impl Labelled<'_> {
                 customers.iter().map(|c| c.recency_days),
             )),
             Arc::new(Int64Array::from(self.totals.orders[rows.clone()].to_vec())),
-            Arc::new(Float64Array::from(self.totals.amount[rows.clone()].to_vec())),
+            Arc::new(Float64Array::from(
+                self.totals.amount[rows.clone()].to_vec(),
+            )),
             int32(&scores.r),
             int32(&scores.f),
             int32(&scores.m),
