@@ -262,8 +262,11 @@ pub async fn summarize(
     Ok(Summaries { keys, rows, as_of })
 }
 
-/// One input partition's orders of `bigint` customers: (customer_id, order_ts, amount).
-type BigintOrders = Vec<(i64, i64, f64)>;
+/// One order of a `bigint` customer: (customer_id, order_ts, amount).
+type BigintOrder = (i64, i64, f64);
+
+/// One input partition's orders of `bigint` customers.
+type BigintOrders = Vec<BigintOrder>;
 
 /// Adds a batch's rows without a NULL and at or before `as_of` to `orders`.
 fn push_orders(orders: &mut BigintOrders, batch: &RecordBatch, as_of: i64) {
@@ -290,7 +293,7 @@ async fn summarize_bigint(
     as_of: Option<i64>,
     unit: TimeUnit,
 ) -> Result<Option<Summaries>> {
-    const ORDER_BYTES: usize = std::mem::size_of::<(i64, i64, f64)>();
+    const ORDER_BYTES: usize = std::mem::size_of::<BigintOrder>();
     let ctx = input::context_of(state)?;
     let until = as_of.unwrap_or(i64::MAX);
     let Some(parts) = input::fold_partitions(
@@ -362,7 +365,7 @@ fn summarize_runs(runs: &[BigintOrders], as_of: Option<i64>, unit: TimeUnit) -> 
         .map(|i| longest[i * longest.len() / threads].0)
         .collect();
     bounds.dedup();
-    let slices: Vec<Vec<&[(i64, i64, f64)]>> = (0..=bounds.len())
+    let slices: Vec<Vec<&[BigintOrder]>> = (0..=bounds.len())
         .map(|s| {
             runs.iter()
                 .map(|run| {
@@ -406,7 +409,7 @@ fn summarize_runs(runs: &[BigintOrders], as_of: Option<i64>, unit: TimeUnit) -> 
 
 /// Summaries of the customers of `runs` (each sorted by id), merging the runs by id.
 fn summarize_merged(
-    runs: &[&[(i64, i64, f64)]],
+    runs: &[&[BigintOrder]],
     as_of: i64,
     unit: TimeUnit,
 ) -> Result<(Vec<i64>, Vec<ClvSummary>)> {
