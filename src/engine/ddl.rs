@@ -153,19 +153,7 @@ impl Session {
                 let name = self.rel_name(&create.name)?;
                 let input = create.input.as_ref().clone();
                 let schema = with_declared_time_zones(input.schema().as_arrow(), statement);
-                // As in PostgreSQL, a table made from a query takes its columns' types but
-                // no NOT NULL: later INSERTs may hold NULLs.
-                let schema = if is_query {
-                    std::sync::Arc::new(datafusion::arrow::datatypes::Schema::new(
-                        schema
-                            .fields()
-                            .iter()
-                            .map(|f| f.as_ref().clone().with_nullable(true))
-                            .collect::<Vec<_>>(),
-                    ))
-                } else {
-                    schema
-                };
+                let schema = if is_query { nullable(&schema) } else { schema };
                 let rows = store
                     .create_table(
                         NewTable {
@@ -236,19 +224,25 @@ impl Session {
                     ));
                 }
                 let input = create.input.as_ref().clone();
-                let table_schema = std::sync::Arc::new(input.schema().as_arrow().clone());
+                let is_query =
+                    matches!(statement, Statement::CreateTable(ct) if ct.query.is_some());
+                let table_schema = match is_query {
+                    true => nullable(input.schema().as_arrow()),
+                    false => std::sync::Arc::new(input.schema().as_arrow().clone()),
+                };
                 let batches = self
                     .ctx
                     .execute_logical_plan(input)
                     .await?
                     .collect()
-                    .await?;
+                    .await?
+                    .into_iter()
+                    .map(|b| b.with_schema(table_schema.clone()))
+                    .collect::<Result<Vec<_>, _>>()?;
                 let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
                 let table = datafusion::datasource::MemTable::try_new(table_schema, vec![batches])?;
                 schema.register_table(name.name.clone(), std::sync::Arc::new(table))?;
                 self.temp_tables.push(name);
-                let is_query =
-                    matches!(statement, Statement::CreateTable(ct) if ct.query.is_some());
                 Ok(Some(Outcome::Command(if is_query {
                     CommandTag {
                         command: "SELECT".into(),
@@ -345,6 +339,21 @@ impl Session {
 
 /// `timestamptz` columns keep their zone: DataFusion plans `TIMESTAMP WITH TIME ZONE`
 /// with the session's zone, which may be unset; a stored `timestamptz` is UTC.
+/// `schema` with every column nullable: as in PostgreSQL, a table made from a query takes
+/// its columns' types but no NOT NULL, so later INSERTs may hold NULLs.
+fn nullable(
+    schema: &datafusion::arrow::datatypes::Schema,
+) -> datafusion::arrow::datatypes::SchemaRef {
+    std::sync::Arc::new(datafusion::arrow::datatypes::Schema::new_with_metadata(
+        schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect::<Vec<_>>(),
+        schema.metadata().clone(),
+    ))
+}
+
 fn with_declared_time_zones(
     schema: &datafusion::arrow::datatypes::Schema,
     statement: &Statement,
