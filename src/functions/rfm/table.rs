@@ -139,12 +139,26 @@ impl TableProvider for RfmTable {
 }
 
 /// Every customer's totals, column by column, in no particular order.
+#[derive(Debug)]
 struct PerCustomer {
     customer_id: ArrayRef,
     first: Vec<i64>,
     last: Vec<i64>,
     orders: Vec<i64>,
     amount: Vec<f64>,
+}
+
+impl Default for PerCustomer {
+    /// No customers (with `bigint` ids).
+    fn default() -> Self {
+        Self {
+            customer_id: Arc::new(Int64Array::from(Vec::<i64>::new())),
+            first: vec![],
+            last: vec![],
+            orders: vec![],
+            amount: vec![],
+        }
+    }
 }
 
 impl RfmTable {
@@ -238,13 +252,7 @@ impl RfmTable {
             .collect()
             .await?;
         let Some(schema) = batches.first().map(|b| b.schema()) else {
-            return Ok(PerCustomer {
-                customer_id: Arc::new(Int64Array::from(Vec::<i64>::new())),
-                first: vec![],
-                last: vec![],
-                orders: vec![],
-                amount: vec![],
-            });
+            return Ok(PerCustomer::default());
         };
         let all = concat_batches(&schema, &batches)?;
         let values = |i: usize| all.column(i).as_primitive::<Int64Type>().values().to_vec();
@@ -290,13 +298,7 @@ impl RfmTable {
             return Ok(None);
         };
         let Some(bits) = filled.first().map(|(t, _)| t.shard_bits()) else {
-            return Ok(Some(PerCustomer {
-                customer_id: Arc::new(Int64Array::from(Vec::<i64>::new())),
-                first: vec![],
-                last: vec![],
-                orders: vec![],
-                amount: vec![],
-            }));
+            return Ok(Some(PerCustomer::default()));
         };
         let mut by_shard: Vec<Vec<TotalsTable>> = (0..1 << bits).map(|_| Vec::new()).collect();
         let mut reservations = Vec::with_capacity(filled.len());
@@ -317,23 +319,14 @@ impl RfmTable {
                     .map_err(|e| DataFusionError::External(Box::new(e)))?,
             );
         }
-        let customers: usize = merged.iter().map(TotalsTable::len).sum();
-        let mut out = PerCustomer {
-            customer_id: Arc::new(Int64Array::from(Vec::<i64>::new())),
-            first: Vec::with_capacity(customers),
-            last: Vec::with_capacity(customers),
-            orders: Vec::with_capacity(customers),
-            amount: Vec::with_capacity(customers),
+        let all = || merged.iter().flat_map(TotalsTable::iter);
+        let out = PerCustomer {
+            customer_id: Arc::new(Int64Array::from_iter_values(all().map(|t| t.customer_id))),
+            first: all().map(|t| t.first).collect(),
+            last: all().map(|t| t.last).collect(),
+            orders: all().map(|t| t.orders).collect(),
+            amount: all().map(|t| t.amount).collect(),
         };
-        let mut ids = Vec::with_capacity(customers);
-        for t in merged.iter().flat_map(TotalsTable::iter) {
-            ids.push(t.customer_id);
-            out.first.push(t.first);
-            out.last.push(t.last);
-            out.orders.push(t.orders);
-            out.amount.push(t.amount);
-        }
-        out.customer_id = Arc::new(Int64Array::from(ids));
         drop(reservations);
         Ok(Some(out))
     }
