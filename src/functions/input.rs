@@ -2,10 +2,12 @@
 //! (`'identities'`, `'channels.tmall'`) or a full query (`'SELECT ... FROM ...'`), read with
 //! the calling session's catalog and settings, checked for the named columns.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
-use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
+use datafusion::arrow::datatypes::{Float64Type, Int64Type, TimestampMicrosecondType};
 use datafusion::catalog::Session;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::SendableRecordBatchStream;
@@ -254,4 +256,45 @@ where
         }
     }
     Ok(Some(states))
+}
+
+/// The columns of an order batch read as (`customer_id bigint`, `order_ts` in microseconds,
+/// `amount double`), with the rows that hold a NULL or come after `as_of` dropped:
+/// borrowed from the batch when every row stays (the common case), copied otherwise.
+pub struct BigintOrderColumns<'a> {
+    pub ids: Cow<'a, [i64]>,
+    pub ts: Cow<'a, [i64]>,
+    pub amounts: Cow<'a, [f64]>,
+}
+
+impl<'a> BigintOrderColumns<'a> {
+    /// Reads columns 0, 1 and 2 of `batch`, which must be `Int64`, `Timestamp(µs)` and
+    /// `Float64` (as [`read`] casts them).
+    pub fn of(batch: &'a RecordBatch, as_of: i64) -> Self {
+        let ids = batch.column(0).as_primitive::<Int64Type>();
+        let ts = batch.column(1).as_primitive::<TimestampMicrosecondType>();
+        let amounts = batch.column(2).as_primitive::<Float64Type>();
+        let (id_values, ts_values, amount_values) = (
+            ids.values().as_ref(),
+            ts.values().as_ref(),
+            amounts.values().as_ref(),
+        );
+        let any_null = ids.null_count() + ts.null_count() + amounts.null_count() > 0;
+        if !any_null && ts_values.iter().all(|&t| t <= as_of) {
+            return Self {
+                ids: Cow::Borrowed(id_values),
+                ts: Cow::Borrowed(ts_values),
+                amounts: Cow::Borrowed(amount_values),
+            };
+        }
+        let keep: Vec<usize> = (0..batch.num_rows())
+            .filter(|&i| ids.is_valid(i) && ts.is_valid(i) && amounts.is_valid(i))
+            .filter(|&i| ts_values[i] <= as_of)
+            .collect();
+        Self {
+            ids: keep.iter().map(|&i| id_values[i]).collect(),
+            ts: keep.iter().map(|&i| ts_values[i]).collect(),
+            amounts: keep.iter().map(|&i| amount_values[i]).collect(),
+        }
+    }
 }

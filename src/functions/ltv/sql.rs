@@ -3,10 +3,8 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, StructArray};
-use datafusion::arrow::datatypes::{
-    DataType, Field, Fields, Float64Type, Int64Type, TimestampMicrosecondType,
-};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, StructArray};
+use datafusion::arrow::datatypes::{DataType, Field, Fields, Float64Type};
 use datafusion::catalog::Session;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{LogicalPlan, col, lit};
@@ -268,19 +266,6 @@ type BigintOrder = (i64, i64, f64);
 /// One input partition's orders of `bigint` customers.
 type BigintOrders = Vec<BigintOrder>;
 
-/// Adds a batch's rows without a NULL and at or before `as_of` to `orders`.
-fn push_orders(orders: &mut BigintOrders, batch: &RecordBatch, as_of: i64) {
-    let ids = batch.column(0).as_primitive::<Int64Type>();
-    let ts = batch.column(1).as_primitive::<TimestampMicrosecondType>();
-    let amounts = batch.column(2).as_primitive::<Float64Type>();
-    let any_null = ids.null_count() + ts.null_count() + amounts.null_count() > 0;
-    let rows = (0..batch.num_rows())
-        .filter(|&i| !any_null || (ids.is_valid(i) && ts.is_valid(i) && amounts.is_valid(i)))
-        .map(|i| (ids.value(i), ts.value(i), amounts.value(i)))
-        .filter(|&(_, t, _)| t <= as_of);
-    orders.extend(rows);
-}
-
 /// [`summarize`] for `bigint` customer ids, without DataFusion's sort: each input
 /// partition's orders are collected and radix-sorted by customer on a thread of their
 /// own, then the sorted runs are merged by id, slices of the id range in parallel, each
@@ -302,7 +287,15 @@ async fn summarize_bigint(
         "ltv orders",
         |_| BigintOrders::new(),
         move |orders, batch| {
-            push_orders(orders, batch, until);
+            let columns = input::BigintOrderColumns::of(batch, until);
+            orders.extend(
+                (columns
+                    .ids
+                    .iter()
+                    .zip(columns.ts.iter())
+                    .zip(columns.amounts.iter()))
+                .map(|((&id, &ts), &amount)| (id, ts, amount)),
+            );
             Ok(())
         },
         |orders| orders.capacity() * ORDER_BYTES,

@@ -288,7 +288,8 @@ impl RfmTable {
             "rfm totals",
             ShardedTotals::new,
             move |totals, batch| {
-                add_orders(totals, batch, as_of);
+                let orders = input::BigintOrderColumns::of(batch, as_of);
+                totals.add_all(&orders.ids, &orders.ts, &orders.amounts);
                 Ok(())
             },
             ShardedTotals::bytes,
@@ -453,29 +454,6 @@ impl Labelled<'_> {
         ];
         Ok(RecordBatch::try_new(self.table.schema.clone(), columns)?)
     }
-}
-
-/// Adds a batch of `(customer_id bigint, order_ts timestamp(µs), amount double)` rows;
-/// rows with a NULL or an order after `as_of` do not count.
-fn add_orders(totals: &mut ShardedTotals, batch: &RecordBatch, as_of: i64) {
-    let ids = batch.column(0).as_primitive::<Int64Type>();
-    let ts = batch.column(1).as_primitive::<TimestampMicrosecondType>();
-    let amounts = batch.column(2).as_primitive::<Float64Type>();
-    let (id_values, ts_values, amount_values) = (ids.values(), ts.values(), amounts.values());
-    let any_null = ids.null_count() + ts.null_count() + amounts.null_count() > 0;
-    if !any_null && ts_values.iter().all(|&t| t <= as_of) {
-        totals.add_all(id_values, ts_values, amount_values);
-        return;
-    }
-    let keep: Vec<usize> = (0..batch.num_rows())
-        .filter(|&i| ids.is_valid(i) && ts.is_valid(i) && amounts.is_valid(i))
-        .filter(|&i| ts_values[i] <= as_of)
-        .collect();
-    totals.add_all(
-        &keep.iter().map(|&i| id_values[i]).collect::<Vec<_>>(),
-        &keep.iter().map(|&i| ts_values[i]).collect::<Vec<_>>(),
-        &keep.iter().map(|&i| amount_values[i]).collect::<Vec<_>>(),
-    );
 }
 
 /// A microsecond timestamp literal of `ts_type` (the input's zone kept).
