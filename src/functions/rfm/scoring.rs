@@ -113,15 +113,26 @@ pub fn scores<T: Measure>(values: &[T], bins: u32) -> Vec<u32> {
         .collect()
 }
 
-/// One customer's totals over their orders (at or before `as_of`).
+/// The three measures of every customer over their orders (at or before `as_of`), one
+/// slice each, customer `i` at index `i` of all three.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct CustomerTotals {
+pub struct Measures<'a> {
     /// Whole days from the last order to `as_of`.
-    pub recency_days: i64,
+    pub recency_days: &'a [i64],
     /// Number of orders.
-    pub frequency: i64,
+    pub frequency: &'a [i64],
     /// Sum of the amounts.
-    pub monetary: f64,
+    pub monetary: &'a [f64],
+}
+
+impl Measures<'_> {
+    pub fn len(&self) -> usize {
+        self.recency_days.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.recency_days.is_empty()
+    }
 }
 
 /// The three scores of every customer, in input order.
@@ -136,23 +147,24 @@ pub struct RfmScores {
 const PARALLEL_FROM: usize = 50_000;
 
 /// Score every customer; `bins` must be in [`BINS`].
-pub fn score_all(customers: &[CustomerTotals], bins: u32) -> RfmScores {
+pub fn score_all(customers: Measures<'_>, bins: u32) -> RfmScores {
     // Fewer days since the last order is better: rank on the negated days.
-    let recency: Vec<i64> = customers.iter().map(|c| -c.recency_days).collect();
-    let frequency: Vec<i64> = customers.iter().map(|c| c.frequency).collect();
-    let monetary: Vec<f64> = customers.iter().map(|c| c.monetary).collect();
+    let recency = || {
+        let negated: Vec<i64> = customers.recency_days.iter().map(|d| -d).collect();
+        scores(&negated, bins)
+    };
     if customers.len() < PARALLEL_FROM {
         return RfmScores {
-            r: scores(&recency, bins),
-            f: scores(&frequency, bins),
-            m: scores(&monetary, bins),
+            r: recency(),
+            f: scores(customers.frequency, bins),
+            m: scores(customers.monetary, bins),
         };
     }
     // The three rankings are independent: one thread each.
     std::thread::scope(|scope| {
-        let r = scope.spawn(|| scores(&recency, bins));
-        let f = scope.spawn(|| scores(&frequency, bins));
-        let m = scores(&monetary, bins);
+        let r = scope.spawn(recency);
+        let f = scope.spawn(|| scores(customers.frequency, bins));
+        let m = scores(customers.monetary, bins);
         RfmScores {
             r: r.join().expect("recency scoring panicked"),
             f: f.join().expect("frequency scoring panicked"),
@@ -170,21 +182,16 @@ pub struct Averages {
 }
 
 /// Averages over all customers (`None` for none).
-pub fn averages(customers: &[CustomerTotals]) -> Option<Averages> {
+pub fn averages(customers: Measures<'_>) -> Option<Averages> {
     if customers.is_empty() {
         return None;
     }
     let n = customers.len() as f64;
-    let (mut r, mut f, mut m) = (0.0, 0.0, 0.0);
-    for c in customers {
-        r += c.recency_days as f64;
-        f += c.frequency as f64;
-        m += c.monetary;
-    }
+    let sum_ints = |values: &[i64]| values.iter().map(|&v| v as f64).sum::<f64>();
     Some(Averages {
-        recency_days: r / n,
-        frequency: f / n,
-        monetary: m / n,
+        recency_days: sum_ints(customers.recency_days) / n,
+        frequency: sum_ints(customers.frequency) / n,
+        monetary: customers.monetary.iter().sum::<f64>() / n,
     })
 }
 
@@ -213,24 +220,12 @@ mod tests {
 
     #[test]
     fn recency_ranks_oldest_first() {
-        let customers = [
-            CustomerTotals {
-                recency_days: 300,
-                frequency: 1,
-                monetary: 10.0,
-            },
-            CustomerTotals {
-                recency_days: 1,
-                frequency: 9,
-                monetary: 900.0,
-            },
-            CustomerTotals {
-                recency_days: 30,
-                frequency: 3,
-                monetary: 50.0,
-            },
-        ];
-        let s = score_all(&customers, 5);
+        let customers = Measures {
+            recency_days: &[300, 1, 30],
+            frequency: &[1, 9, 3],
+            monetary: &[10.0, 900.0, 50.0],
+        };
+        let s = score_all(customers, 5);
         assert_eq!(s.r, vec![1, 5, 3]);
         assert_eq!(s.f, vec![1, 5, 3]);
         assert_eq!(s.m, vec![1, 5, 3]);
@@ -265,21 +260,21 @@ mod tests {
     #[test]
     fn many_customers_score_as_few() {
         // Above the threshold the measures are ranked on threads: same answer.
-        let customers: Vec<CustomerTotals> = (0..PARALLEL_FROM as i64 + 7)
-            .map(|i| CustomerTotals {
-                recency_days: (i * 7919) % 731,
-                frequency: 1 + (i * 104_729) % 50,
-                monetary: ((i * 15_485_863) % 1_000_003) as f64 / 100.0,
-            })
-            .collect();
-        let s = score_all(&customers, 5);
-        let recency: Vec<i64> = customers.iter().map(|c| -c.recency_days).collect();
-        assert_eq!(s.r, scores(&recency, 5));
-        let monetary: Vec<i64> = customers
-            .iter()
-            .map(|c| (c.monetary * 100.0).round() as i64)
-            .collect();
-        assert_eq!(s.m, naive_sorted(&monetary, 5));
+        let n = PARALLEL_FROM as i64 + 7;
+        let recency_days: Vec<i64> = (0..n).map(|i| (i * 7919) % 731).collect();
+        let frequency: Vec<i64> = (0..n).map(|i| 1 + (i * 104_729) % 50).collect();
+        let cents: Vec<i64> = (0..n).map(|i| (i * 15_485_863) % 1_000_003).collect();
+        let monetary: Vec<f64> = cents.iter().map(|&c| c as f64 / 100.0).collect();
+        let customers = Measures {
+            recency_days: &recency_days,
+            frequency: &frequency,
+            monetary: &monetary,
+        };
+        let s = score_all(customers, 5);
+        let negated: Vec<i64> = recency_days.iter().map(|d| -d).collect();
+        assert_eq!(s.r, naive_sorted(&negated, 5));
+        assert_eq!(s.f, naive_sorted(&frequency, 5));
+        assert_eq!(s.m, naive_sorted(&cents, 5));
     }
 
     /// [`naive`] in n log n, for inputs too large to compare pairwise.

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringBuilder,
-    TimestampMicrosecondArray,
+    Array, ArrayRef, AsArray, Float64Array, Int32Array, Int64Array, RecordBatch,
+    RecordBatchOptions, StringArray, StringBuilder, TimestampMicrosecondArray,
 };
 use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::{
@@ -23,8 +23,8 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{DataFrame, SessionContext};
 
 use super::labels::{Language, Segment, ValueClass};
-use super::scoring::{self, CustomerTotals};
-use super::totals::{ShardedTotals, TotalsTable, merge_shards};
+use super::scoring;
+use super::totals::{SharedTotals, Stager, into_columns};
 use crate::engine::{pg_text, settings as userql_settings};
 use crate::error::sqlstate;
 use crate::functions::args;
@@ -96,6 +96,10 @@ fn output_schema(key: DataType, ts: DataType) -> SchemaRef {
     ]))
 }
 
+/// Shards of the totals table: enough that two partitions seldom want the same shard's
+/// lock at once, few enough that each stages a few hundred orders cheaply.
+const TOTALS_SHARDS: usize = 64;
+
 /// A planned `rfm` call, computed when scanned.
 #[derive(Debug)]
 struct RfmTable {
@@ -123,17 +127,19 @@ impl TableProvider for RfmTable {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
+        // Only the columns the query reads are written.
+        let columns: Vec<usize> = match projection {
+            Some(p) => p.clone(),
+            None => (0..self.schema.fields().len()).collect(),
+        };
+        let schema = Arc::new(self.schema.project(&columns)?);
         let partitions: Vec<Vec<RecordBatch>> = self
-            .compute(state)
+            .compute(state, &columns, &schema)
             .await?
             .into_iter()
             .map(|b| vec![b])
             .collect();
-        let exec = MemorySourceConfig::try_new_exec(
-            &partitions,
-            self.schema.clone(),
-            projection.cloned(),
-        )?;
+        let exec = MemorySourceConfig::try_new_exec(&partitions, schema, None)?;
         Ok(exec)
     }
 }
@@ -162,7 +168,14 @@ impl Default for PerCustomer {
 }
 
 impl RfmTable {
-    async fn compute(&self, state: &dyn Session) -> Result<Vec<RecordBatch>> {
+    /// The output's `columns` (indices into [`output_schema`]; `schema` their schema), in
+    /// batches that can be scanned in parallel.
+    async fn compute(
+        &self,
+        state: &dyn Session,
+        columns: &[usize],
+        schema: &SchemaRef,
+    ) -> Result<Vec<RecordBatch>> {
         let ctx = input::context_of(state)?;
         let bigint_key = self.schema.field(0).data_type() == &DataType::Int64;
         let totals = match bigint_key {
@@ -178,32 +191,36 @@ impl RfmTable {
             false => self.totals_by_datafusion(&ctx).await?,
         };
         if totals.orders.is_empty() {
-            return Ok(vec![self.empty_or_error(state).await?]);
+            return Ok(vec![self.empty_or_error(state).await?.project(columns)?]);
         }
         let as_of = match self.as_of {
             Some(t) => t,
             None => totals.last.iter().copied().max().unwrap_or_default(),
         };
-        let customers: Vec<CustomerTotals> = (0..totals.orders.len())
-            .map(|i| CustomerTotals {
-                recency_days: scoring::whole_days(as_of, totals.last[i]),
-                frequency: totals.orders[i],
-                monetary: totals.amount[i],
-            })
+        let recency_days: Vec<i64> = totals
+            .last
+            .iter()
+            .map(|&last| scoring::whole_days(as_of, last))
             .collect();
-        let scores = scoring::score_all(&customers, self.bins);
-        let averages = scoring::averages(&customers);
-        let parts = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let chunk = customers.len().div_ceil(parts).max(LABEL_CHUNK_MIN);
+        let measures = scoring::Measures {
+            recency_days: &recency_days,
+            frequency: &totals.orders,
+            monetary: &totals.amount,
+        };
+        let scores = scoring::score_all(measures, self.bins);
         let labelled = Labelled {
             table: self,
+            columns,
+            schema,
             totals: &totals,
-            customers: &customers,
+            measures,
             scores: &scores,
-            averages,
+            averages: scoring::averages(measures),
         };
         // Labels are written in parallel chunks, one output partition each.
-        let rows = customers.len();
+        let rows = measures.len();
+        let parts = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let chunk = rows.div_ceil(parts).max(LABEL_CHUNK_MIN);
         std::thread::scope(|scope| {
             let chunks: Vec<_> = (0..rows)
                 .step_by(chunk)
@@ -282,51 +299,40 @@ impl RfmTable {
     /// `None` when the memory pool would not hold the tables.
     async fn totals_by_bigint(&self, ctx: &SessionContext) -> Result<Option<PerCustomer>> {
         let as_of = self.as_of.unwrap_or(i64::MAX);
+        let shared = Arc::new(SharedTotals::new(TOTALS_SHARDS));
         let Some(filled) = input::fold_partitions(
             ctx,
             self.input.clone(),
             "rfm totals",
-            ShardedTotals::new,
-            move |totals, batch| {
+            |_| Stager::new(shared.clone()),
+            move |stager, batch| {
                 let orders = input::BigintOrderColumns::of(batch, as_of);
-                totals.add_all(&orders.ids, &orders.ts, &orders.amounts);
+                stager.add_all(&orders.ids, &orders.ts, &orders.amounts);
                 Ok(())
             },
-            ShardedTotals::bytes,
+            Stager::bytes,
         )
         .await?
         else {
             return Ok(None);
         };
-        let Some(bits) = filled.first().map(|(t, _)| t.shard_bits()) else {
-            return Ok(Some(PerCustomer::default()));
-        };
-        let mut by_shard: Vec<Vec<TotalsTable>> = (0..1 << bits).map(|_| Vec::new()).collect();
-        let mut reservations = Vec::with_capacity(filled.len());
-        for (totals, reservation) in filled {
-            reservations.push(reservation);
-            for (s, table) in totals.into_shards().into_iter().enumerate() {
-                by_shard[s].push(table);
-            }
-        }
-        let merging: Vec<_> = by_shard
-            .into_iter()
-            .map(|tables| tokio::task::spawn_blocking(move || merge_shards(tables, bits)))
-            .collect();
-        let mut merged = Vec::with_capacity(merging.len());
-        for m in merging {
-            merged.push(
-                m.await
-                    .map_err(|e| DataFusionError::External(Box::new(e)))?,
-            );
-        }
-        let all = || merged.iter().flat_map(TotalsTable::iter);
+        let (stagers, reservations): (Vec<Stager>, Vec<_>) = filled.into_iter().unzip();
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let columns = tokio::task::spawn_blocking(move || {
+            stagers.into_iter().for_each(Stager::finish);
+            let tables = Arc::try_unwrap(shared)
+                .expect("every rfm stager is finished")
+                .into_tables();
+            into_columns(&tables, threads)
+        })
+        .await
+        .map_err(|e| DataFusionError::External(Box::new(e)))?;
         let out = PerCustomer {
-            customer_id: Arc::new(Int64Array::from_iter_values(all().map(|t| t.customer_id))),
-            first: all().map(|t| t.first).collect(),
-            last: all().map(|t| t.last).collect(),
-            orders: all().map(|t| t.orders).collect(),
-            amount: all().map(|t| t.amount).collect(),
+            customer_id: Arc::new(Int64Array::from(columns.customer_id)),
+            first: columns.first,
+            last: columns.last,
+            orders: columns.orders,
+            amount: columns.amount,
         };
         drop(reservations);
         Ok(Some(out))
@@ -374,8 +380,11 @@ const LABEL_CHUNK_MIN: usize = 65_536;
 /// Scored customers, ready to be written out in chunks.
 struct Labelled<'a> {
     table: &'a RfmTable,
+    /// The output columns to write (indices into [`output_schema`]) and their schema.
+    columns: &'a [usize],
+    schema: &'a SchemaRef,
     totals: &'a PerCustomer,
-    customers: &'a [CustomerTotals],
+    measures: scoring::Measures<'a>,
     scores: &'a scoring::RfmScores,
     averages: Option<scoring::Averages>,
 }
@@ -383,35 +392,94 @@ struct Labelled<'a> {
 impl Labelled<'_> {
     /// The output rows of the customers in `rows`.
     fn batch(&self, rows: std::ops::Range<usize>) -> Result<RecordBatch> {
-        let (bins, language) = (self.table.bins, self.table.language);
-        let count = rows.len();
-        // "rfm_cell" texts: the three scores' digits, written without a format per row.
-        let digits: Vec<String> = (0..=bins).map(|s| s.to_string()).collect();
-        let mut cells = StringBuilder::with_capacity(count, count * 3);
+        let columns = self
+            .columns
+            .iter()
+            .map(|&c| self.column(c, rows.clone()))
+            .collect();
+        let options = RecordBatchOptions::new().with_row_count(Some(rows.len()));
+        Ok(RecordBatch::try_new_with_options(
+            self.schema.clone(),
+            columns,
+            &options,
+        )?)
+    }
+
+    /// Output column `column` (of [`output_schema`]) for the customers in `rows`.
+    fn column(&self, column: usize, rows: std::ops::Range<usize>) -> ArrayRef {
+        let (totals, scores) = (self.totals, self.scores);
+        let int64 = |values: &[i64]| -> ArrayRef {
+            Arc::new(Int64Array::from(values[rows.clone()].to_vec()))
+        };
+        let int32 = |s: &[u32]| -> ArrayRef {
+            Arc::new(Int32Array::from_iter_values(
+                s[rows.clone()].iter().map(|&s| s as i32),
+            ))
+        };
+        let timestamps = |values: &[i64]| -> ArrayRef {
+            let array = TimestampMicrosecondArray::from(values[rows.clone()].to_vec());
+            match self.table.schema.field(1).data_type() {
+                DataType::Timestamp(_, Some(tz)) => Arc::new(array.with_timezone(tz.clone())),
+                _ => Arc::new(array),
+            }
+        };
+        match column {
+            0 => totals.customer_id.slice(rows.start, rows.len()),
+            1 => timestamps(&totals.first),
+            2 => timestamps(&totals.last),
+            3 => int64(self.measures.recency_days),
+            4 => int64(&totals.orders),
+            5 => Arc::new(Float64Array::from(totals.amount[rows].to_vec())),
+            6 => int32(&scores.r),
+            7 => int32(&scores.f),
+            8 => int32(&scores.m),
+            9 => Arc::new(self.cells(rows)),
+            10 => Arc::new(self.segments(rows)),
+            11 => Arc::new(self.value_classes(rows)),
+            _ => unreachable!("rfm has {} columns", self.table.schema.fields().len()),
+        }
+    }
+
+    /// `rfm_cell`: the three scores' digits, written without a format per row.
+    fn cells(&self, rows: std::ops::Range<usize>) -> StringArray {
+        let digits: Vec<String> = (0..=self.table.bins).map(|s| s.to_string()).collect();
+        let mut cells = StringBuilder::with_capacity(rows.len(), rows.len() * 3);
         let mut cell = String::with_capacity(9);
-        let mut segments = StringBuilder::with_capacity(count, count * 16);
-        let mut classes = StringBuilder::with_capacity(count, count * 24);
         let scores = self.scores;
-        for i in rows.clone() {
-            let c = &self.customers[i];
-            let (r, f, m) = (scores.r[i], scores.f[i], scores.m[i]);
+        for i in rows {
             cell.clear();
-            for s in [r, f, m] {
+            for s in [scores.r[i], scores.f[i], scores.m[i]] {
                 cell.push_str(&digits[s as usize]);
             }
             cells.append_value(&cell);
-            match (bins == 5)
-                .then(|| Segment::of(r as i64, f as i64))
-                .flatten()
-            {
+        }
+        cells.finish()
+    }
+
+    /// `segment`: NULL unless `rfm_bins` is 5.
+    fn segments(&self, rows: std::ops::Range<usize>) -> StringArray {
+        let language = self.table.language;
+        let mut segments = StringBuilder::with_capacity(rows.len(), rows.len() * 16);
+        for i in rows {
+            let (r, f) = (self.scores.r[i] as i64, self.scores.f[i] as i64);
+            match (self.table.bins == 5).then(|| Segment::of(r, f)).flatten() {
                 Some(s) => segments.append_value(s.label(language)),
                 None => segments.append_null(),
             }
+        }
+        segments.finish()
+    }
+
+    fn value_classes(&self, rows: std::ops::Range<usize>) -> StringArray {
+        let language = self.table.language;
+        let mut classes = StringBuilder::with_capacity(rows.len(), rows.len() * 24);
+        let m = self.measures;
+        for i in rows {
             let class = self.averages.map(|a| {
                 ValueClass::of(
-                    c.recency_days as f64,
-                    c.frequency as f64,
-                    c.monetary,
+                    m.recency_days[i] as f64,
+                    m.frequency[i] as f64,
+                    m.monetary[i],
                     a.recency_days,
                     a.frequency,
                     a.monetary,
@@ -420,39 +488,7 @@ impl Labelled<'_> {
             });
             classes.append_value(class.unwrap_or_default());
         }
-        let ts_type = self.table.schema.field(1).data_type();
-        let timestamps = |values: &[i64]| -> ArrayRef {
-            let array = TimestampMicrosecondArray::from(values[rows.clone()].to_vec());
-            match ts_type {
-                DataType::Timestamp(_, Some(tz)) => Arc::new(array.with_timezone(tz.clone())),
-                _ => Arc::new(array),
-            }
-        };
-        let customers = &self.customers[rows.clone()];
-        let int32 = |s: &[u32]| -> ArrayRef {
-            Arc::new(Int32Array::from_iter_values(
-                s[rows.clone()].iter().map(|&s| s as i32),
-            ))
-        };
-        let columns: Vec<ArrayRef> = vec![
-            self.totals.customer_id.slice(rows.start, count),
-            timestamps(&self.totals.first),
-            timestamps(&self.totals.last),
-            Arc::new(Int64Array::from_iter_values(
-                customers.iter().map(|c| c.recency_days),
-            )),
-            Arc::new(Int64Array::from(self.totals.orders[rows.clone()].to_vec())),
-            Arc::new(Float64Array::from(
-                self.totals.amount[rows.clone()].to_vec(),
-            )),
-            int32(&scores.r),
-            int32(&scores.f),
-            int32(&scores.m),
-            Arc::new(cells.finish()),
-            Arc::new(segments.finish()),
-            Arc::new(classes.finish()),
-        ];
-        Ok(RecordBatch::try_new(self.table.schema.clone(), columns)?)
+        classes.finish()
     }
 }
 
