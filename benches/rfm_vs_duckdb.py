@@ -58,11 +58,14 @@ ORDER BY segment, value_class
 
 # rfm's rules written out (src/functions/rfm/README.md): totals per customer, as_of = the
 # latest order, recency in whole days, scores from percent_rank (recency oldest first),
-# the R-F grid, value classes strictly better than the averages.
+# the R-F grid, value classes strictly better than the averages. Amounts are summed with
+# compensation on both sides (rfm keeps each addition's rounding error; DuckDB's fsum), so
+# that customers whose amounts are equal in another order tie in both engines: a plain
+# floating-point sum depends on the order the threads add in.
 DUCKDB_SQL = """
 WITH totals AS (
     SELECT customer_id, max(order_ts) AS last_ts, count(*) AS frequency,
-           sum(amount) AS monetary
+           fsum(amount) AS monetary
     FROM read_parquet({file})
     WHERE customer_id IS NOT NULL AND order_ts IS NOT NULL AND amount IS NOT NULL
     GROUP BY customer_id
