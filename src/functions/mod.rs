@@ -5,6 +5,7 @@
 
 pub mod args;
 pub mod behavior;
+pub mod compensated_sum;
 pub mod docs;
 pub mod identity;
 pub mod input;

@@ -17,7 +17,7 @@ use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TablePr
 use datafusion::datasource::TableType;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::error::{DataFusionError, Result};
-use datafusion::functions_aggregate::expr_fn::{count, max, min, sum};
+use datafusion::functions_aggregate::expr_fn::{count, max, min};
 use datafusion::logical_expr::{Expr, LogicalPlan, col, lit};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{DataFrame, SessionContext};
@@ -28,6 +28,7 @@ use super::totals::{SharedTotals, Stager, into_columns};
 use crate::engine::{pg_text, settings as userql_settings};
 use crate::error::sqlstate;
 use crate::functions::args;
+use crate::functions::compensated_sum::compensated_sum;
 use crate::functions::input::{self, Expect, user_error};
 
 const SIGNATURE: &str = "rfm(input text [, as_of timestamp])";
@@ -263,7 +264,7 @@ impl RfmTable {
                     min(col("order_ts")).alias("first"),
                     max(col("order_ts")).alias("last"),
                     count(lit(1)).alias("n"),
-                    sum(col("amount")).alias("total"),
+                    compensated_sum().call(vec![col("amount")]).alias("total"),
                 ],
             )?
             .collect()
