@@ -121,45 +121,42 @@ fn rows<'a>(
     })
 }
 
-/// One group's sum, for the row-at-a-time path.
+/// One group's sum, for the row-at-a-time path: the vectorised one with a single group.
 #[derive(Debug, Default)]
-struct RowAccumulator {
-    sum: CompensatedSum,
-    seen: bool,
+struct RowAccumulator(GroupsSums);
+
+impl RowAccumulator {
+    /// The sum, `None` before any value.
+    fn sum(&self) -> Option<CompensatedSum> {
+        (self.0.seen.first() == Some(&true)).then(|| self.0.sums[0])
+    }
 }
 
 impl Accumulator for RowAccumulator {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        for (_, v) in rows(&values[0], None) {
-            self.sum.add(v);
-            self.seen = true;
-        }
-        Ok(())
+        let groups = vec![0; values[0].len()];
+        self.0.update_batch(values, &groups, None, 1)
     }
 
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
-        let errors = states[1].as_primitive::<Float64Type>();
-        for (i, sum) in rows(&states[0], None) {
-            self.sum.merge(CompensatedSum {
-                sum,
-                error: errors.value(i),
-            });
-            self.seen = true;
-        }
-        Ok(())
+        let groups = vec![0; states[0].len()];
+        self.0.merge_batch(states, &groups, 1)
     }
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        let seen = |v: f64| ScalarValue::Float64(self.seen.then_some(v));
-        Ok(vec![seen(self.sum.sum), seen(self.sum.error)])
+        let sum = self.sum();
+        Ok(vec![
+            ScalarValue::Float64(sum.map(|s| s.sum)),
+            ScalarValue::Float64(sum.map(|s| s.error)),
+        ])
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
-        Ok(ScalarValue::Float64(self.seen.then(|| self.sum.value())))
+        Ok(ScalarValue::Float64(self.sum().map(|s| s.value())))
     }
 
     fn size(&self) -> usize {
-        size_of::<Self>()
+        size_of::<Self>() + self.0.size()
     }
 }
 
@@ -318,6 +315,26 @@ mod tests {
             let magnitude: f64 = values.iter().map(|v| v.abs()).sum();
             prop_assert!((whole - want).abs() <= magnitude * 1e-15);
         }
+    }
+
+    #[test]
+    fn the_row_path_sums_and_merges_like_the_groups_path() {
+        let batch =
+            |v: Vec<Option<f64>>| -> Vec<ArrayRef> { vec![Arc::new(Float64Array::from(v))] };
+        let mut left = RowAccumulator::default();
+        assert_eq!(left.evaluate().unwrap(), ScalarValue::Float64(None));
+        left.update_batch(&batch(vec![Some(0.1), None, Some(0.2)]))
+            .unwrap();
+        let mut right = RowAccumulator::default();
+        right.update_batch(&batch(vec![Some(0.3)])).unwrap();
+        let state: Vec<ArrayRef> = left
+            .state()
+            .unwrap()
+            .into_iter()
+            .map(|v| v.to_array().unwrap())
+            .collect();
+        right.merge_batch(&state).unwrap();
+        assert_eq!(right.evaluate().unwrap(), ScalarValue::Float64(Some(0.6)));
     }
 
     #[tokio::test]

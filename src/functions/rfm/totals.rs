@@ -203,10 +203,12 @@ impl SharedTotals {
 /// How many orders a [`Stager`] gathers for a shard before it takes the shard's lock.
 const STAGE: usize = 256;
 
-/// An order waiting in a [`Stager`].
+/// An order waiting in a [`Stager`], with its key's hash (which picked the shard and
+/// will pick the slot).
 #[derive(Debug, Clone, Copy, Default)]
 struct Staged {
     customer_id: i64,
+    hash: u64,
     ts: i64,
     amount: f64,
 }
@@ -243,10 +245,12 @@ impl Stager {
 
     /// Adds one order.
     pub fn add(&mut self, customer_id: i64, ts: i64, amount: f64) {
-        let shard = self.shared.shard(mix(customer_id));
+        let hash = mix(customer_id);
+        let shard = self.shared.shard(hash);
         let at = shard * STAGE + self.staged_len[shard];
         self.staged[at] = Staged {
             customer_id,
+            hash,
             ts,
             amount,
         };
@@ -270,19 +274,16 @@ impl Stager {
         if staged.is_empty() {
             return;
         }
-        let hashes: [u64; STAGE] =
-            std::array::from_fn(|k| staged.get(k).map_or(0, |o| mix(o.customer_id)));
         let skip = self.shared.shard_bits;
         let mut table = self.shared.shards[shard]
             .lock()
             .expect("an rfm totals lock was poisoned");
         let before = table.bytes();
         for (k, order) in staged.iter().enumerate() {
-            if k + AHEAD < staged.len() {
-                let slot = table.start(hashes[k + AHEAD], skip);
-                prefetch_whole(&table.slots, slot);
+            if let Some(ahead) = staged.get(k + AHEAD) {
+                prefetch_whole(&table.slots, table.start(ahead.hash, skip));
             }
-            table.add(order.customer_id, hashes[k], skip, order.ts, order.amount);
+            table.add(order.customer_id, order.hash, skip, order.ts, order.amount);
         }
         self.grown += table.bytes() - before;
     }
