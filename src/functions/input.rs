@@ -211,7 +211,8 @@ pub async fn frame(
 /// batches into a state of its own (`init`, then `fold` per batch). After each batch the
 /// state's size (`bytes`) is charged to the session's memory pool under `name`; `None`
 /// when the pool refuses, so the caller can take a path that spills. The reservations
-/// come back with the states: memory stays charged while they are held.
+/// come back with the states, in partition order: memory stays charged while they are
+/// held.
 pub async fn fold_partitions<S, I, F, B>(
     ctx: &SessionContext,
     plan: LogicalPlan,
@@ -245,17 +246,17 @@ where
                     return Ok(None);
                 }
             }
-            Ok::<_, DataFusionError>(Some((state, reservation)))
+            Ok::<_, DataFusionError>(Some((p, state, reservation)))
         });
     }
-    let mut states = Vec::with_capacity(partitions);
+    let mut states: Vec<Option<(S, MemoryReservation)>> = (0..partitions).map(|_| None).collect();
     while let Some(done) = tasks.join_next().await {
         match done.map_err(|e| DataFusionError::External(Box::new(e)))?? {
-            Some(state) => states.push(state),
+            Some((p, state, reservation)) => states[p] = Some((state, reservation)),
             None => return Ok(None),
         }
     }
-    Ok(Some(states))
+    Ok(Some(states.into_iter().flatten().collect()))
 }
 
 /// The columns of an order batch read as (`customer_id bigint`, `order_ts` in microseconds,

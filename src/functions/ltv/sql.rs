@@ -16,6 +16,7 @@ use super::summary::{self, ClvSummary, Order, TimeUnit};
 use crate::error::sqlstate;
 use crate::functions::input::{self, user_error};
 use crate::functions::lifecycle::activity;
+use crate::functions::radix;
 
 /// An LTV error as the client sees it: bad data 22023, a model that cannot be fitted
 /// 22000.
@@ -263,15 +264,60 @@ pub async fn summarize(
 /// One order of a `bigint` customer: (customer_id, order_ts, amount).
 type BigintOrder = (i64, i64, f64);
 
-/// One input partition's orders of `bigint` customers.
-type BigintOrders = Vec<BigintOrder>;
+/// Buckets each input partition scatters its orders into, by a hash of the customer
+/// id, so a customer's orders from every partition meet in one bucket. At a few
+/// million orders a bucket holds a few thousand — sorted in cache, where sorting all
+/// orders at once took one pass over memory per id byte.
+const BUCKETS: usize = 512;
+
+/// Orders per summarising thread (below it, fewer threads).
+const ORDERS_PER_THREAD: usize = 100_000;
+
+/// The bucket of a customer id: murmur3's 64-bit finaliser, so every bit of the id
+/// moves the bucket, whatever the ids look like (sequential, strided, random).
+fn bucket_of(id: i64) -> usize {
+    let mut k = id as u64;
+    k ^= k >> 33;
+    k = k.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    k ^= k >> 33;
+    k = k.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    k ^= k >> 33;
+    (k as usize) & (BUCKETS - 1)
+}
+
+/// One input partition's orders of `bigint` customers, scattered into [`BUCKETS`].
+struct Scattered {
+    buckets: Vec<Vec<BigintOrder>>,
+    /// The latest order time seen (the default `as_of`).
+    latest: Option<i64>,
+    /// Capacity of all buckets, in orders.
+    capacity: usize,
+}
+
+impl Scattered {
+    fn new() -> Self {
+        Scattered {
+            buckets: vec![Vec::new(); BUCKETS],
+            latest: None,
+            capacity: 0,
+        }
+    }
+
+    fn push(&mut self, order: BigintOrder) {
+        let bucket = &mut self.buckets[bucket_of(order.0)];
+        let before = bucket.capacity();
+        bucket.push(order);
+        self.capacity += bucket.capacity() - before;
+    }
+}
 
 /// [`summarize`] for `bigint` customer ids, without DataFusion's sort: each input
-/// partition's orders are collected and radix-sorted by customer on a thread of their
-/// own, then the sorted runs are merged by id, slices of the id range in parallel, each
-/// customer summarised as it comes (customers in id order, as the general path gives
-/// them). `None` when the memory pool will not hold the orders
-/// (24 bytes each); the general path, whose sort spills, then takes over.
+/// partition scatters its orders into buckets by a hash of the id on a task of its
+/// own; then each bucket's orders from every partition are radix-sorted by id in
+/// cache and each customer summarised, buckets split among threads. Customers come
+/// out by bucket and by id within one (no order is promised). `None` when the memory
+/// pool will not hold the orders (24 bytes each); the general path, whose sort
+/// spills, then takes over.
 async fn summarize_bigint(
     state: &dyn Session,
     input: &LogicalPlan,
@@ -285,101 +331,59 @@ async fn summarize_bigint(
         &ctx,
         input.clone(),
         "ltv orders",
-        |_| BigintOrders::new(),
-        move |orders, batch| {
+        |_| Scattered::new(),
+        move |scattered, batch| {
             let columns = input::BigintOrderColumns::of(batch, until);
-            orders.extend(
-                (columns
-                    .ids
-                    .iter()
-                    .zip(columns.ts.iter())
-                    .zip(columns.amounts.iter()))
-                .map(|((&id, &ts), &amount)| (id, ts, amount)),
-            );
+            if let Some(&latest) = columns.ts.iter().max() {
+                scattered.latest = scattered.latest.max(Some(latest));
+            }
+            for ((&id, &ts), &amount) in columns
+                .ids
+                .iter()
+                .zip(columns.ts.iter())
+                .zip(columns.amounts.iter())
+            {
+                scattered.push((id, ts, amount));
+            }
             Ok(())
         },
-        |orders| orders.capacity() * ORDER_BYTES,
+        |scattered| scattered.capacity * ORDER_BYTES,
     )
     .await?
     else {
         return Ok(None);
     };
-    let total: usize = parts.iter().map(|(o, _)| o.len()).sum();
-    // The radix sorts' second buffers are charged too.
-    let mut parts = parts;
-    if let Some((_, first)) = parts.first_mut()
-        && first.try_grow(total * ORDER_BYTES).is_err()
-    {
-        return Ok(None);
-    }
-    let mut reservations = Vec::with_capacity(parts.len());
-    let mut sorting = Vec::with_capacity(parts.len());
-    for (mut orders, reservation) in parts {
-        reservations.push(reservation);
-        sorting.push(tokio::task::spawn_blocking(move || {
-            crate::functions::radix::sort_by_i64_key(&mut orders, |o| o.0);
-            orders
-        }));
-    }
-    let mut runs = Vec::with_capacity(sorting.len());
-    for sorted in sorting {
-        runs.push(
-            sorted
-                .await
-                .map_err(|e| DataFusionError::External(Box::new(e)))?,
-        );
-    }
-    let summaries = tokio::task::spawn_blocking(move || summarize_runs(&runs, as_of, unit))
+    let (parts, reservations): (Vec<Scattered>, Vec<_>) = parts.into_iter().unzip();
+    let summaries = tokio::task::spawn_blocking(move || summarize_buckets(&parts, as_of, unit))
         .await
         .map_err(|e| DataFusionError::External(Box::new(e)))??;
     drop(reservations);
     Ok(Some(summaries))
 }
 
-/// Summaries of the customers in `runs` (each sorted by customer id), in id order. The
-/// id range is split into as many slices as there are threads, each summarised on a
-/// thread of its own.
-fn summarize_runs(runs: &[BigintOrders], as_of: Option<i64>, unit: TimeUnit) -> Result<Summaries> {
-    let Some(as_of) = as_of.or_else(|| runs.iter().flatten().map(|o| o.1).max()) else {
+/// Summaries of the customers in `parts`, bucket after bucket, the buckets split
+/// into contiguous ranges, one per thread (the hash spreads orders evenly).
+fn summarize_buckets(parts: &[Scattered], as_of: Option<i64>, unit: TimeUnit) -> Result<Summaries> {
+    let Some(as_of) = as_of.or_else(|| parts.iter().filter_map(|p| p.latest).max()) else {
         return Ok(Summaries {
             keys: Arc::new(Int64Array::from(Vec::<i64>::new())),
             rows: vec![],
             as_of: 0,
         });
     };
-    // Slice bounds: ids of the longest run at even steps (a customer's orders in every
-    // run fall into one slice).
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let longest = runs
+    let orders: usize = parts
         .iter()
-        .max_by_key(|r| r.len())
-        .map_or(&[][..], |r| &r[..]);
-    let mut bounds: Vec<i64> = (1..threads)
-        .map(|i| longest[i * longest.len() / threads].0)
-        .collect();
-    bounds.dedup();
-    let slices: Vec<Vec<&[BigintOrder]>> = (0..=bounds.len())
-        .map(|s| {
-            runs.iter()
-                .map(|run| {
-                    let start = if s == 0 {
-                        0
-                    } else {
-                        run.partition_point(|o| o.0 < bounds[s - 1])
-                    };
-                    let end = match bounds.get(s) {
-                        Some(&b) => run.partition_point(|o| o.0 < b),
-                        None => run.len(),
-                    };
-                    &run[start..end]
-                })
-                .collect()
-        })
-        .collect();
-    let parts: Vec<Result<(Vec<i64>, Vec<ClvSummary>)>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = slices
-            .iter()
-            .map(|slice| scope.spawn(move || summarize_merged(slice, as_of, unit)))
+        .flat_map(|p| p.buckets.iter().map(Vec::len))
+        .sum();
+    let available = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = orders.div_ceil(ORDERS_PER_THREAD).clamp(1, available);
+    let per_thread = BUCKETS.div_ceil(threads);
+    let summarised: Vec<Result<(Vec<i64>, Vec<ClvSummary>)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|i| {
+                let range = (i * per_thread).min(BUCKETS)..((i + 1) * per_thread).min(BUCKETS);
+                scope.spawn(move || summarize_bucket_range(parts, range, as_of, unit))
+            })
             .collect();
         handles
             .into_iter()
@@ -388,7 +392,7 @@ fn summarize_runs(runs: &[BigintOrders], as_of: Option<i64>, unit: TimeUnit) -> 
     });
     let mut keys = Vec::new();
     let mut rows = Vec::new();
-    for part in parts {
+    for part in summarised {
         let (k, r) = part?;
         keys.extend(k);
         rows.extend(r);
@@ -400,35 +404,30 @@ fn summarize_runs(runs: &[BigintOrders], as_of: Option<i64>, unit: TimeUnit) -> 
     })
 }
 
-/// Summaries of the customers of `runs` (each sorted by id), merging the runs by id.
-fn summarize_merged(
-    runs: &[&[BigintOrder]],
+/// Summaries of the customers of the buckets in `range`: each bucket's orders from
+/// every partition gathered and sorted by id, then each run of one id summarised.
+fn summarize_bucket_range(
+    parts: &[Scattered],
+    range: std::ops::Range<usize>,
     as_of: i64,
     unit: TimeUnit,
 ) -> Result<(Vec<i64>, Vec<ClvSummary>)> {
     let mut keys = Vec::new();
     let mut rows = Vec::new();
-    let mut heads = vec![0usize; runs.len()];
-    let mut buffer: Vec<Order> = Vec::new();
-    // The next customer: the least id at the head of any run.
-    while let Some(id) = runs
-        .iter()
-        .zip(&heads)
-        .filter_map(|(run, &h)| run.get(h).map(|o| o.0))
-        .min()
-    {
-        buffer.clear();
-        for (run, head) in runs.iter().zip(heads.iter_mut()) {
-            while let Some(&(k, ts, amount)) = run.get(*head)
-                && k == id
-            {
-                buffer.push(Order { ts, amount });
-                *head += 1;
+    let (mut a, mut b): (Vec<BigintOrder>, Vec<BigintOrder>) = (Vec::new(), Vec::new());
+    let mut customer: Vec<Order> = Vec::new();
+    let mut runs: Vec<&[BigintOrder]> = Vec::with_capacity(parts.len());
+    for bucket in range {
+        runs.clear();
+        runs.extend(parts.iter().map(|part| &part.buckets[bucket][..]));
+        let sorted = radix::sort_runs_by_i64_key(&runs, &mut a, &mut b, |o| o.0);
+        for run in sorted.chunk_by(|x, y| x.0 == y.0) {
+            customer.clear();
+            customer.extend(run.iter().map(|&(_, ts, amount)| Order { ts, amount }));
+            if let Some(s) = summary::clv_summary(&mut customer, as_of, unit).map_err(ltv_error)? {
+                keys.push(run[0].0);
+                rows.push(s);
             }
-        }
-        if let Some(s) = summary::clv_summary(&mut buffer, as_of, unit).map_err(ltv_error)? {
-            keys.push(id);
-            rows.push(s);
         }
     }
     Ok((keys, rows))

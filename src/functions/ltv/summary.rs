@@ -161,7 +161,12 @@ pub fn clv_summary(
     as_of: i64,
     unit: TimeUnit,
 ) -> Result<Option<ClvSummary>, LtvError> {
-    orders.sort_unstable_by(|x, y| x.ts.cmp(&y.ts).then(x.amount.total_cmp(&y.amount)));
+    // In time order, equal times by amount, so the sums do not depend on the order the
+    // orders came in. Orders logged as they happen mostly come in that order already.
+    let order = |x: &Order, y: &Order| x.ts.cmp(&y.ts).then(x.amount.total_cmp(&y.amount));
+    if !orders.is_sorted_by(|x, y| order(x, y).is_le()) {
+        orders.sort_unstable_by(order);
+    }
     let kept = orders.partition_point(|o| o.ts <= as_of);
     let orders = &orders[..kept];
     let Some(first) = orders.first() else {

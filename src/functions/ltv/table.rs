@@ -13,9 +13,9 @@ use datafusion::error::Result;
 use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::physical_plan::ExecutionPlan;
 
-use super::bgnbd::{BgNbdData, BgNbdFit};
+use super::bgnbd::{self, BgNbdFit};
 use super::clv::{ClvSettings, score_customers};
-use super::gamma_gamma::{GammaGammaData, GammaGammaFit};
+use super::gamma_gamma::{self, GammaGammaFit};
 use super::sql::{Summaries, ltv_error, summarize, unit_of};
 use super::summary::TimeUnit;
 use crate::engine::{notices, pg_text};
@@ -181,22 +181,56 @@ struct LtvTable {
     schema: SchemaRef,
 }
 
-/// Both fits over the summaries: BG/NBD on every customer, Gamma-Gamma on those with
-/// repeat purchases worth more than 0 (the model is of positive spend).
-fn fit_both(summaries: &Summaries) -> Result<(BgNbdFit, GammaGammaFit)> {
-    let mut bg = BgNbdData::new();
-    let mut gg = GammaGammaData::new();
-    for s in &summaries.rows {
-        bg.add(s.frequency as f64, s.recency, s.t)
-            .map_err(ltv_error)?;
-        if s.frequency > 0 && s.monetary_value > 0.0 {
-            gg.add(s.frequency as f64, s.monetary_value)
-                .map_err(ltv_error)?;
+/// `work` on a thread where blocking is allowed: the fits and the scores keep the
+/// cores busy for a while and must not hold up the runtime's workers.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))
+}
+
+/// The summary columns the fits and the scores read, one value per customer.
+struct Histories {
+    frequency: Vec<f64>,
+    recency: Vec<f64>,
+    t: Vec<f64>,
+    monetary: Vec<f64>,
+}
+
+impl Histories {
+    fn of(summaries: &Summaries) -> Self {
+        let rows = &summaries.rows;
+        Histories {
+            frequency: rows.iter().map(|s| s.frequency as f64).collect(),
+            recency: rows.iter().map(|s| s.recency).collect(),
+            t: rows.iter().map(|s| s.t).collect(),
+            monetary: rows.iter().map(|s| s.monetary_value).collect(),
         }
     }
-    let bg = bg.fit().map_err(ltv_error)?;
-    let gg = gg.fit().map_err(ltv_error)?;
-    Ok((bg, gg))
+}
+
+/// Both fits over the summaries: BG/NBD on every customer, Gamma-Gamma on those with
+/// repeat purchases worth more than 0 (the model is of positive spend). They run side
+/// by side: each is parallel only in its evaluations of all the data, so together they
+/// fill the cores while either lays out its data or fits its subsample.
+fn fit_both(h: &Histories) -> Result<(BgNbdFit, GammaGammaFit)> {
+    let (bg, gg) = std::thread::scope(|scope| {
+        let gg = scope.spawn(|| {
+            let (x, m): (Vec<f64>, Vec<f64>) = h
+                .frequency
+                .iter()
+                .zip(&h.monetary)
+                .filter(|&(&x, &m)| x > 0.0 && m > 0.0)
+                .unzip();
+            gamma_gamma::fit(&x, &m)
+        });
+        let bg = bgnbd::fit(&h.frequency, &h.recency, &h.t);
+        let gg = gg.join().map_err(|_| {
+            datafusion::error::DataFusionError::Internal("the Gamma-Gamma fit panicked".into())
+        })?;
+        Ok::<_, datafusion::error::DataFusionError>((bg, gg))
+    })?;
+    Ok((bg.map_err(ltv_error)?, gg.map_err(ltv_error)?))
 }
 
 fn params_notice(bg: &BgNbdFit, gg: &GammaGammaFit, unit: TimeUnit) -> String {
@@ -239,44 +273,48 @@ impl TableProvider for LtvTable {
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let summaries = summarize(state, &self.input, self.as_of, self.settings.unit).await?;
         let n = summaries.rows.len();
-        let frequency: Vec<f64> = summaries.rows.iter().map(|s| s.frequency as f64).collect();
-        let recency: Vec<f64> = summaries.rows.iter().map(|s| s.recency).collect();
-        let t: Vec<f64> = summaries.rows.iter().map(|s| s.t).collect();
-        let monetary: Vec<f64> = summaries.rows.iter().map(|s| s.monetary_value).collect();
-        let summary_columns = || -> Vec<ArrayRef> {
+        let frequency = Arc::new(Int64Array::from_iter_values(
+            summaries.rows.iter().map(|s| s.frequency as i64),
+        ));
+        let histories = Histories::of(&summaries);
+        let summary_columns = |h: Histories| -> Vec<ArrayRef> {
             vec![
                 summaries.keys.clone(),
-                Arc::new(Int64Array::from_iter_values(
-                    summaries.rows.iter().map(|s| s.frequency as i64),
-                )),
-                Arc::new(Float64Array::from(recency.clone())),
-                Arc::new(Float64Array::from(t.clone())),
-                Arc::new(Float64Array::from(monetary.clone())),
+                frequency.clone(),
+                Arc::new(Float64Array::from(h.recency)),
+                Arc::new(Float64Array::from(h.t)),
+                Arc::new(Float64Array::from(h.monetary)),
             ]
         };
         let batch = match self.kind {
-            Kind::Summary => RecordBatch::try_new(self.schema.clone(), summary_columns())?,
+            Kind::Summary => RecordBatch::try_new(self.schema.clone(), summary_columns(histories))?,
             Kind::Ltv if n == 0 => RecordBatch::new_empty(self.schema.clone()),
             Kind::Ltv => {
-                let (bg, gg) = fit_both(&summaries)?;
+                let settings = self.settings;
+                let (histories, scored) = blocking(move || {
+                    let scored = fit_both(&histories).and_then(|(bg, gg)| {
+                        let h = &histories;
+                        score_customers(
+                            &bg.params,
+                            &gg.params,
+                            &settings,
+                            &h.frequency,
+                            &h.recency,
+                            &h.t,
+                            &h.monetary,
+                        )
+                        .map(|scores| (bg, gg, scores))
+                        .map_err(ltv_error)
+                    });
+                    (histories, scored)
+                })
+                .await?;
+                let (bg, gg, scores) = scored?;
                 notices::notify(
                     state.config().options(),
                     params_notice(&bg, &gg, self.settings.unit),
                 );
-                let settings = self.settings;
-                let (f, r, a, m) = (
-                    frequency.clone(),
-                    recency.clone(),
-                    t.clone(),
-                    monetary.clone(),
-                );
-                let scores = tokio::task::spawn_blocking(move || {
-                    score_customers(&bg.params, &gg.params, &settings, &f, &r, &a, &m)
-                })
-                .await
-                .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?
-                .map_err(ltv_error)?;
-                let mut columns = summary_columns();
+                let mut columns = summary_columns(histories);
                 columns.extend([
                     Arc::new(Float64Array::from(scores.p_alive)) as ArrayRef,
                     Arc::new(Float64Array::from(scores.expected_purchases)),
@@ -292,7 +330,7 @@ impl TableProvider for LtvTable {
                         reason: "the input has no orders".into(),
                     }));
                 }
-                let (bg, gg) = fit_both(&summaries)?;
+                let (bg, gg) = blocking(move || fit_both(&histories)).await??;
                 let b = bg.params;
                 let g = gg.params;
                 let one = |v: f64| Arc::new(Float64Array::from(vec![v])) as ArrayRef;
