@@ -11,6 +11,7 @@ pub mod identity;
 pub mod input;
 pub mod lifecycle;
 pub mod ltv;
+pub(crate) mod mix;
 pub(crate) mod prefetch;
 pub mod radix;
 pub mod rfm;

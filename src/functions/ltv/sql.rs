@@ -16,6 +16,7 @@ use super::summary::{self, ClvSummary, Order, TimeUnit};
 use crate::error::sqlstate;
 use crate::functions::input::{self, user_error};
 use crate::functions::lifecycle::activity;
+use crate::functions::mix::mix;
 use crate::functions::radix;
 
 /// An LTV error as the client sees it: bad data 22023, a model that cannot be fitted
@@ -273,16 +274,9 @@ const BUCKETS: usize = 512;
 /// Orders per summarising thread (below it, fewer threads).
 const ORDERS_PER_THREAD: usize = 100_000;
 
-/// The bucket of a customer id: murmur3's 64-bit finaliser, so every bit of the id
-/// moves the bucket, whatever the ids look like (sequential, strided, random).
+/// The bucket of a customer id.
 fn bucket_of(id: i64) -> usize {
-    let mut k = id as u64;
-    k ^= k >> 33;
-    k = k.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    k ^= k >> 33;
-    k = k.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    k ^= k >> 33;
-    (k as usize) & (BUCKETS - 1)
+    (mix(id) as usize) & (BUCKETS - 1)
 }
 
 /// One input partition's orders of `bigint` customers, scattered into [`BUCKETS`].

@@ -12,6 +12,7 @@
 use std::sync::{Arc, Mutex};
 
 use crate::functions::compensated_sum::CompensatedSum;
+use crate::functions::mix::mix;
 use crate::functions::prefetch::prefetch_whole;
 
 /// One customer's totals. `orders == 0` marks an empty slot.
@@ -40,17 +41,6 @@ impl Totals {
     pub fn monetary(&self) -> f64 {
         self.amount.value()
     }
-}
-
-/// murmur3's 64-bit finaliser: every key bit reaches the top bits, which pick the shard
-/// and the slot, so ids that differ only in high or only in low bits spread alike.
-fn mix(key: i64) -> u64 {
-    let mut h = key as u64;
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    h ^ (h >> 33)
 }
 
 /// How many orders ahead [`ShardedTotals::add_all`] prefetches: enough for a miss
