@@ -207,6 +207,14 @@ pub async fn frame(
     df.select(exprs)
 }
 
+/// `work` on a thread where blocking is allowed: the in-memory paths of the customer
+/// functions keep the cores busy for a while and must not hold up the runtime's workers.
+pub async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| DataFusionError::External(Box::new(e)))
+}
+
 /// Reads `plan`'s output partitions in parallel, each on a task of its own, folding its
 /// batches into a state of its own (`init`, then `fold` per batch). After each batch the
 /// state's size (`bytes`) is charged to the session's memory pool under `name`; `None`

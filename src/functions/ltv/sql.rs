@@ -348,9 +348,7 @@ async fn summarize_bigint(
         return Ok(None);
     };
     let (parts, reservations): (Vec<Scattered>, Vec<_>) = parts.into_iter().unzip();
-    let summaries = tokio::task::spawn_blocking(move || summarize_buckets(&parts, as_of, unit))
-        .await
-        .map_err(|e| DataFusionError::External(Box::new(e)))??;
+    let summaries = input::blocking(move || summarize_buckets(&parts, as_of, unit)).await??;
     drop(reservations);
     Ok(Some(summaries))
 }

@@ -181,14 +181,6 @@ struct LtvTable {
     schema: SchemaRef,
 }
 
-/// `work` on a thread where blocking is allowed: the fits and the scores keep the
-/// cores busy for a while and must not hold up the runtime's workers.
-async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))
-}
-
 /// The summary columns the fits and the scores read, one value per customer.
 struct Histories {
     frequency: Vec<f64>,
@@ -291,7 +283,7 @@ impl TableProvider for LtvTable {
             Kind::Ltv if n == 0 => RecordBatch::new_empty(self.schema.clone()),
             Kind::Ltv => {
                 let settings = self.settings;
-                let (histories, scored) = blocking(move || {
+                let (histories, scored) = input::blocking(move || {
                     let scored = fit_both(&histories).and_then(|(bg, gg)| {
                         let h = &histories;
                         score_customers(
@@ -330,7 +322,7 @@ impl TableProvider for LtvTable {
                         reason: "the input has no orders".into(),
                     }));
                 }
-                let (bg, gg) = blocking(move || fit_both(&histories)).await??;
+                let (bg, gg) = input::blocking(move || fit_both(&histories)).await??;
                 let b = bg.params;
                 let g = gg.params;
                 let one = |v: f64| Arc::new(Float64Array::from(vec![v])) as ArrayRef;

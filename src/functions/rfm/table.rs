@@ -16,7 +16,7 @@ use datafusion::arrow::datatypes::{
 use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::datasource::TableType;
 use datafusion::datasource::memory::MemorySourceConfig;
-use datafusion::error::{DataFusionError, Result};
+use datafusion::error::Result;
 use datafusion::functions_aggregate::expr_fn::{count, max, min};
 use datafusion::logical_expr::{Expr, LogicalPlan, col, lit};
 use datafusion::physical_plan::ExecutionPlan;
@@ -319,15 +319,14 @@ impl RfmTable {
         };
         let (stagers, reservations): (Vec<Stager>, Vec<_>) = filled.into_iter().unzip();
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let columns = tokio::task::spawn_blocking(move || {
+        let columns = input::blocking(move || {
             stagers.into_iter().for_each(Stager::finish);
             let tables = Arc::try_unwrap(shared)
                 .expect("every rfm stager is finished")
                 .into_tables();
             into_columns(&tables, threads)
         })
-        .await
-        .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        .await?;
         let out = PerCustomer {
             customer_id: Arc::new(Int64Array::from(columns.customer_id)),
             first: columns.first,
