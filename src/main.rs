@@ -104,6 +104,8 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| DEFAULT_LOG_FILTER.into()),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a terminal: a log file gets plain lines.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     // A panic is a bug, but it ends only the connection or statement it happened in: log
     // it as one line (with where) instead of a raw message on stderr.

@@ -232,6 +232,20 @@ impl Session {
             .unwrap_or_default()
     }
 
+    /// Read this session's PostgreSQL settings in place (no copy of every setting).
+    fn with_pg_settings<R>(&self, read: impl FnOnce(&PgSettings) -> R) -> R {
+        let options = self.options();
+        match options.extensions.get::<PgSettings>() {
+            Some(pg) => read(pg),
+            None => read(&PgSettings::default()),
+        }
+    }
+
+    /// `statement_timeout`, or `None` when disabled.
+    pub fn statement_timeout(&self) -> Option<std::time::Duration> {
+        self.with_pg_settings(PgSettings::statement_timeout)
+    }
+
     /// Record the connection's process id (`pg_backend_pid()` answers it).
     pub fn set_backend_pid(&self, pid: i32) {
         let state_ref = self.ctx.state_ref();
@@ -258,11 +272,11 @@ impl Session {
     /// How this session prints values as text (`extra_float_digits`, `TimeZone`).
     pub fn text_options(&self) -> super::pg_text::TextOptions {
         let options = self.options();
-        let extra_float_digits = self
-            .pg_settings()
-            .get("extra_float_digits")
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(1);
+        let extra_float_digits = self.with_pg_settings(|pg| {
+            pg.get("extra_float_digits")
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(1)
+        });
         super::pg_text::TextOptions {
             extra_float_digits,
             time_zone: super::pg_text::session_zone(&options),
@@ -291,6 +305,18 @@ impl Session {
         let fresh = Arc::new(Snapshot::new(self.ctx.state()));
         *slot = Some(fresh.clone());
         fresh
+    }
+
+    /// The statement planned before from exactly `sql` at the session's current settings,
+    /// when it runs again as planned (a table-free query of pure functions: `SELECT 1`).
+    pub fn planned_before(&self, sql: &str) -> Option<Arc<super::snapshot::PlannedText>> {
+        self.snapshot().planned_text(sql)
+    }
+
+    /// Keep `planned`, planned from the whole text `sql`, for [`Session::planned_before`]
+    /// when it can run again as planned.
+    pub fn keep_planned(&self, sql: &str, planned: &Planned) {
+        self.snapshot().keep_planned_text(sql, planned);
     }
 
     /// Apply a startup parameter (`application_name`, `client_encoding`, `DateStyle`...).

@@ -10,10 +10,11 @@
 //! [`StatementConfig`] instead of by a fresh copy.
 //!
 //! Statements that read no table and call only pure built-in functions (`SELECT 1`, the
-//! keep-alive probe of every connection pool) keep their physical plan in the snapshot:
-//! the same statement again skips the optimiser and the physical planner. Anything that
-//! reads a table, or calls a function whose answer can change (`now()`, `current_user`,
-//! the catalog functions), is planned afresh every time.
+//! keep-alive probe of every connection pool) are kept in the snapshot by their text,
+//! planned, with their physical plan: the same text again skips parsing, planning, the
+//! optimiser and the physical planner. Anything that reads a table, or calls a function
+//! whose answer can change (`now()`, `current_user`, the catalog functions), is planned
+//! afresh every time.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -32,8 +33,29 @@ use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use datafusion::prelude::DataFrame;
 use futures::TryStreamExt;
 
-/// How many table-free physical plans a session keeps; beyond it the cache starts over.
+use super::session::Planned;
+
+/// How many table-free statements (texts, and physical plans) a session keeps; beyond it
+/// the cache starts over.
 const PURE_PLAN_CACHE: usize = 64;
+
+/// A statement planned from a text, kept to run again without parsing and planning.
+#[derive(Debug)]
+pub struct PlannedText {
+    pub planned: Planned,
+    /// The text as logs show it (literals redacted), filled by the first to log it.
+    pub log_text: OnceLock<Arc<str>>,
+}
+
+impl PlannedText {
+    /// The statement as parsed, in SQL (only queries are kept).
+    pub fn statement_text(&self) -> String {
+        match &self.planned {
+            Planned::Query { statement, .. } => statement.to_string(),
+            _ => String::new(),
+        }
+    }
+}
 
 /// A session's state at one setting of its options, shared by its statements.
 pub struct Snapshot {
@@ -41,6 +63,8 @@ pub struct Snapshot {
     task: Arc<TaskContext>,
     /// Physical plans of statements that read no table and call only pure functions.
     pure_plans: Mutex<HashMap<LogicalPlan, Arc<dyn ExecutionPlan>>>,
+    /// Such statements by their text.
+    pure_texts: Mutex<HashMap<Box<str>, Arc<PlannedText>>>,
 }
 
 impl Snapshot {
@@ -51,6 +75,37 @@ impl Snapshot {
             state,
             task,
             pure_plans: Mutex::new(HashMap::new()),
+            pure_texts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The statement planned before from exactly `sql` (see the module docs).
+    pub fn planned_text(&self, sql: &str) -> Option<Arc<PlannedText>> {
+        self.pure_texts.lock().ok()?.get(sql).cloned()
+    }
+
+    /// Keep `planned`, planned from `sql`, when it can run again as it is planned: one
+    /// query that reads no table and calls only pure built-in functions (`set_config`,
+    /// which planning applies and replaces by its value, must run through planning each
+    /// time).
+    pub fn keep_planned_text(&self, sql: &str, planned: &Planned) {
+        let Planned::Query { plan, .. } = planned else {
+            return;
+        };
+        if !is_pure(plan) || sql.to_ascii_lowercase().contains("set_config") {
+            return;
+        }
+        if let Ok(mut texts) = self.pure_texts.lock() {
+            if texts.len() >= PURE_PLAN_CACHE {
+                texts.clear();
+            }
+            texts.insert(
+                sql.into(),
+                Arc::new(PlannedText {
+                    planned: planned.clone(),
+                    log_text: OnceLock::new(),
+                }),
+            );
         }
     }
 

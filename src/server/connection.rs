@@ -10,7 +10,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
-use futures::{Sink, SinkExt, Stream, StreamExt, stream};
+use futures::{Sink, SinkExt, Stream, StreamExt, TryStreamExt, stream};
 use pgwire::api::auth::{
     DefaultServerParameterProvider, StartupHandler, finish_authentication, protocol_negotiation,
     save_startup_parameters_to_metadata,
@@ -480,19 +480,26 @@ impl QueryParser for Planner {
     {
         let guard = self.slot.lock().await;
         let session = guard.as_ref().ok_or_else(no_session)?;
-        let mut statements = session.parse(sql).map_err(to_pg)?;
-        if statements.is_empty() {
-            return Ok(None);
-        }
-        if statements.len() > 1 {
-            return Err(to_pg(UserqlError::new(
-                sqlstate::SYNTAX_ERROR,
-                "cannot insert multiple commands into a prepared statement",
-            )));
-        }
-        let planned = guarded(session.plan(statements.remove(0)))
-            .await
-            .map_err(to_pg)?;
+        let planned = match session.planned_before(sql) {
+            Some(known) => known.planned.clone(),
+            None => {
+                let mut statements = session.parse(sql).map_err(to_pg)?;
+                if statements.is_empty() {
+                    return Ok(None);
+                }
+                if statements.len() > 1 {
+                    return Err(to_pg(UserqlError::new(
+                        sqlstate::SYNTAX_ERROR,
+                        "cannot insert multiple commands into a prepared statement",
+                    )));
+                }
+                let planned = guarded(session.plan(statements.remove(0)))
+                    .await
+                    .map_err(to_pg)?;
+                session.keep_planned(sql, &planned);
+                planned
+            }
+        };
         let inferred = parameter_types_of(&planned).map_err(to_pg)?;
         let mut client_types = types.to_vec();
         for (i, declared) in super::params::declared_oid_types(sql) {
@@ -625,7 +632,7 @@ impl Queries {
         if client.transaction_status() == TransactionStatus::Error && !is_transaction_end(planned) {
             return Err(aborted());
         }
-        let timeout = session.pg_settings().statement_timeout();
+        let timeout = session.statement_timeout();
         let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
         let mut cancelled = self.cancel.subscribe();
         let run = session.execute(planned, params);
@@ -762,7 +769,23 @@ impl SimpleQueryHandler for Queries {
     {
         let mut guard = self.slot.lock().await;
         let session = guard.as_mut().ok_or_else(no_session)?;
+        if let Some(known) = session.planned_before(query) {
+            let text = super::audit::enabled().then(|| {
+                let log_text = known
+                    .log_text
+                    .get_or_init(|| super::audit::redact(&known.statement_text()).into());
+                log_text.clone()
+            });
+            let audit = audit_entry(session, text);
+            let result =
+                guarded(self.respond(client, session, &known.planned, None, &Format::UnifiedText))
+                    .await;
+            return Ok(vec![
+                audited(audit, result).unwrap_or_else(|e| Response::Error(Box::new(error_info(e)))),
+            ]);
+        }
         let statements = session.parse(query).map_err(to_pg)?;
+        let whole_text = statements.len() == 1;
         let mut responses = Vec::with_capacity(statements.len());
         for statement in statements {
             // Only formatted when the audit log is on.
@@ -771,6 +794,9 @@ impl SimpleQueryHandler for Queries {
             let audit = audit_entry(session, text);
             let result = guarded(async {
                 let planned = session.plan(statement).await?;
+                if whole_text {
+                    session.keep_planned(query, &planned);
+                }
                 self.respond(client, session, &planned, None, &Format::UnifiedText)
                     .await
             })
@@ -814,6 +840,12 @@ impl ExtendedQueryHandler for Queries {
         let mut guard = self.slot.lock().await;
         let session = guard.as_mut().ok_or_else(no_session)?;
         let params = match &prepared.planned {
+            // Nothing to bind: the plan runs as it is (binding rebuilds every node).
+            Planned::Query { .. }
+                if prepared.inferred.is_empty() && portal.parameters.is_empty() =>
+            {
+                None
+            }
             Planned::Query { .. } => {
                 let server_types = prepared.wire_types()?;
                 let zone = session.text_options().time_zone;
@@ -903,20 +935,22 @@ async fn rows_response(
 ) -> Result<QueryResponse, UserqlError> {
     let schema = crate::engine::session::pg_output_schema(df.logical_plan());
     let fields = fields_for(&schema, format, options)?;
-    let batches = df.execute_stream().await?;
+    let batches = df
+        .execute_stream()
+        .await?
+        .map_err(|e| PgWireError::ApiError(Box::new(e)));
     let encode_fields = fields.clone();
-    let rows = batches
+    // Interrupted between batches: a batch's rows are computed already, and watching the
+    // deadline, the cancel signal and the socket per row cost as much as encoding it.
+    let rows = interruptible(batches, deadline, cancelled, hangup)
         .map(move |batch| -> Vec<PgWireResult<_>> {
             match batch {
                 Ok(b) => super::rows::encode_batch(&encode_fields, &b, &text),
-                Err(e) => vec![Err(PgWireError::ApiError(Box::new(e)))],
+                Err(e) => vec![Err(e)],
             }
         })
         .flat_map(stream::iter);
-    Ok(QueryResponse::new(
-        fields,
-        interruptible(rows, deadline, cancelled, hangup),
-    ))
+    Ok(QueryResponse::new(fields, rows))
 }
 
 /// Sleep until the deadline, or forever without one.
@@ -941,7 +975,7 @@ async fn hung_up(socket: Option<Arc<tokio::net::TcpStream>>) {
     }
 }
 
-/// Ends a row stream with 57014 when the statement deadline passes, a CancelRequest
+/// Ends a batch stream with 57014 when the statement deadline passes, a CancelRequest
 /// arrives or the client hangs up while rows are still being computed (dropping the
 /// stream stops the query's work).
 fn interruptible<S, T>(

@@ -7,6 +7,7 @@ pub mod copy;
 pub mod errors;
 mod params;
 mod rows;
+mod socket;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -86,9 +87,9 @@ impl Server {
                                 // pgwire's message decoder panics on some malformed
                                 // messages (a Bind shorter than its counts): contain it to
                                 // this connection, which closes, and say so.
-                                let serve = std::panic::AssertUnwindSafe(
-                                    pgwire::tokio::process_socket(socket, tls, handlers),
-                                );
+                                let serve = std::panic::AssertUnwindSafe(socket::serve(
+                                    socket, tls, handlers,
+                                ));
                                 match serve.catch_unwind().await {
                                     Ok(Ok(())) => {}
                                     Ok(Err(e)) => {
