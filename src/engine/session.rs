@@ -315,7 +315,7 @@ impl Session {
 
     /// Keep `planned`, planned from the whole text `sql`, for [`Session::planned_before`]
     /// when it can run again as planned.
-    pub fn keep_planned(&self, sql: &str, planned: &Planned) {
+    pub fn keep_planned(&self, sql: &str, planned: &Arc<Planned>) {
         self.snapshot().keep_planned_text(sql, planned);
     }
 

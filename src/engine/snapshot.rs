@@ -42,7 +42,7 @@ const PURE_PLAN_CACHE: usize = 64;
 /// A statement planned from a text, kept to run again without parsing and planning.
 #[derive(Debug)]
 pub struct PlannedText {
-    pub planned: Planned,
+    pub planned: Arc<Planned>,
     /// The text as logs show it (literals redacted), filled by the first to log it.
     pub log_text: OnceLock<Arc<str>>,
 }
@@ -50,7 +50,7 @@ pub struct PlannedText {
 impl PlannedText {
     /// The statement as parsed, in SQL (only queries are kept).
     pub fn statement_text(&self) -> String {
-        match &self.planned {
+        match self.planned.as_ref() {
             Planned::Query { statement, .. } => statement.to_string(),
             _ => String::new(),
         }
@@ -88,8 +88,8 @@ impl Snapshot {
     /// query that reads no table and calls only pure built-in functions (`set_config`,
     /// which planning applies and replaces by its value, must run through planning each
     /// time).
-    pub fn keep_planned_text(&self, sql: &str, planned: &Planned) {
-        let Planned::Query { plan, .. } = planned else {
+    pub fn keep_planned_text(&self, sql: &str, planned: &Arc<Planned>) {
+        let Planned::Query { plan, .. } = planned.as_ref() else {
             return;
         };
         if !is_pure(plan) || sql.to_ascii_lowercase().contains("set_config") {
@@ -102,7 +102,7 @@ impl Snapshot {
             texts.insert(
                 sql.into(),
                 Arc::new(PlannedText {
-                    planned: planned.clone(),
+                    planned: Arc::clone(planned),
                     log_text: OnceLock::new(),
                 }),
             );

@@ -41,6 +41,7 @@ use super::errors::{ErrorMapper, error_info, fatal, to_pg};
 use crate::engine::oid_types;
 use crate::engine::pg_text::TextOptions;
 use crate::engine::session::{Outcome, Planned, Utility, parameter_types_of, result_schema_of};
+use crate::engine::snapshot::PlannedText;
 use crate::engine::{Engine, Session};
 use crate::error::{UserqlError, sqlstate};
 use crate::security::scram::{self, Exchange, ScramError};
@@ -424,7 +425,7 @@ impl Startup {
 /// A prepared statement: the plan and the parameter types the client declared.
 #[derive(Debug, Clone)]
 pub struct Prepared {
-    planned: Planned,
+    planned: Arc<Planned>,
     /// The statement as the audit log shows it (literals redacted), when it is on.
     audit_text: Option<Arc<str>>,
     client_types: Vec<Option<Type>>,
@@ -480,8 +481,8 @@ impl QueryParser for Planner {
     {
         let guard = self.slot.lock().await;
         let session = guard.as_ref().ok_or_else(no_session)?;
-        let planned = match session.planned_before(sql) {
-            Some(known) => known.planned.clone(),
+        let (planned, audit_text) = match session.planned_before(sql) {
+            Some(known) => (known.planned.clone(), known_log_text(&known)),
             None => {
                 let mut statements = session.parse(sql).map_err(to_pg)?;
                 if statements.is_empty() {
@@ -493,14 +494,16 @@ impl QueryParser for Planner {
                         "cannot insert multiple commands into a prepared statement",
                     )));
                 }
-                let planned = guarded(session.plan(statements.remove(0)))
-                    .await
-                    .map_err(to_pg)?;
+                let planned = Arc::new(
+                    guarded(session.plan(statements.remove(0)))
+                        .await
+                        .map_err(to_pg)?,
+                );
                 session.keep_planned(sql, &planned);
-                planned
+                (planned, super::audit::text(sql))
             }
         };
-        let inferred = parameter_types_of(&planned).map_err(to_pg)?;
+        let inferred = parameter_types_of(planned.as_ref()).map_err(to_pg)?;
         let mut client_types = types.to_vec();
         for (i, declared) in super::params::declared_oid_types(sql) {
             if client_types.len() <= i {
@@ -513,7 +516,7 @@ impl QueryParser for Planner {
         }
         Ok(Some(Arc::new(Prepared {
             planned,
-            audit_text: super::audit::text(sql),
+            audit_text,
             client_types,
             inferred,
         })))
@@ -528,7 +531,7 @@ impl QueryParser for Planner {
         stmt: &Self::Statement,
         column_format: Option<&Format>,
     ) -> PgWireResult<Vec<FieldInfo>> {
-        match result_schema_of(&stmt.planned) {
+        match result_schema_of(stmt.planned.as_ref()) {
             Some(schema) => pg_fields(&schema, column_format.unwrap_or(&Format::UnifiedText), None),
             None => Ok(vec![]),
         }
@@ -581,6 +584,16 @@ where
             ))
         }
     }
+}
+
+/// The audit log's text of a statement planned before (redacted once), when the log is on.
+fn known_log_text(known: &PlannedText) -> Option<Arc<str>> {
+    super::audit::enabled().then(|| {
+        known
+            .log_text
+            .get_or_init(|| super::audit::redact(&known.statement_text()).into())
+            .clone()
+    })
 }
 
 /// An audit entry for a statement of `session`, when the audit log is on.
@@ -770,13 +783,7 @@ impl SimpleQueryHandler for Queries {
         let mut guard = self.slot.lock().await;
         let session = guard.as_mut().ok_or_else(no_session)?;
         if let Some(known) = session.planned_before(query) {
-            let text = super::audit::enabled().then(|| {
-                let log_text = known
-                    .log_text
-                    .get_or_init(|| super::audit::redact(&known.statement_text()).into());
-                log_text.clone()
-            });
-            let audit = audit_entry(session, text);
+            let audit = audit_entry(session, known_log_text(&known));
             let result =
                 guarded(self.respond(client, session, &known.planned, None, &Format::UnifiedText))
                     .await;
@@ -793,7 +800,7 @@ impl SimpleQueryHandler for Queries {
                 .then(|| super::audit::redact(&statement.to_string()).into());
             let audit = audit_entry(session, text);
             let result = guarded(async {
-                let planned = session.plan(statement).await?;
+                let planned = Arc::new(session.plan(statement).await?);
                 if whole_text {
                     session.keep_planned(query, &planned);
                 }
@@ -839,7 +846,7 @@ impl ExtendedQueryHandler for Queries {
         let prepared = &portal.statement.statement;
         let mut guard = self.slot.lock().await;
         let session = guard.as_mut().ok_or_else(no_session)?;
-        let params = match &prepared.planned {
+        let params = match prepared.planned.as_ref() {
             // Nothing to bind: the plan runs as it is (binding rebuilds every node).
             Planned::Query { .. }
                 if prepared.inferred.is_empty() && portal.parameters.is_empty() =>
