@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use chrono::{DateTime, Utc};
 use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::alias::AliasGenerator;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{DFSchemaRef, Result};
@@ -45,9 +46,18 @@ pub struct PlannedText {
     pub planned: Arc<Planned>,
     /// The text as logs show it (literals redacted), filled by the first to log it.
     pub log_text: OnceLock<Arc<str>>,
+    /// The result's columns as PostgreSQL labels them, worked out once.
+    result_schema: OnceLock<Option<SchemaRef>>,
 }
 
 impl PlannedText {
+    /// The result's columns as a Describe reports them.
+    pub fn result_schema(&self) -> Option<SchemaRef> {
+        self.result_schema
+            .get_or_init(|| super::session::result_schema_of(&self.planned))
+            .clone()
+    }
+
     /// The statement as parsed, in SQL (only queries are kept).
     pub fn statement_text(&self) -> String {
         match self.planned.as_ref() {
@@ -104,6 +114,7 @@ impl Snapshot {
                 Arc::new(PlannedText {
                     planned: Arc::clone(planned),
                     log_text: OnceLock::new(),
+                    result_schema: OnceLock::new(),
                 }),
             );
         }

@@ -432,6 +432,8 @@ pub struct Prepared {
     /// `$n` types DataFusion inferred, worked out once at Parse: Describe and every
     /// Execute need them.
     inferred: Vec<Option<DataType>>,
+    /// The result's columns (Describe reports them, often before every Execute).
+    result_schema: Option<datafusion::arrow::datatypes::SchemaRef>,
 }
 
 impl Prepared {
@@ -481,8 +483,9 @@ impl QueryParser for Planner {
     {
         let guard = self.slot.lock().await;
         let session = guard.as_ref().ok_or_else(no_session)?;
-        let (planned, audit_text) = match session.planned_before(sql) {
-            Some(known) => (known.planned.clone(), known_log_text(&known)),
+        let known = session.planned_before(sql);
+        let (planned, audit_text) = match &known {
+            Some(known) => (known.planned.clone(), known_log_text(known)),
             None => {
                 let mut statements = session.parse(sql).map_err(to_pg)?;
                 if statements.is_empty() {
@@ -503,7 +506,14 @@ impl QueryParser for Planner {
                 (planned, super::audit::text(sql))
             }
         };
-        let inferred = parameter_types_of(planned.as_ref()).map_err(to_pg)?;
+        let (inferred, result_schema) = match &known {
+            // A statement planned before has no `$n` (it would not be kept).
+            Some(known) => (Vec::new(), known.result_schema()),
+            None => (
+                parameter_types_of(planned.as_ref()).map_err(to_pg)?,
+                result_schema_of(planned.as_ref()),
+            ),
+        };
         let mut client_types = types.to_vec();
         for (i, declared) in super::params::declared_oid_types(sql) {
             if client_types.len() <= i {
@@ -519,6 +529,7 @@ impl QueryParser for Planner {
             audit_text,
             client_types,
             inferred,
+            result_schema,
         })))
     }
 
@@ -531,8 +542,8 @@ impl QueryParser for Planner {
         stmt: &Self::Statement,
         column_format: Option<&Format>,
     ) -> PgWireResult<Vec<FieldInfo>> {
-        match result_schema_of(stmt.planned.as_ref()) {
-            Some(schema) => pg_fields(&schema, column_format.unwrap_or(&Format::UnifiedText), None),
+        match &stmt.result_schema {
+            Some(schema) => pg_fields(schema, column_format.unwrap_or(&Format::UnifiedText), None),
             None => Ok(vec![]),
         }
     }
