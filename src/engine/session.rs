@@ -234,11 +234,7 @@ impl Session {
 
     /// Read this session's PostgreSQL settings in place (no copy of every setting).
     fn with_pg_settings<R>(&self, read: impl FnOnce(&PgSettings) -> R) -> R {
-        let options = self.options();
-        match options.extensions.get::<PgSettings>() {
-            Some(pg) => read(pg),
-            None => read(&PgSettings::default()),
-        }
+        pg_settings_in(&self.options(), read)
     }
 
     /// `statement_timeout`, or `None` when disabled.
@@ -272,7 +268,7 @@ impl Session {
     /// How this session prints values as text (`extra_float_digits`, `TimeZone`).
     pub fn text_options(&self) -> super::pg_text::TextOptions {
         let options = self.options();
-        let extra_float_digits = self.with_pg_settings(|pg| {
+        let extra_float_digits = pg_settings_in(&options, |pg| {
             pg.get("extra_float_digits")
                 .and_then(|v| v.trim().parse().ok())
                 .unwrap_or(1)
@@ -1103,6 +1099,17 @@ fn type_array_placeholders(plan: LogicalPlan) -> Result<LogicalPlan, UserqlError
         })
     })?;
     Ok(rewritten.data)
+}
+
+/// Read the PostgreSQL settings held in `options` in place.
+fn pg_settings_in<R>(
+    options: &datafusion::config::ConfigOptions,
+    read: impl FnOnce(&PgSettings) -> R,
+) -> R {
+    match options.extensions.get::<PgSettings>() {
+        Some(pg) => read(pg),
+        None => read(&PgSettings::default()),
+    }
 }
 
 fn shared_parser() -> Arc<PostgresCompatibilityParser> {

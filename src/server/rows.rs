@@ -151,6 +151,14 @@ mod tests {
             .collect()
     }
 
+    /// Every row of `batch` encoded with `fields`, as the wire carries its fields.
+    fn encoded(fields: Vec<FieldInfo>, batch: &RecordBatch) -> Vec<Vec<Option<Vec<u8>>>> {
+        encode_batch(&Arc::new(fields), batch, &TextOptions::default())
+            .iter()
+            .map(|row| fields_of(row.as_ref().unwrap()))
+            .collect()
+    }
+
     #[test]
     fn rows_are_separate_messages_with_text_and_binary_fields_and_nulls() {
         let schema = Arc::new(Schema::new(vec![
@@ -165,33 +173,25 @@ mod tests {
             ],
         )
         .unwrap();
-        let text_fields = Arc::new(vec![
+        let text_fields = vec![
             field("id", Type::INT8, FieldFormat::Text),
             field("name", Type::TEXT, FieldFormat::Text),
-        ]);
-        let rows: Vec<DataRow> = encode_batch(&text_fields, &batch, &TextOptions::default())
-            .into_iter()
-            .map(Result::unwrap)
-            .collect();
+        ];
         let t = |s: &str| Some(s.as_bytes().to_vec());
         assert_eq!(
-            rows.iter().map(fields_of).collect::<Vec<_>>(),
+            encoded(text_fields, &batch),
             vec![
                 vec![t("7"), t("a")],
                 vec![None, t("bé")],
                 vec![t("-1"), None]
             ]
         );
-        let mixed = Arc::new(vec![
+        let mixed = vec![
             field("id", Type::INT8, FieldFormat::Binary),
             field("name", Type::TEXT, FieldFormat::Text),
-        ]);
-        let rows: Vec<DataRow> = encode_batch(&mixed, &batch, &TextOptions::default())
-            .into_iter()
-            .map(Result::unwrap)
-            .collect();
+        ];
         assert_eq!(
-            rows.iter().map(fields_of).collect::<Vec<_>>(),
+            encoded(mixed, &batch),
             vec![
                 vec![Some(7i64.to_be_bytes().to_vec()), t("a")],
                 vec![None, t("bé")],

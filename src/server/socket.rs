@@ -25,6 +25,8 @@ use tokio_util::codec::{Framed, FramedParts};
 
 /// How long a client has to finish connecting (TLS, startup, authentication).
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a closing connection tries to send what it still holds.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
 /// Output held back at most, in bytes.
 const HOLD_LIMIT: usize = 64 * 1024;
 
@@ -182,9 +184,12 @@ pub async fn serve<H: PgWireServerHandlers>(
     };
     let result: io::Result<()> = served.await;
     // What the last replies left held (a Terminate right after a Sync, an error before
-    // closing) still goes out.
-    let _ = socket.flush().await;
-    let _ = socket.get_mut().send_held().await;
+    // closing) still goes out — unless the client stops reading.
+    let last = async {
+        let _ = socket.flush().await;
+        let _ = socket.get_mut().send_held().await;
+    };
+    let _ = tokio::time::timeout(CLOSE_WAIT, last).await;
     result
 }
 
