@@ -13,7 +13,6 @@ pub mod lifecycle;
 pub mod ltv;
 pub(crate) mod mix;
 pub(crate) mod prefetch;
-pub mod radix;
 pub mod rfm;
 
 use datafusion::prelude::SessionContext;

@@ -515,7 +515,6 @@ fn prepare(
     counts: Option<&[u64]>,
     check: bool,
 ) -> Result<Prepared, LtvError> {
-    let weight = |row: usize| counts.map_or(1.0, |c| c[row] as f64);
     if x.len() <= MERGE_UP_TO {
         if check {
             for ((&x, &t_x), &age) in x.iter().zip(t_x).zip(t) {
@@ -536,8 +535,128 @@ fn prepare(
         });
         return Prepared::new(dictionaries[1].clone(), tuples, rows.len());
     }
-    // Customers without a repeat purchase differ only in T: their weights
-    // are summed per T. The others are grouped by x with a counting sort.
+    match prepare_whole(x, t_x, t, counts, check) {
+        Some(prepared) => prepared,
+        None => prepare_grouped(x, t_x, t, counts, check),
+    }
+}
+
+/// Largest whole value (plus one) [`prepare_whole`] indexes directly.
+const WHOLE_LIMIT: usize = 1 << 16;
+
+/// `v` as an index when it is a whole number in `0..WHOLE_LIMIT` (−0 read as 0).
+#[inline(always)]
+fn whole(v: f64) -> Option<usize> {
+    let v = v + 0.0;
+    // In range, a cast to i32 and back keeps exactly the whole numbers.
+    ((0.0..WHOLE_LIMIT as f64).contains(&v) && f64::from(v as i32) == v)
+        .then_some(v as i32 as usize)
+}
+
+/// [`prepare_grouped`]'s layout when every x, t_x and T is a whole number below
+/// [`WHOLE_LIMIT`] (frequencies always are; so are ages in days and weeks): values
+/// index tables directly, where the general path looks each one up in a dictionary and
+/// keeps the ids. `None`, having read no further, at the first value that is not.
+fn prepare_whole(
+    x: &[f64],
+    t_x: &[f64],
+    t: &[f64],
+    counts: Option<&[u64]>,
+    check: bool,
+) -> Option<Result<Prepared, LtvError>> {
+    let weight = |row: usize| counts.map_or(1.0, |c| c[row] as f64);
+    let mut time_seen = vec![false; WHOLE_LIMIT];
+    // Weights without repeat purchases per T; rows with repeat purchases per x.
+    let mut first_only_by_t = vec![0.0; WHOLE_LIMIT];
+    let mut per_x: Vec<usize> = Vec::new();
+    for i in 0..x.len() {
+        let (xi, ti, t_xi) = (whole(x[i])?, whole(t[i])?, whole(t_x[i])?);
+        if check && let Err(e) = check_fit_history(x[i], t_x[i], t[i]) {
+            return Some(Err(e));
+        }
+        time_seen[ti] = true;
+        time_seen[t_xi] = true;
+        if xi == 0 {
+            first_only_by_t[ti] += weight(i);
+        } else {
+            if per_x.len() <= xi {
+                per_x.resize(xi + 1, 0);
+            }
+            per_x[xi] += 1;
+        }
+    }
+    let mut times = Vec::new();
+    let mut t_rank = vec![0u32; WHOLE_LIMIT];
+    for (v, _) in time_seen.iter().enumerate().filter(|(_, seen)| **seen) {
+        t_rank[v] = times.len() as u32;
+        times.push(v as f64);
+    }
+    // The same layout as `prepare_grouped`: those without repeat purchases by T, then
+    // the others by x ascending, each x in input order.
+    let mut tuples = Vec::with_capacity(x.len());
+    let mut groups = Vec::new();
+    for (v, &w) in first_only_by_t.iter().enumerate() {
+        if w > 0.0 {
+            tuples.push(Tuple {
+                t: t_rank[v],
+                t_x: 0,
+                w,
+            });
+        }
+    }
+    if !tuples.is_empty() {
+        groups.push(Group {
+            x: 0.0,
+            start: 0,
+            end: tuples.len(),
+        });
+    }
+    let mut next = vec![0usize; per_x.len()];
+    let mut start = tuples.len();
+    for (xi, &count) in per_x.iter().enumerate() {
+        next[xi] = start;
+        if count > 0 {
+            groups.push(Group {
+                x: xi as f64,
+                start,
+                end: start + count,
+            });
+            start += count;
+        }
+    }
+    tuples.resize(
+        start,
+        Tuple {
+            t: 0,
+            t_x: 0,
+            w: 0.0,
+        },
+    );
+    for i in 0..x.len() {
+        let xi = x[i] as usize;
+        if xi != 0 {
+            tuples[next[xi]] = Tuple {
+                t: t_rank[t[i] as usize],
+                t_x: t_rank[t_x[i] as usize],
+                w: weight(i),
+            };
+            next[xi] += 1;
+        }
+    }
+    Some(Prepared::from_groups(times, groups, tuples))
+}
+
+/// The general layout of many rows: customers without a repeat purchase differ only
+/// in T, and their weights are summed per T; the others are grouped by x with a
+/// counting sort.
+fn prepare_grouped(
+    x: &[f64],
+    t_x: &[f64],
+    t: &[f64],
+    counts: Option<&[u64]>,
+    check: bool,
+) -> Result<Prepared, LtvError> {
+    let weight = |row: usize| counts.map_or(1.0, |c| c[row] as f64);
     // First pass: check, give values dense ids (in order of appearance),
     // count per x and sum the weights without repeat purchases per T.
     let mut xs = Dictionary::new();
@@ -643,7 +762,7 @@ fn prepare(
 }
 
 /// A distinct history, times as indices into [`Prepared::times`].
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 struct Tuple {
     t: u32,
     t_x: u32,
@@ -651,7 +770,7 @@ struct Tuple {
 }
 
 /// The tuples of one x: `tuples[start..end]`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 struct Group {
     x: f64,
     start: usize,
@@ -659,6 +778,7 @@ struct Group {
 }
 
 /// The data laid out for fast evaluation, times divided by the largest T.
+#[derive(Debug, PartialEq)]
 struct Prepared {
     scale: f64,
     times: Vec<f64>,
@@ -1388,6 +1508,54 @@ mod tests {
 
     /// Customers who all look alike leave the dropout process undetermined
     /// (a and b run off to infinity together): an error, not parameters.
+    #[test]
+    fn whole_number_layout_is_the_general_one() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let n = 5_000;
+        let (mut x, mut t_x, mut t) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..n {
+            let age = rng.gen_range(0..400) as f64;
+            let freq = if rng.gen_bool(0.4) {
+                0.0
+            } else {
+                rng.gen_range(1..30) as f64
+            };
+            let rec = if freq == 0.0 {
+                0.0
+            } else {
+                rng.gen_range(0..=age as u32) as f64
+            };
+            x.push(freq);
+            t_x.push(rec);
+            t.push(age);
+        }
+        // -0 is 0.
+        x[3] = -0.0;
+        t_x[3] = -0.0;
+        let counts: Vec<u64> = (0..n).map(|_| rng.gen_range(0..4)).collect();
+        for counts in [None, Some(&counts[..])] {
+            let whole = prepare_whole(&x, &t_x, &t, counts, true)
+                .expect("every value is whole")
+                .unwrap();
+            let general = prepare_grouped(&x, &t_x, &t, counts, true).unwrap();
+            assert_eq!(whole, general);
+        }
+        // The first bad history is the one the general path names.
+        let mut bad = t_x.clone();
+        let row = x.iter().position(|&v| v > 0.0).unwrap();
+        bad[row] = t[row] + 1.0;
+        assert_eq!(
+            prepare_whole(&x, &bad, &t, None, true)
+                .unwrap()
+                .unwrap_err(),
+            prepare_grouped(&x, &bad, &t, None, true).unwrap_err()
+        );
+        // A fractional age: left to the general path.
+        let mut fractional = t.clone();
+        fractional[n - 1] += 0.5;
+        assert!(prepare_whole(&x, &t_x, &fractional, None, true).is_none());
+    }
+
     #[test]
     fn undetermined_parameters_are_refused() {
         let mut data = BgNbdData::new();

@@ -328,6 +328,26 @@ impl GammaGammaData {
 /// As [`GammaGammaData::add`] and [`GammaGammaData::fit`];
 /// [`LtvError::InvalidInput`] when the slices differ in length.
 pub fn fit(frequency: &[f64], monetary_value: &[f64]) -> Result<GammaGammaFit, LtvError> {
+    fit_customers(frequency, monetary_value, false)
+}
+
+/// As [`fit`], customers whose repeat purchases are all worth 0 left out as well (the
+/// model is of positive spend; `ltv()` fits this way).
+///
+/// # Errors
+/// As [`fit`].
+pub fn fit_positive_spend(
+    frequency: &[f64],
+    monetary_value: &[f64],
+) -> Result<GammaGammaFit, LtvError> {
+    fit_customers(frequency, monetary_value, true)
+}
+
+fn fit_customers(
+    frequency: &[f64],
+    monetary_value: &[f64],
+    skip_zero_spend: bool,
+) -> Result<GammaGammaFit, LtvError> {
     if frequency.len() != monetary_value.len() {
         return Err(LtvError::InvalidInput {
             what: "number of monetary values",
@@ -335,11 +355,12 @@ pub fn fit(frequency: &[f64], monetary_value: &[f64]) -> Result<GammaGammaFit, L
             expected: "one frequency and one monetary value per customer",
         });
     }
-    let mut repeat_x = Vec::new();
-    let mut repeat_m = Vec::new();
+    // Room for every customer: never grown, and address space only where unused.
+    let mut repeat_x = Vec::with_capacity(frequency.len());
+    let mut repeat_m = Vec::with_capacity(frequency.len());
     for (&x, &m) in frequency.iter().zip(monetary_value) {
         check_frequency(x)?;
-        if x > 0.0 {
+        if x > 0.0 && !(skip_zero_spend && m == 0.0) {
             check_monetary(m)?;
             repeat_x.push(x);
             repeat_m.push(m);

@@ -5,6 +5,7 @@
 //! in `README.md` beside this file.
 
 pub mod bgnbd;
+pub mod buckets;
 pub mod clv;
 pub mod collapse;
 pub mod error;

@@ -10,14 +10,13 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{LogicalPlan, col, lit};
 
 use super::bgnbd::{BgNbdFit, BgNbdParams};
+use super::buckets::{BucketSummaries, Scattered, summarize_buckets};
 use super::error::LtvError;
 use super::gamma_gamma::{GammaGammaFit, GammaGammaParams};
-use super::summary::{self, ClvSummary, Order, TimeUnit};
+use super::summary::{self, Order, SummaryColumns, TimeUnit};
 use crate::error::sqlstate;
 use crate::functions::input::{self, user_error};
 use crate::functions::lifecycle::activity;
-use crate::functions::mix::mix;
-use crate::functions::radix;
 
 /// An LTV error as the client sees it: bad data 22023, a model that cannot be fitted
 /// 22000.
@@ -197,7 +196,7 @@ pub fn unit_of(text: &str, function: &str) -> Result<TimeUnit> {
 pub struct Summaries {
     /// One key per customer with an order at or before `as_of`.
     pub keys: ArrayRef,
-    pub rows: Vec<ClvSummary>,
+    pub columns: SummaryColumns,
     pub as_of: i64,
 }
 
@@ -232,12 +231,12 @@ pub async fn summarize(
                 keys: datafusion::arrow::array::new_empty_array(
                     input.schema().field(0).data_type(),
                 ),
-                rows: vec![],
+                columns: SummaryColumns::default(),
                 as_of: 0,
             });
         }
     };
-    let mut rows = Vec::with_capacity(activity.len());
+    let mut columns = SummaryColumns::with_capacity(activity.len());
     let mut kept: Vec<u32> = Vec::with_capacity(activity.len());
     let mut orders: Vec<Order> = Vec::new();
     for i in 0..activity.len() {
@@ -250,7 +249,7 @@ pub async fn summarize(
                 .map(|(&ts, &amount)| Order { ts, amount }),
         );
         if let Some(s) = summary::clv_summary(&mut orders, as_of, unit).map_err(ltv_error)? {
-            rows.push(s);
+            columns.push(&s);
             kept.push(i as u32);
         }
     }
@@ -259,50 +258,11 @@ pub async fn summarize(
         &datafusion::arrow::array::UInt32Array::from(kept),
         None,
     )?;
-    Ok(Summaries { keys, rows, as_of })
-}
-
-/// One order of a `bigint` customer: (customer_id, order_ts, amount).
-type BigintOrder = (i64, i64, f64);
-
-/// Buckets each input partition scatters its orders into, by a hash of the customer
-/// id, so a customer's orders from every partition meet in one bucket. At a few
-/// million orders a bucket holds a few thousand — sorted in cache, where sorting all
-/// orders at once took one pass over memory per id byte.
-const BUCKETS: usize = 512;
-
-/// Orders per summarising thread (below it, fewer threads).
-const ORDERS_PER_THREAD: usize = 100_000;
-
-/// The bucket of a customer id.
-fn bucket_of(id: i64) -> usize {
-    (mix(id) as usize) & (BUCKETS - 1)
-}
-
-/// One input partition's orders of `bigint` customers, scattered into [`BUCKETS`].
-struct Scattered {
-    buckets: Vec<Vec<BigintOrder>>,
-    /// The latest order time seen (the default `as_of`).
-    latest: Option<i64>,
-    /// Capacity of all buckets, in orders.
-    capacity: usize,
-}
-
-impl Scattered {
-    fn new() -> Self {
-        Scattered {
-            buckets: vec![Vec::new(); BUCKETS],
-            latest: None,
-            capacity: 0,
-        }
-    }
-
-    fn push(&mut self, order: BigintOrder) {
-        let bucket = &mut self.buckets[bucket_of(order.0)];
-        let before = bucket.capacity();
-        bucket.push(order);
-        self.capacity += bucket.capacity() - before;
-    }
+    Ok(Summaries {
+        keys,
+        columns,
+        as_of,
+    })
 }
 
 /// [`summarize`] for `bigint` customer ids, without DataFusion's sort: each input
@@ -318,7 +278,6 @@ async fn summarize_bigint(
     as_of: Option<i64>,
     unit: TimeUnit,
 ) -> Result<Option<Summaries>> {
-    const ORDER_BYTES: usize = std::mem::size_of::<BigintOrder>();
     let ctx = input::context_of(state)?;
     let until = as_of.unwrap_or(i64::MAX);
     let Some(parts) = input::fold_partitions(
@@ -328,99 +287,34 @@ async fn summarize_bigint(
         |_| Scattered::new(),
         move |scattered, batch| {
             let columns = input::BigintOrderColumns::of(batch, until);
-            if let Some(&latest) = columns.ts.iter().max() {
-                scattered.latest = scattered.latest.max(Some(latest));
-            }
-            for ((&id, &ts), &amount) in columns
-                .ids
-                .iter()
-                .zip(columns.ts.iter())
-                .zip(columns.amounts.iter())
-            {
-                scattered.push((id, ts, amount));
-            }
+            scattered.extend(&columns.ids, &columns.ts, &columns.amounts);
             Ok(())
         },
-        |scattered| scattered.capacity * ORDER_BYTES,
+        Scattered::bytes,
     )
     .await?
     else {
         return Ok(None);
     };
     let (parts, reservations): (Vec<Scattered>, Vec<_>) = parts.into_iter().unzip();
-    let summaries = input::blocking(move || summarize_buckets(&parts, as_of, unit)).await??;
+    let summaries = input::blocking(move || summarize_buckets(&parts, as_of, unit))
+        .await?
+        .map_err(ltv_error)?;
     drop(reservations);
-    Ok(Some(summaries))
-}
-
-/// Summaries of the customers in `parts`, bucket after bucket, the buckets split
-/// into contiguous ranges, one per thread (the hash spreads orders evenly).
-fn summarize_buckets(parts: &[Scattered], as_of: Option<i64>, unit: TimeUnit) -> Result<Summaries> {
-    let Some(as_of) = as_of.or_else(|| parts.iter().filter_map(|p| p.latest).max()) else {
-        return Ok(Summaries {
+    Ok(Some(match summaries {
+        Some(BucketSummaries {
+            keys,
+            columns,
+            as_of,
+        }) => Summaries {
+            keys: Arc::new(Int64Array::from(keys)),
+            columns,
+            as_of,
+        },
+        None => Summaries {
             keys: Arc::new(Int64Array::from(Vec::<i64>::new())),
-            rows: vec![],
+            columns: SummaryColumns::default(),
             as_of: 0,
-        });
-    };
-    let orders: usize = parts
-        .iter()
-        .flat_map(|p| p.buckets.iter().map(Vec::len))
-        .sum();
-    let available = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = orders.div_ceil(ORDERS_PER_THREAD).clamp(1, available);
-    let per_thread = BUCKETS.div_ceil(threads);
-    let summarised: Vec<Result<(Vec<i64>, Vec<ClvSummary>)>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|i| {
-                let range = (i * per_thread).min(BUCKETS)..((i + 1) * per_thread).min(BUCKETS);
-                scope.spawn(move || summarize_bucket_range(parts, range, as_of, unit))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("summarising panicked"))
-            .collect()
-    });
-    let mut keys = Vec::new();
-    let mut rows = Vec::new();
-    for part in summarised {
-        let (k, r) = part?;
-        keys.extend(k);
-        rows.extend(r);
-    }
-    Ok(Summaries {
-        keys: Arc::new(Int64Array::from(keys)),
-        rows,
-        as_of,
-    })
-}
-
-/// Summaries of the customers of the buckets in `range`: each bucket's orders from
-/// every partition gathered and sorted by id, then each run of one id summarised.
-fn summarize_bucket_range(
-    parts: &[Scattered],
-    range: std::ops::Range<usize>,
-    as_of: i64,
-    unit: TimeUnit,
-) -> Result<(Vec<i64>, Vec<ClvSummary>)> {
-    let mut keys = Vec::new();
-    let mut rows = Vec::new();
-    let (mut a, mut b): (Vec<BigintOrder>, Vec<BigintOrder>) = (Vec::new(), Vec::new());
-    let mut customer: Vec<Order> = Vec::new();
-    let mut runs: Vec<&[BigintOrder]> = Vec::with_capacity(parts.len());
-    for bucket in range {
-        runs.clear();
-        runs.extend(parts.iter().map(|part| &part.buckets[bucket][..]));
-        let sorted = radix::sort_runs_by_i64_key(&runs, &mut a, &mut b, |o| o.0);
-        for run in sorted.chunk_by(|x, y| x.0 == y.0) {
-            customer.clear();
-            customer.extend(run.iter().map(|&(_, ts, amount)| Order { ts, amount }));
-            if let Some(s) = summary::clv_summary(&mut customer, as_of, unit).map_err(ltv_error)? {
-                keys.push(run[0].0);
-                rows.push(s);
-            }
-        }
-    }
-    Ok((keys, rows))
+        },
+    }))
 }

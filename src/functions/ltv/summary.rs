@@ -72,6 +72,7 @@ impl TimeUnit {
     }
 
     /// Length of one unit in days, the divisor of period spans.
+    #[inline(always)]
     pub fn days(self) -> f64 {
         match self {
             TimeUnit::Day => 1.0,
@@ -91,6 +92,7 @@ impl TimeUnit {
     }
 
     /// The first day of the period after the one starting at `start`.
+    #[inline(always)]
     fn next_period_start(self, start: i64) -> i64 {
         match self {
             TimeUnit::Day => start + 1,
@@ -106,6 +108,7 @@ impl TimeUnit {
     }
 
     /// The first day (days since 1970-01-01) of the period holding `day`.
+    #[inline(always)]
     fn period_start(self, day: i64) -> i64 {
         match self {
             TimeUnit::Day => day,
@@ -144,6 +147,51 @@ pub struct ClvSummary {
     pub monetary_value: f64,
 }
 
+/// Summaries of many customers, column by column: what the fits and `clv_summary`'s
+/// output read (frequency as a double, as the models take it).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SummaryColumns {
+    pub frequency: Vec<f64>,
+    pub recency: Vec<f64>,
+    pub t: Vec<f64>,
+    pub monetary_value: Vec<f64>,
+}
+
+impl SummaryColumns {
+    /// Room for `customers` without growing.
+    pub fn with_capacity(customers: usize) -> Self {
+        SummaryColumns {
+            frequency: Vec::with_capacity(customers),
+            recency: Vec::with_capacity(customers),
+            t: Vec::with_capacity(customers),
+            monetary_value: Vec::with_capacity(customers),
+        }
+    }
+
+    pub fn push(&mut self, s: &ClvSummary) {
+        self.frequency.push(s.frequency as f64);
+        self.recency.push(s.recency);
+        self.t.push(s.t);
+        self.monetary_value.push(s.monetary_value);
+    }
+
+    /// Moves every customer of `other` to the end of `self`.
+    pub fn append(&mut self, other: &mut SummaryColumns) {
+        self.frequency.append(&mut other.frequency);
+        self.recency.append(&mut other.recency);
+        self.t.append(&mut other.t);
+        self.monetary_value.append(&mut other.monetary_value);
+    }
+
+    pub fn len(&self) -> usize {
+        self.frequency.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.frequency.is_empty()
+    }
+}
+
 /// Summarises one customer's orders as of `as_of` (microseconds since the
 /// epoch), in `unit`s.
 ///
@@ -161,6 +209,40 @@ pub fn clv_summary(
     as_of: i64,
     unit: TimeUnit,
 ) -> Result<Option<ClvSummary>, LtvError> {
+    // One copy of the loop per unit, the calendar arithmetic inlined into it: this runs
+    // once per customer, millions of times per `ltv()`.
+    match unit {
+        TimeUnit::Day => summarize_in::<Days>(orders, as_of),
+        TimeUnit::Week => summarize_in::<Weeks>(orders, as_of),
+        TimeUnit::Month => summarize_in::<Months>(orders, as_of),
+    }
+}
+
+/// A [`TimeUnit`] as a type, for [`summarize_in`].
+trait Unit {
+    const UNIT: TimeUnit;
+}
+
+struct Days;
+struct Weeks;
+struct Months;
+
+impl Unit for Days {
+    const UNIT: TimeUnit = TimeUnit::Day;
+}
+
+impl Unit for Weeks {
+    const UNIT: TimeUnit = TimeUnit::Week;
+}
+
+impl Unit for Months {
+    const UNIT: TimeUnit = TimeUnit::Month;
+}
+
+/// [`clv_summary`] in unit `U`.
+#[inline(always)]
+fn summarize_in<U: Unit>(orders: &mut [Order], as_of: i64) -> Result<Option<ClvSummary>, LtvError> {
+    let unit = U::UNIT;
     // In time order, equal times by amount, so the sums do not depend on the order the
     // orders came in. Orders logged as they happen mostly come in that order already.
     let order = |x: &Order, y: &Order| x.ts.cmp(&y.ts).then(x.amount.total_cmp(&y.amount));
@@ -184,17 +266,9 @@ pub fn clv_summary(
     let mut current = 0.0;
     let mut repeat_total = 0.0;
     for order in orders {
-        if !order.amount.is_finite() {
-            return Err(LtvError::InvalidInput {
-                what: "order amount",
-                value: order.amount,
-                expected: "a finite number >= 0",
-            });
-        }
-        if order.amount < 0.0 {
-            return Err(LtvError::NegativeAmount {
-                amount: order.amount,
-            });
+        // One test for both: NaN fails it too.
+        if !(order.amount >= 0.0 && order.amount.is_finite()) {
+            return Err(bad_amount(order.amount));
         }
         let day = day_of(order.ts);
         if day >= period_end {
@@ -225,6 +299,20 @@ pub fn clv_summary(
         t,
         monetary_value,
     }))
+}
+
+/// The error for an amount that is negative, NaN or infinite.
+#[cold]
+fn bad_amount(amount: f64) -> LtvError {
+    if amount.is_finite() {
+        LtvError::NegativeAmount { amount }
+    } else {
+        LtvError::InvalidInput {
+            what: "order amount",
+            value: amount,
+            expected: "a finite number >= 0",
+        }
+    }
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's

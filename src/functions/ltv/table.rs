@@ -17,7 +17,7 @@ use super::bgnbd::{self, BgNbdFit};
 use super::clv::{ClvSettings, score_customers};
 use super::gamma_gamma::{self, GammaGammaFit};
 use super::sql::{Summaries, ltv_error, summarize, unit_of};
-use super::summary::TimeUnit;
+use super::summary::{SummaryColumns, TimeUnit};
 use crate::engine::{notices, pg_text};
 use crate::error::sqlstate;
 use crate::functions::args;
@@ -181,41 +181,13 @@ struct LtvTable {
     schema: SchemaRef,
 }
 
-/// The summary columns the fits and the scores read, one value per customer.
-struct Histories {
-    frequency: Vec<f64>,
-    recency: Vec<f64>,
-    t: Vec<f64>,
-    monetary: Vec<f64>,
-}
-
-impl Histories {
-    fn of(summaries: &Summaries) -> Self {
-        let rows = &summaries.rows;
-        Histories {
-            frequency: rows.iter().map(|s| s.frequency as f64).collect(),
-            recency: rows.iter().map(|s| s.recency).collect(),
-            t: rows.iter().map(|s| s.t).collect(),
-            monetary: rows.iter().map(|s| s.monetary_value).collect(),
-        }
-    }
-}
-
 /// Both fits over the summaries: BG/NBD on every customer, Gamma-Gamma on those with
 /// repeat purchases worth more than 0 (the model is of positive spend). They run side
 /// by side: each is parallel only in its evaluations of all the data, so together they
 /// fill the cores while either lays out its data or fits its subsample.
-fn fit_both(h: &Histories) -> Result<(BgNbdFit, GammaGammaFit)> {
+fn fit_both(h: &SummaryColumns) -> Result<(BgNbdFit, GammaGammaFit)> {
     let (bg, gg) = std::thread::scope(|scope| {
-        let gg = scope.spawn(|| {
-            let (x, m): (Vec<f64>, Vec<f64>) = h
-                .frequency
-                .iter()
-                .zip(&h.monetary)
-                .filter(|&(&x, &m)| x > 0.0 && m > 0.0)
-                .unzip();
-            gamma_gamma::fit(&x, &m)
-        });
+        let gg = scope.spawn(|| gamma_gamma::fit_positive_spend(&h.frequency, &h.monetary_value));
         let bg = bgnbd::fit(&h.frequency, &h.recency, &h.t);
         let gg = gg.join().map_err(|_| {
             datafusion::error::DataFusionError::Internal("the Gamma-Gamma fit panicked".into())
@@ -264,18 +236,19 @@ impl TableProvider for LtvTable {
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let summaries = summarize(state, &self.input, self.as_of, self.settings.unit).await?;
-        let n = summaries.rows.len();
+        let Summaries { keys, columns, .. } = summaries;
+        let n = columns.len();
         let frequency = Arc::new(Int64Array::from_iter_values(
-            summaries.rows.iter().map(|s| s.frequency as i64),
+            columns.frequency.iter().map(|&x| x as i64),
         ));
-        let histories = Histories::of(&summaries);
-        let summary_columns = |h: Histories| -> Vec<ArrayRef> {
+        let histories = columns;
+        let summary_columns = |h: SummaryColumns| -> Vec<ArrayRef> {
             vec![
-                summaries.keys.clone(),
+                keys.clone(),
                 frequency.clone(),
                 Arc::new(Float64Array::from(h.recency)),
                 Arc::new(Float64Array::from(h.t)),
-                Arc::new(Float64Array::from(h.monetary)),
+                Arc::new(Float64Array::from(h.monetary_value)),
             ]
         };
         let batch = match self.kind {
@@ -293,7 +266,7 @@ impl TableProvider for LtvTable {
                             &h.frequency,
                             &h.recency,
                             &h.t,
-                            &h.monetary,
+                            &h.monetary_value,
                         )
                         .map(|scores| (bg, gg, scores))
                         .map_err(ltv_error)
