@@ -285,192 +285,266 @@ pub fn score_customers(
 ) -> Result<LtvScores, LtvError> {
     // Validates the parameters and settings.
     ClvPredictor::new(*bgnbd, *gamma_gamma, *settings)?;
-    let n = frequency.len();
-    if recency.len() != n || t.len() != n || monetary_value.len() != n {
-        return Err(LtvError::InvalidInput {
-            what: "number of recency, t or monetary values",
-            value: recency.len().min(t.len()).min(monetary_value.len()) as f64,
-            expected: "one frequency, recency, t and monetary value per customer",
-        });
-    }
-    // One pass: check each customer, and give its x and T dense ids.
-    let mut xs = Dictionary::new();
-    let mut ts = Dictionary::new();
-    let mut x_ids = Vec::with_capacity(n);
-    let mut t_ids = Vec::with_capacity(n);
-    for i in 0..n {
-        BgNbdPredictor::check(frequency[i], recency[i], t[i])?;
-        let m = monetary_value[i];
-        if !(m.is_finite() && m >= 0.0) {
+    let customers = Customers::new(frequency, recency, t, monetary_value)?;
+    customers.score(bgnbd, gamma_gamma, settings)
+}
+
+/// Customers checked and laid out for [`score_customers`]: everything that does not
+/// depend on the parameters, so it can be done while they are fitted.
+pub struct Customers<'c> {
+    frequency: &'c [f64],
+    recency: &'c [f64],
+    t: &'c [f64],
+    monetary_value: &'c [f64],
+    /// The distinct frequencies, ascending, and the rank of each first-appearance id.
+    x_values: Vec<f64>,
+    x_rank: Vec<u32>,
+    /// Each customer's frequency id.
+    x_ids: Vec<u32>,
+    /// The distinct ages, ascending.
+    t_values: Vec<f64>,
+    /// The distinct (x rank, T rank) pairs, packed, and each customer's pair.
+    pairs: Vec<u64>,
+    pair_index: Vec<u32>,
+}
+
+impl<'c> Customers<'c> {
+    /// Checks every customer and gives its x, T and (x, T) dense ids.
+    ///
+    /// # Errors
+    /// As [`ClvPredictor::score`] (the first invalid customer);
+    /// [`LtvError::InvalidInput`] when the slices differ in length.
+    pub fn new(
+        frequency: &'c [f64],
+        recency: &'c [f64],
+        t: &'c [f64],
+        monetary_value: &'c [f64],
+    ) -> Result<Self, LtvError> {
+        let n = frequency.len();
+        if recency.len() != n || t.len() != n || monetary_value.len() != n {
             return Err(LtvError::InvalidInput {
-                what: "monetary_value",
-                value: m,
-                expected: "a finite number >= 0",
+                what: "number of recency, t or monetary values",
+                value: recency.len().min(t.len()).min(monetary_value.len()) as f64,
+                expected: "one frequency, recency, t and monetary value per customer",
             });
         }
-        x_ids.push(xs.id(frequency[i]));
-        t_ids.push(ts.id(t[i]));
-    }
-    let (x_values, x_rank) = xs.into_sorted();
-    let (t_values, t_rank) = ts.into_sorted();
-    let pair_of = |x_id: u32, t_id: u32| {
-        (u64::from(x_rank[x_id as usize]) << 32) | u64::from(t_rank[t_id as usize])
-    };
-    let mut pairs: Vec<u64> = Vec::new();
-    let mut pair_index = vec![0u32; n];
-    if x_values.len().saturating_mul(t_values.len()) <= DENSE_PAIRS {
-        let mut slot = vec![u32::MAX; x_values.len() * t_values.len()];
+        // One pass: check each customer, and give its x and T dense ids.
+        let mut xs = Dictionary::new();
+        let mut ts = Dictionary::new();
+        let mut x_ids = Vec::with_capacity(n);
+        let mut t_ids = Vec::with_capacity(n);
         for i in 0..n {
-            let (x, t) = (
-                x_rank[x_ids[i] as usize] as usize,
-                t_rank[t_ids[i] as usize] as usize,
-            );
-            let cell = &mut slot[x * t_values.len() + t];
-            if *cell == u32::MAX {
-                *cell = pairs.len() as u32;
-                pairs.push(pair_of(x_ids[i], t_ids[i]));
+            BgNbdPredictor::check(frequency[i], recency[i], t[i])?;
+            let m = monetary_value[i];
+            if !(m.is_finite() && m >= 0.0) {
+                return Err(LtvError::InvalidInput {
+                    what: "monetary_value",
+                    value: m,
+                    expected: "a finite number >= 0",
+                });
             }
-            pair_index[i] = *cell;
+            x_ids.push(xs.id(frequency[i]));
+            t_ids.push(ts.id(t[i]));
         }
-    } else {
-        let mut slot: FxHashMap<u64, u32> = FxHashMap::default();
-        for i in 0..n {
-            let pair = pair_of(x_ids[i], t_ids[i]);
-            let next = pairs.len() as u32;
-            let index = *slot.entry(pair).or_insert(next);
-            if index == next {
-                pairs.push(pair);
+        let (x_values, x_rank) = xs.into_sorted();
+        let (t_values, t_rank) = ts.into_sorted();
+        let pair_of = |x_id: u32, t_id: u32| {
+            (u64::from(x_rank[x_id as usize]) << 32) | u64::from(t_rank[t_id as usize])
+        };
+        let mut pairs: Vec<u64> = Vec::new();
+        let mut pair_index = vec![0u32; n];
+        if x_values.len().saturating_mul(t_values.len()) <= DENSE_PAIRS {
+            let mut slot = vec![u32::MAX; x_values.len() * t_values.len()];
+            for i in 0..n {
+                let (x, t) = (
+                    x_rank[x_ids[i] as usize] as usize,
+                    t_rank[t_ids[i] as usize] as usize,
+                );
+                let cell = &mut slot[x * t_values.len() + t];
+                if *cell == u32::MAX {
+                    *cell = pairs.len() as u32;
+                    pairs.push(pair_of(x_ids[i], t_ids[i]));
+                }
+                pair_index[i] = *cell;
             }
-            pair_index[i] = index;
+        } else {
+            let mut slot: FxHashMap<u64, u32> = FxHashMap::default();
+            for i in 0..n {
+                let pair = pair_of(x_ids[i], t_ids[i]);
+                let next = pairs.len() as u32;
+                let index = *slot.entry(pair).or_insert(next);
+                if index == next {
+                    pairs.push(pair);
+                }
+                pair_index[i] = index;
+            }
         }
+        Ok(Customers {
+            frequency,
+            recency,
+            t,
+            monetary_value,
+            x_values,
+            x_rank,
+            x_ids,
+            t_values,
+            pairs,
+            pair_index,
+        })
     }
 
-    // Horizon sums per pair, x-major so each thread builds few series.
-    let horizon = Horizon::new(settings);
-    let mut by_x: Vec<u32> = (0..pairs.len() as u32).collect();
-    by_x.sort_unstable_by_key(|&p| pairs[p as usize]);
-    let mut sums = vec![
-        HorizonSums {
-            purchases: 0.0,
-            discounted: 0.0,
+    /// Every customer's scores with these parameters.
+    ///
+    /// # Errors
+    /// As [`ClvPredictor::new`], and [`LtvError::NonFinite`] for a prediction that is
+    /// not a finite number.
+    pub fn score(
+        &self,
+        bgnbd: &BgNbdParams,
+        gamma_gamma: &GammaGammaParams,
+        settings: &ClvSettings,
+    ) -> Result<LtvScores, LtvError> {
+        ClvPredictor::new(*bgnbd, *gamma_gamma, *settings)?;
+        let Customers {
+            frequency,
+            recency,
+            t,
+            monetary_value,
+            x_values,
+            x_rank,
+            x_ids,
+            t_values,
+            pairs,
+            pair_index,
+        } = self;
+        let n = frequency.len();
+        // Horizon sums per pair, x-major so each thread builds few series.
+        let horizon = Horizon::new(settings);
+        let mut by_x: Vec<u32> = (0..pairs.len() as u32).collect();
+        by_x.sort_unstable_by_key(|&p| pairs[p as usize]);
+        let mut sums = vec![
+            HorizonSums {
+                purchases: 0.0,
+                discounted: 0.0,
+            };
+            pairs.len()
+        ];
+        let compute = |chunk: &[u32]| -> Vec<(u32, HorizonSums)> {
+            let mut out = Vec::with_capacity(chunk.len());
+            let mut current: Option<(u64, NumeratorSeries)> = None;
+            let mut scratch = Vec::new();
+            for &p in chunk {
+                let pair = pairs[p as usize];
+                let (x, t) = (
+                    x_values[(pair >> 32) as usize],
+                    t_values[(pair & 0xffff_ffff) as usize],
+                );
+                let series = match &mut current {
+                    Some((cx, series)) if *cx == pair >> 32 => series,
+                    _ => {
+                        &mut current
+                            .insert((pair >> 32, NumeratorSeries::new(bgnbd, x)))
+                            .1
+                    }
+                };
+                out.push((p, horizon.sums(series, bgnbd.alpha, t, &mut scratch)));
+            }
+            out
         };
-        pairs.len()
-    ];
-    let compute = |chunk: &[u32]| -> Vec<(u32, HorizonSums)> {
-        let mut out = Vec::with_capacity(chunk.len());
-        let mut current: Option<(u64, NumeratorSeries)> = None;
-        let mut scratch = Vec::new();
-        for &p in chunk {
-            let pair = pairs[p as usize];
-            let (x, t) = (
-                x_values[(pair >> 32) as usize],
-                t_values[(pair & 0xffff_ffff) as usize],
-            );
-            let series = match &mut current {
-                Some((cx, series)) if *cx == pair >> 32 => series,
-                _ => {
-                    &mut current
-                        .insert((pair >> 32, NumeratorSeries::new(bgnbd, x)))
-                        .1
+        let threads = threads_for_scoring(pairs.len() * 50);
+        for (p, value) in in_parallel(&by_x, threads, compute) {
+            sums[p as usize] = value;
+        }
+
+        // Per frequency: the log ratio of the dropped-out term of P(alive) and
+        // the weight of the customer's own mean spend.
+        let population_mean = gamma_gamma.population_mean()?;
+        let c_x: Vec<f64> = x_values
+            .iter()
+            .map(|&x| {
+                if x > 0.0 {
+                    (bgnbd.a / (bgnbd.b + x - 1.0)).ln()
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let weight_x: Vec<f64> = x_values
+            .iter()
+            .map(|&x| {
+                let px = gamma_gamma.p * x;
+                px / (px + gamma_gamma.q - 1.0)
+            })
+            .collect();
+
+        let score = |i: usize| {
+            let x_index = x_rank[x_ids[i] as usize] as usize;
+            let (x, t_x, age) = (frequency[i], recency[i], t[i]);
+            let p_alive = if x == 0.0 {
+                1.0
+            } else {
+                let log_odds_dead =
+                    (bgnbd.r + x) * ((age - t_x) / (bgnbd.alpha + t_x)).ln_1p() + c_x[x_index];
+                if log_odds_dead > 0.0 {
+                    let e = (-log_odds_dead).exp();
+                    e / (1.0 + e)
+                } else {
+                    1.0 / (1.0 + log_odds_dead.exp())
                 }
             };
-            out.push((p, horizon.sums(series, bgnbd.alpha, t, &mut scratch)));
-        }
-        out
-    };
-    let threads = threads_for_scoring(pairs.len() * 50);
-    for (p, value) in in_parallel(&by_x, threads, compute) {
-        sums[p as usize] = value;
-    }
-
-    // Per frequency: the log ratio of the dropped-out term of P(alive) and
-    // the weight of the customer's own mean spend.
-    let population_mean = gamma_gamma.population_mean()?;
-    let c_x: Vec<f64> = x_values
-        .iter()
-        .map(|&x| {
-            if x > 0.0 {
-                (bgnbd.a / (bgnbd.b + x - 1.0)).ln()
-            } else {
-                0.0
-            }
-        })
-        .collect();
-    let weight_x: Vec<f64> = x_values
-        .iter()
-        .map(|&x| {
-            let px = gamma_gamma.p * x;
-            px / (px + gamma_gamma.q - 1.0)
-        })
-        .collect();
-
-    let score = |i: usize| {
-        let x_index = x_rank[x_ids[i] as usize] as usize;
-        let (x, t_x, age) = (frequency[i], recency[i], t[i]);
-        let p_alive = if x == 0.0 {
-            1.0
-        } else {
-            let log_odds_dead =
-                (bgnbd.r + x) * ((age - t_x) / (bgnbd.alpha + t_x)).ln_1p() + c_x[x_index];
-            if log_odds_dead > 0.0 {
-                let e = (-log_odds_dead).exp();
-                e / (1.0 + e)
-            } else {
-                1.0 / (1.0 + log_odds_dead.exp())
+            let w = weight_x[x_index];
+            let expected_avg_value = (1.0 - w) * population_mean + w * monetary_value[i];
+            let s = sums[pair_index[i] as usize];
+            LtvScore {
+                p_alive,
+                expected_purchases: s.purchases * p_alive,
+                expected_avg_value,
+                clv: expected_avg_value * s.discounted * p_alive,
             }
         };
-        let w = weight_x[x_index];
-        let expected_avg_value = (1.0 - w) * population_mean + w * monetary_value[i];
-        let s = sums[pair_index[i] as usize];
-        LtvScore {
-            p_alive,
-            expected_purchases: s.purchases * p_alive,
-            expected_avg_value,
-            clv: expected_avg_value * s.discounted * p_alive,
+        let mut scores = LtvScores {
+            p_alive: vec![0.0; n],
+            expected_purchases: vec![0.0; n],
+            expected_avg_value: vec![0.0; n],
+            clv: vec![0.0; n],
+        };
+        // Each thread fills its own stretch of the four columns.
+        let threads = threads_for_scoring(n);
+        let chunk = n.div_ceil(threads).max(1);
+        let mut stretches = scores
+            .p_alive
+            .chunks_mut(chunk)
+            .zip(scores.expected_purchases.chunks_mut(chunk))
+            .zip(scores.expected_avg_value.chunks_mut(chunk))
+            .zip(scores.clv.chunks_mut(chunk))
+            .enumerate();
+        let fill = |(k, (((p_alive, purchases), value), clv)): Stretch<'_>| {
+            for j in 0..p_alive.len() {
+                let one = finite_score(score(k * chunk + j))?;
+                p_alive[j] = one.p_alive;
+                purchases[j] = one.expected_purchases;
+                value[j] = one.expected_avg_value;
+                clv[j] = one.clv;
+            }
+            Ok::<(), LtvError>(())
+        };
+        if threads <= 1 {
+            stretches.try_for_each(fill)?;
+        } else {
+            std::thread::scope(|scope| {
+                let fill = &fill;
+                let handles: Vec<_> = stretches
+                    .map(|stretch| scope.spawn(move || fill(stretch)))
+                    .collect();
+                handles.into_iter().try_for_each(|h| {
+                    h.join().unwrap_or(Err(LtvError::NonFinite {
+                        what: "a prediction (a worker thread failed)",
+                    }))
+                })
+            })?;
         }
-    };
-    let mut scores = LtvScores {
-        p_alive: vec![0.0; n],
-        expected_purchases: vec![0.0; n],
-        expected_avg_value: vec![0.0; n],
-        clv: vec![0.0; n],
-    };
-    // Each thread fills its own stretch of the four columns.
-    let threads = threads_for_scoring(n);
-    let chunk = n.div_ceil(threads).max(1);
-    let mut stretches = scores
-        .p_alive
-        .chunks_mut(chunk)
-        .zip(scores.expected_purchases.chunks_mut(chunk))
-        .zip(scores.expected_avg_value.chunks_mut(chunk))
-        .zip(scores.clv.chunks_mut(chunk))
-        .enumerate();
-    let fill = |(k, (((p_alive, purchases), value), clv)): Stretch<'_>| {
-        for j in 0..p_alive.len() {
-            let one = finite_score(score(k * chunk + j))?;
-            p_alive[j] = one.p_alive;
-            purchases[j] = one.expected_purchases;
-            value[j] = one.expected_avg_value;
-            clv[j] = one.clv;
-        }
-        Ok::<(), LtvError>(())
-    };
-    if threads <= 1 {
-        stretches.try_for_each(fill)?;
-    } else {
-        std::thread::scope(|scope| {
-            let fill = &fill;
-            let handles: Vec<_> = stretches
-                .map(|stretch| scope.spawn(move || fill(stretch)))
-                .collect();
-            handles.into_iter().try_for_each(|h| {
-                h.join().unwrap_or(Err(LtvError::NonFinite {
-                    what: "a prediction (a worker thread failed)",
-                }))
-            })
-        })?;
+        Ok(scores)
     }
-    Ok(scores)
 }
 
 /// A thread's stretch of the output: its index and its part of the four

@@ -9,12 +9,12 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::datasource::TableType;
 use datafusion::datasource::memory::MemorySourceConfig;
-use datafusion::error::Result;
+use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::physical_plan::ExecutionPlan;
 
 use super::bgnbd::{self, BgNbdFit};
-use super::clv::{ClvSettings, score_customers};
+use super::clv::{ClvSettings, Customers};
 use super::gamma_gamma::{self, GammaGammaFit};
 use super::sql::{Summaries, ltv_error, summarize, unit_of};
 use super::summary::{SummaryColumns, TimeUnit};
@@ -189,10 +189,10 @@ fn fit_both(h: &SummaryColumns) -> Result<(BgNbdFit, GammaGammaFit)> {
     let (bg, gg) = std::thread::scope(|scope| {
         let gg = scope.spawn(|| gamma_gamma::fit_positive_spend(&h.frequency, &h.monetary_value));
         let bg = bgnbd::fit(&h.frequency, &h.recency, &h.t);
-        let gg = gg.join().map_err(|_| {
-            datafusion::error::DataFusionError::Internal("the Gamma-Gamma fit panicked".into())
-        })?;
-        Ok::<_, datafusion::error::DataFusionError>((bg, gg))
+        let gg = gg
+            .join()
+            .map_err(|_| DataFusionError::Internal("the Gamma-Gamma fit panicked".into()))?;
+        Ok::<_, DataFusionError>((bg, gg))
     })?;
     Ok((bg.map_err(ltv_error)?, gg.map_err(ltv_error)?))
 }
@@ -257,19 +257,22 @@ impl TableProvider for LtvTable {
             Kind::Ltv => {
                 let settings = self.settings;
                 let (histories, scored) = input::blocking(move || {
-                    let scored = fit_both(&histories).and_then(|(bg, gg)| {
-                        let h = &histories;
-                        score_customers(
-                            &bg.params,
-                            &gg.params,
-                            &settings,
-                            &h.frequency,
-                            &h.recency,
-                            &h.t,
-                            &h.monetary_value,
-                        )
-                        .map(|scores| (bg, gg, scores))
-                        .map_err(ltv_error)
+                    let h = &histories;
+                    // Checking and laying out the customers for scoring needs no
+                    // parameters: done beside the fits.
+                    let scored = std::thread::scope(|scope| {
+                        let customers = scope.spawn(|| {
+                            Customers::new(&h.frequency, &h.recency, &h.t, &h.monetary_value)
+                        });
+                        let fits = fit_both(h);
+                        let customers = customers.join().map_err(|_| {
+                            DataFusionError::Internal("laying out the customers panicked".into())
+                        })?;
+                        let (bg, gg) = fits?;
+                        let scores = customers
+                            .and_then(|c| c.score(&bg.params, &gg.params, &settings))
+                            .map_err(ltv_error)?;
+                        Ok::<_, DataFusionError>((bg, gg, scores))
                     });
                     (histories, scored)
                 })
