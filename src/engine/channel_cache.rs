@@ -205,9 +205,20 @@ impl TableProvider for CachedChannel {
             .execution
             .target_partitions
             .clamp(1, decoded.batches.len().max(1));
+        // Contiguous runs of batches of about equal rows, in file order: a file logged in
+        // time order reaches each partition in time order, and the customer functions
+        // that gather a customer's rows from every partition then find them in time
+        // order (partition by partition) without sorting.
+        let rows: usize = decoded.batches.iter().map(|b| b.num_rows()).sum();
         let mut partitions = vec![Vec::new(); parts];
-        for (i, batch) in decoded.batches.iter().enumerate() {
-            partitions[i % parts].push(batch.clone());
+        let mut before = 0;
+        for batch in decoded.batches.iter() {
+            let part = (before * parts)
+                .checked_div(rows)
+                .unwrap_or(0)
+                .min(parts - 1);
+            partitions[part].push(batch.clone());
+            before += batch.num_rows();
         }
         let source = MemorySourceConfig::try_new(&partitions, self.schema(), projection.cloned())?
             .with_limit(limit);
@@ -277,6 +288,61 @@ mod tests {
         assert_eq!(total(&ctx).await, 7);
         std::fs::write(dir.path().join("c.csv"), "a,b\n5,x\n2,y\n10,z\n").unwrap();
         assert_eq!(total(&ctx).await, 17);
+    }
+
+    #[tokio::test]
+    async fn partitions_are_contiguous_runs_in_file_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let rows: String = (1..=100).map(|i| format!("{i},x\n")).collect();
+        std::fs::write(dir.path().join("c.csv"), format!("a,b\n{rows}")).unwrap();
+        let config = datafusion::prelude::SessionConfig::new()
+            .with_batch_size(7)
+            .with_target_partitions(3);
+        let ctx = SessionContext::new_with_config(config);
+        let (_, table) = cached_table(dir.path(), 1 << 20).await;
+        ctx.register_table("c", table).unwrap();
+        // Decoded on the first read; the second scan answers from memory.
+        assert_eq!(
+            ctx.sql("SELECT * FROM c")
+                .await
+                .unwrap()
+                .count()
+                .await
+                .unwrap(),
+            100
+        );
+        let plan = ctx
+            .sql("SELECT a FROM c")
+            .await
+            .unwrap()
+            .create_physical_plan()
+            .await
+            .unwrap();
+        let parts = datafusion::physical_plan::collect_partitioned(plan, ctx.task_ctx())
+            .await
+            .unwrap();
+        let values: Vec<Vec<i64>> = parts
+            .iter()
+            .map(|batches| {
+                batches
+                    .iter()
+                    .flat_map(|b| {
+                        b.column(0)
+                            .as_any()
+                            .downcast_ref::<datafusion::arrow::array::Int64Array>()
+                            .unwrap()
+                            .values()
+                            .to_vec()
+                    })
+                    .collect()
+            })
+            .collect();
+        assert_eq!(values.len(), 3);
+        // One after the other they are the file, and each holds about a third of it.
+        assert_eq!(values.concat(), (1..=100).collect::<Vec<i64>>());
+        for part in &values {
+            assert!((28..=42).contains(&part.len()), "{} rows", part.len());
+        }
     }
 
     #[tokio::test]
