@@ -16,7 +16,7 @@ type HashedOrder = (u64, i64, f64);
 /// Buckets each input partition scatters its orders into, by a hash of the customer
 /// id, so a customer's orders from every partition meet in one bucket. At a few
 /// million orders a bucket holds a few thousand, grouped in cache.
-pub const BUCKETS: usize = 512;
+const BUCKETS: usize = 512;
 
 /// Bits of the hash that pick the bucket.
 const BUCKET_BITS: u32 = BUCKETS.trailing_zeros();
@@ -33,8 +33,8 @@ const CHUNK: usize = 64 * STAGED;
 
 /// One input partition's orders of `bigint` customers, scattered into [`BUCKETS`].
 ///
-/// Orders are first staged in a small buffer per bucket (all of them together about the
-/// size of a core's L2 cache) and copied to their bucket eight at a time: writing each
+/// Orders are first staged in a small buffer per bucket (96 KiB for all of them, well
+/// within a core's L2 cache) and copied to their bucket eight at a time: writing each
 /// order straight to one of 512 places far apart in memory touches a different page
 /// each time, and the address translations alone cost more than the copying. A bucket
 /// is a list of fixed-size chunks, so it grows without copying what it holds.

@@ -265,13 +265,13 @@ pub async fn summarize(
     })
 }
 
-/// [`summarize`] for `bigint` customer ids, without DataFusion's sort: each input
-/// partition scatters its orders into buckets by a hash of the id on a task of its
-/// own; then each bucket's orders from every partition are radix-sorted by id in
-/// cache and each customer summarised, buckets split among threads. Customers come
-/// out by bucket and by id within one (no order is promised). `None` when the memory
-/// pool will not hold the orders (24 bytes each); the general path, whose sort
-/// spills, then takes over.
+/// [`summarize`] for `bigint` customer ids, without DataFusion's sort (see
+/// [`super::buckets`]): each input partition scatters its orders into buckets by a hash
+/// of the id on a task of its own; then each bucket's orders from every partition are
+/// grouped by customer in cache and each customer summarised, buckets split among
+/// threads. Customers come out in an order fixed by their ids' hashes (no order is
+/// promised). `None` when the memory pool will not hold the orders (24 bytes each); the
+/// general path, whose sort spills, then takes over.
 async fn summarize_bigint(
     state: &dyn Session,
     input: &LogicalPlan,
