@@ -296,11 +296,8 @@ pub struct Customers<'c> {
     recency: &'c [f64],
     t: &'c [f64],
     monetary_value: &'c [f64],
-    /// The distinct frequencies, ascending, and the rank of each first-appearance id.
+    /// The distinct frequencies, ascending.
     x_values: Vec<f64>,
-    x_rank: Vec<u32>,
-    /// Each customer's frequency id.
-    x_ids: Vec<u32>,
     /// The distinct ages, ascending.
     t_values: Vec<f64>,
     /// The distinct (x rank, T rank) pairs, packed, and each customer's pair.
@@ -385,8 +382,6 @@ impl<'c> Customers<'c> {
             t,
             monetary_value,
             x_values,
-            x_rank,
-            x_ids,
             t_values,
             pairs,
             pair_index,
@@ -411,8 +406,6 @@ impl<'c> Customers<'c> {
             t,
             monetary_value,
             x_values,
-            x_rank,
-            x_ids,
             t_values,
             pairs,
             pair_index,
@@ -478,7 +471,9 @@ impl<'c> Customers<'c> {
             .collect();
 
         let score = |i: usize| {
-            let x_index = x_rank[x_ids[i] as usize] as usize;
+            // A pair holds the customer's x rank in its high half.
+            let pair = pair_index[i] as usize;
+            let x_index = (pairs[pair] >> 32) as usize;
             let (x, t_x, age) = (frequency[i], recency[i], t[i]);
             let p_alive = if x == 0.0 {
                 1.0
@@ -494,7 +489,7 @@ impl<'c> Customers<'c> {
             };
             let w = weight_x[x_index];
             let expected_avg_value = (1.0 - w) * population_mean + w * monetary_value[i];
-            let s = sums[pair_index[i] as usize];
+            let s = sums[pair];
             LtvScore {
                 p_alive,
                 expected_purchases: s.purchases * p_alive,
