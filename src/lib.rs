@@ -10,6 +10,7 @@ pub mod demo;
 pub mod engine;
 pub mod error;
 pub mod functions;
+pub mod logging;
 pub mod security;
 pub mod server;
 

@@ -98,12 +98,15 @@ const DEFAULT_LOG_FILTER: &str = "info,buoyant_kernel=off,delta_kernel=warn,delt
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Lines gathered and written about once a millisecond (`userql::logging`); the
+    // flusher writes what is left when `main` returns.
+    let (log_writer, log_flusher) = userql::logging::GatheringWriter::new(std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| DEFAULT_LOG_FILTER.into()),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(log_writer)
         // Colour codes only for a terminal: a log file gets plain lines.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
@@ -122,7 +125,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let outcome = runtime.block_on(run(cli));
+    // What was logged goes out before the error line below (later lines are written as
+    // they come).
+    drop(log_flusher);
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

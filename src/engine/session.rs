@@ -14,7 +14,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::ParamValues;
 use datafusion::common::TableReference;
 use datafusion::logical_expr::Expr;
-use datafusion::logical_expr::{DdlStatement, LogicalPlan, WriteOp};
+use datafusion::logical_expr::{DdlStatement, DmlStatement, LogicalPlan, WriteOp};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{
@@ -510,11 +510,11 @@ impl Session {
                 if_exists,
             } => {
                 self.hold_catalog_in_block().await;
-                let outcome = self.rename(from, to, *if_exists).await?;
+                let outcome = Box::pin(self.rename(from, to, *if_exists)).await?;
                 self.note_write();
                 Ok(outcome)
             }
-            Planned::Copy(copy) => self.execute_copy(copy).await,
+            Planned::Copy(copy) => Box::pin(self.execute_copy(copy)).await,
             Planned::Query { statement, plan } => {
                 let plan = match params {
                     Some(p) => plan.clone().replace_params_with_values(&p)?,
@@ -538,66 +538,83 @@ impl Session {
         self.execute(&planned, None).await
     }
 
+    /// Run a planned statement. A query only becomes [`Rows`] (it runs when they are
+    /// read); writes, DDL and DataFusion's own statements run here, each in a boxed future
+    /// of its own: their state is kilobytes, and inline it would make every statement's
+    /// future that large — copied whole each time a layer above moves it.
     async fn execute_plan(
         &mut self,
         statement: &Statement,
         plan: LogicalPlan,
     ) -> Result<Outcome, UserqlError> {
-        match &plan {
-            LogicalPlan::Dml(dml) => {
-                self.check_writable(&dml.table_name)?;
-                self.check_not_view(&dml.table_name).await?;
-                if matches!(dml.op, WriteOp::Delete | WriteOp::Update) {
-                    let rel = self.rel_name(&dml.table_name)?;
-                    if let Some(table) = self.engine.store().table(&rel).await {
-                        let rows =
-                            super::dml::run(&table, &rel.to_string(), dml, &self.ctx.state())
-                                .await?;
-                        self.note_write();
-                        return Ok(Outcome::Command(CommandTag {
-                            command: if dml.op == WriteOp::Delete {
-                                "DELETE"
-                            } else {
-                                "UPDATE"
-                            }
-                            .to_string(),
-                            rows: Some(rows as usize),
-                        }));
-                    }
-                }
-                let verb = match dml.op {
-                    WriteOp::Insert(_) => "INSERT",
-                    WriteOp::Delete => "DELETE",
-                    WriteOp::Update => "UPDATE",
-                    WriteOp::Ctas => "SELECT",
-                    WriteOp::Truncate => "TRUNCATE TABLE",
-                    _ => "UPDATE",
-                };
-                let df = self.ctx.execute_logical_plan(plan).await?;
-                let batches = df.collect().await?;
-                let rows = affected_rows(&batches);
-                self.note_write();
-                Ok(Outcome::Command(CommandTag {
-                    command: verb.to_string(),
-                    rows: Some(rows),
-                }))
-            }
-            LogicalPlan::Ddl(ddl) => {
-                if let Some(outcome) = self.execute_store_ddl(ddl, statement).await? {
-                    self.note_write();
-                    return Ok(outcome);
-                }
-                let tag = ddl_tag(ddl, statement);
-                self.ctx.execute_logical_plan(plan).await?.collect().await?;
-                self.note_write();
-                Ok(Outcome::Command(CommandTag::new(&tag)))
-            }
+        match plan {
+            LogicalPlan::Dml(dml) => Box::pin(self.execute_dml(dml)).await,
+            LogicalPlan::Ddl(ddl) => Box::pin(self.execute_ddl(statement, ddl)).await,
             // DataFusion's context runs its own statements (PREPARE, EXECUTE, ...).
-            LogicalPlan::Statement(_) => Ok(Outcome::Rows(
-                self.ctx.execute_logical_plan(plan).await?.into(),
+            plan @ LogicalPlan::Statement(_) => Ok(Outcome::Rows(
+                Box::pin(self.ctx.execute_logical_plan(plan)).await?.into(),
             )),
-            _ => Ok(Outcome::Rows(Rows::planned(plan, self.snapshot()))),
+            plan => Ok(Outcome::Rows(Rows::planned(plan, self.snapshot()))),
         }
+    }
+
+    /// `INSERT`, `UPDATE`, `DELETE`, `CREATE TABLE AS`, `TRUNCATE`.
+    async fn execute_dml(&mut self, dml: DmlStatement) -> Result<Outcome, UserqlError> {
+        self.check_writable(&dml.table_name)?;
+        self.check_not_view(&dml.table_name).await?;
+        if matches!(dml.op, WriteOp::Delete | WriteOp::Update) {
+            let rel = self.rel_name(&dml.table_name)?;
+            if let Some(table) = self.engine.store().table(&rel).await {
+                let rows =
+                    super::dml::run(&table, &rel.to_string(), &dml, &self.ctx.state()).await?;
+                self.note_write();
+                return Ok(Outcome::Command(CommandTag {
+                    command: if dml.op == WriteOp::Delete {
+                        "DELETE"
+                    } else {
+                        "UPDATE"
+                    }
+                    .to_string(),
+                    rows: Some(rows as usize),
+                }));
+            }
+        }
+        let verb = match dml.op {
+            WriteOp::Insert(_) => "INSERT",
+            WriteOp::Delete => "DELETE",
+            WriteOp::Update => "UPDATE",
+            WriteOp::Ctas => "SELECT",
+            WriteOp::Truncate => "TRUNCATE TABLE",
+            _ => "UPDATE",
+        };
+        let df = self.ctx.execute_logical_plan(LogicalPlan::Dml(dml)).await?;
+        let batches = df.collect().await?;
+        let rows = affected_rows(&batches);
+        self.note_write();
+        Ok(Outcome::Command(CommandTag {
+            command: verb.to_string(),
+            rows: Some(rows),
+        }))
+    }
+
+    /// `CREATE`/`DROP` of tables, views, schemas and the rest of DDL.
+    async fn execute_ddl(
+        &mut self,
+        statement: &Statement,
+        ddl: DdlStatement,
+    ) -> Result<Outcome, UserqlError> {
+        if let Some(outcome) = self.execute_store_ddl(&ddl, statement).await? {
+            self.note_write();
+            return Ok(outcome);
+        }
+        let tag = ddl_tag(&ddl, statement);
+        self.ctx
+            .execute_logical_plan(LogicalPlan::Ddl(ddl))
+            .await?
+            .collect()
+            .await?;
+        self.note_write();
+        Ok(Outcome::Command(CommandTag::new(&tag)))
     }
 
     /// Inside a transaction block, close the catalog gate until the block ends (a no-op

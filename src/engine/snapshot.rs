@@ -146,7 +146,22 @@ impl Snapshot {
             // each run gets fresh nodes over the same planning.
             return datafusion::physical_plan::execution_plan::reset_plan_states(cached);
         }
-        let physical = match plan {
+        // Boxed: the physical planner's future is kilobytes, and inline it would make
+        // every statement's future as large, kept plan or not (copied whole each time a
+        // layer above moves it).
+        let physical = Box::pin(self.plan_physically(plan)).await?;
+        if pure && let Ok(mut cache) = self.pure_plans.lock() {
+            if cache.len() >= PURE_PLAN_CACHE {
+                cache.clear();
+            }
+            cache.insert(plan.clone(), physical.clone());
+        }
+        Ok(physical)
+    }
+
+    /// Optimise `plan` and plan it physically.
+    async fn plan_physically(&self, plan: &LogicalPlan) -> Result<Arc<dyn ExecutionPlan>> {
+        Ok(match plan {
             // EXPLAIN records each optimiser pass; DataFusion's own path does that.
             LogicalPlan::Explain(_) | LogicalPlan::Analyze(_) => {
                 let mut state = self.state.clone();
@@ -169,14 +184,7 @@ impl Snapshot {
                     .create_physical_plan(&optimized, &self.state)
                     .await?
             }
-        };
-        if pure && let Ok(mut cache) = self.pure_plans.lock() {
-            if cache.len() >= PURE_PLAN_CACHE {
-                cache.clear();
-            }
-            cache.insert(plan.clone(), physical.clone());
-        }
-        Ok(physical)
+        })
     }
 }
 

@@ -498,7 +498,7 @@ impl QueryParser for Planner {
                     )));
                 }
                 let planned = Arc::new(
-                    guarded(session.plan(statements.remove(0)))
+                    guarded(Box::pin(session.plan(statements.remove(0))))
                         .await
                         .map_err(to_pg)?,
                 );
@@ -576,25 +576,31 @@ fn aborted() -> UserqlError {
 
 /// Run a statement's planning or execution so that a panic in it (a bug, in userql or a
 /// library) fails only that statement with XX000 and the connection keeps serving.
-async fn guarded<F, T>(work: F) -> Result<T, UserqlError>
+///
+/// A plain function, not `async`: an async one would hold `work` twice in its state (as
+/// its argument and as the future it awaits), and every layer that moves the future
+/// copies all of it.
+fn guarded<F, T>(work: F) -> impl std::future::Future<Output = Result<T, UserqlError>>
 where
     F: std::future::Future<Output = Result<T, UserqlError>>,
 {
     use futures::FutureExt;
-    match std::panic::AssertUnwindSafe(work).catch_unwind().await {
-        Ok(result) => result,
-        Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown".into());
-            Err(UserqlError::new(
-                sqlstate::INTERNAL_ERROR,
-                format!("internal error while running the statement: {what}"),
-            ))
-        }
-    }
+    std::panic::AssertUnwindSafe(work)
+        .catch_unwind()
+        .map(|outcome| match outcome {
+            Ok(result) => result,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown".into());
+                Err(UserqlError::new(
+                    sqlstate::INTERNAL_ERROR,
+                    format!("internal error while running the statement: {what}"),
+                ))
+            }
+        })
 }
 
 /// The audit log's text of a statement planned before (redacted once), when the log is on.
@@ -749,13 +755,20 @@ impl Queries {
                 }
                 Response::Execution(t)
             }
+            // The COPYs are boxed: their state is large, and inline it would make every
+            // statement's future as large (copied whole each time it is moved).
             Outcome::CopyIn(copy) => {
-                let pending = super::copy::PendingCopy::start(session, &copy).await?;
+                let pending = Box::pin(super::copy::PendingCopy::start(session, &copy)).await?;
                 *self.copy_in.lock().await = Some(pending);
                 super::copy::copy_in_response(copy.columns.len())
             }
             Outcome::CopyOut(df, format) => {
-                super::copy::copy_out_response(df, format, session.text_options()).await?
+                Box::pin(super::copy::copy_out_response(
+                    df,
+                    format,
+                    session.text_options(),
+                ))
+                .await?
             }
             Outcome::TransactionStart => Response::TransactionStart(Tag::new("BEGIN")),
             Outcome::TransactionEnd(tag) => {
@@ -811,7 +824,7 @@ impl SimpleQueryHandler for Queries {
                 .then(|| super::audit::redact(&statement.to_string()).into());
             let audit = audit_entry(session, text);
             let result = guarded(async {
-                let planned = Arc::new(session.plan(statement).await?);
+                let planned = Arc::new(Box::pin(session.plan(statement)).await?);
                 if whole_text {
                     session.keep_planned(query, &planned);
                 }

@@ -280,6 +280,7 @@ async fn summarize_bigint(
 ) -> Result<Option<Summaries>> {
     let ctx = input::context_of(state)?;
     let until = as_of.unwrap_or(i64::MAX);
+    let started = std::time::Instant::now();
     let Some(parts) = input::fold_partitions(
         &ctx,
         input.clone(),
@@ -297,10 +298,16 @@ async fn summarize_bigint(
         return Ok(None);
     };
     let (parts, reservations): (Vec<Scattered>, Vec<_>) = parts.into_iter().unzip();
+    let scattered = started.elapsed();
     let summaries = input::blocking(move || summarize_buckets(&parts, as_of, unit))
         .await?
         .map_err(ltv_error)?;
     drop(reservations);
+    tracing::debug!(
+        scatter_ms = scattered.as_secs_f64() * 1e3,
+        group_ms = (started.elapsed() - scattered).as_secs_f64() * 1e3,
+        "ltv summaries of bigint ids"
+    );
     Ok(Some(match summaries {
         Some(BucketSummaries {
             keys,

@@ -235,8 +235,10 @@ impl TableProvider for LtvTable {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
+        let started = std::time::Instant::now();
         let summaries = summarize(state, &self.input, self.as_of, self.settings.unit).await?;
         let Summaries { keys, columns, .. } = summaries;
+        let summarized = started.elapsed();
         let n = columns.len();
         let frequency = Arc::new(Int64Array::from_iter_values(
             columns.frequency.iter().map(|&x| x as i64),
@@ -262,16 +264,30 @@ impl TableProvider for LtvTable {
                     // parameters: done beside the fits.
                     let scored = std::thread::scope(|scope| {
                         let customers = scope.spawn(|| {
-                            Customers::new(&h.frequency, &h.recency, &h.t, &h.monetary_value)
+                            let started = std::time::Instant::now();
+                            let c =
+                                Customers::new(&h.frequency, &h.recency, &h.t, &h.monetary_value);
+                            (c, started.elapsed())
                         });
+                        let fitting = std::time::Instant::now();
                         let fits = fit_both(h);
-                        let customers = customers.join().map_err(|_| {
+                        let fitted = fitting.elapsed();
+                        let (customers, laid_out) = customers.join().map_err(|_| {
                             DataFusionError::Internal("laying out the customers panicked".into())
                         })?;
                         let (bg, gg) = fits?;
+                        let scoring = std::time::Instant::now();
                         let scores = customers
                             .and_then(|c| c.score(&bg.params, &gg.params, &settings))
                             .map_err(ltv_error)?;
+                        tracing::debug!(
+                            customers = h.len(),
+                            summary_ms = summarized.as_secs_f64() * 1e3,
+                            fits_ms = fitted.as_secs_f64() * 1e3,
+                            layout_ms = laid_out.as_secs_f64() * 1e3,
+                            score_ms = scoring.elapsed().as_secs_f64() * 1e3,
+                            "ltv phases"
+                        );
                         Ok::<_, DataFusionError>((bg, gg, scores))
                     });
                     (histories, scored)
