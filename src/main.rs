@@ -98,8 +98,8 @@ const DEFAULT_LOG_FILTER: &str = "info,buoyant_kernel=off,delta_kernel=warn,delt
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Lines gathered and written about once a millisecond (`userql::logging`); the
-    // flusher writes what is left when `main` returns.
+    // Lines gathered and written about once a millisecond (`userql::logging`); dropping
+    // the flusher writes what is left.
     let (log_writer, log_flusher) = userql::logging::GatheringWriter::new(std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(
