@@ -90,6 +90,11 @@ pub struct ServerConfig {
     /// between queries (re-read when a file changes); 0 reads the files every time.
     #[serde(default = "default_channel_cache_mb")]
     pub channel_cache_mb: u64,
+    /// Seconds a stored table's data file stays on disk after the table's commits stop
+    /// using it (compaction, DELETE, UPDATE and overwrites replace files); a scan running
+    /// longer than this after such a commit could find its files gone.
+    #[serde(default = "default_vacuum_retention_secs")]
+    pub vacuum_retention_secs: u64,
 }
 
 /// `[[users]]`: one login.
@@ -126,6 +131,9 @@ fn default_database() -> String {
 fn default_channel_cache_mb() -> u64 {
     64
 }
+fn default_vacuum_retention_secs() -> u64 {
+    3600
+}
 fn default_max_connections() -> usize {
     100
 }
@@ -142,6 +150,7 @@ impl Default for ServerConfig {
             tls_key: None,
             require_tls: false,
             channel_cache_mb: default_channel_cache_mb(),
+            vacuum_retention_secs: default_vacuum_retention_secs(),
         }
     }
 }

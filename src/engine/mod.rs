@@ -234,7 +234,8 @@ impl Engine {
         }
 
         // Last, so stored views can use every function, channel and built-in view.
-        let store = store::Store::open(&config.server.data_dir, catalog.clone()).await?;
+        let retention = std::time::Duration::from_secs(config.server.vacuum_retention_secs);
+        let store = store::Store::open(&config.server.data_dir, catalog.clone(), retention).await?;
         store.plan_views(&ctx.state()).await;
 
         Ok(Arc::new(Self {

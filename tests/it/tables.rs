@@ -331,3 +331,78 @@ async fn commits_are_checkpointed_and_reopen_whole() {
     assert_eq!(sum, 5050);
     server.stop();
 }
+
+/// The data files in a table's folder, and how many of them its latest version reads.
+async fn data_files(table_dir: &std::path::Path) -> (usize, usize) {
+    let on_disk = std::fs::read_dir(table_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|name| name.ends_with(".parquet") && !name.starts_with(['_', '.']))
+        .count();
+    let url = url::Url::from_directory_path(table_dir).unwrap();
+    let table = deltalake::open_table(url).await.unwrap();
+    let used = table.snapshot().unwrap().log_data().num_files();
+    (on_disk, used)
+}
+
+/// Data files a table's commits stopped using (compacted away, rewritten by a DELETE) are
+/// deleted at a checkpoint once `vacuum_retention_secs` have passed, and not before: with
+/// the default hour every replaced file stays on disk; with 0 the folder holds exactly the
+/// files the latest version reads. Every row stays, also after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replaced_files_are_deleted_after_the_retention_period() {
+    for retention in [3600, 0] {
+        let mut config = support::demo_config();
+        config.server.vacuum_retention_secs = retention;
+        let table_dir = config.server.data_dir.join("public").join("kept");
+        let server = support::start(config.clone());
+        let client = server.connect().await;
+        client
+            .batch_execute("CREATE TABLE kept (n bigint)")
+            .await
+            .unwrap();
+        // One commit per INSERT: compacted at 64 files, checkpoints at versions 100 and
+        // 200; the DELETE rewrites the compacted file in between.
+        for n in 1..=100 {
+            client
+                .execute(&format!("INSERT INTO kept VALUES ({n})"), &[])
+                .await
+                .unwrap();
+        }
+        client
+            .execute("DELETE FROM kept WHERE n <= 50", &[])
+            .await
+            .unwrap();
+        for n in 101..=200 {
+            client
+                .execute(&format!("INSERT INTO kept VALUES ({n})"), &[])
+                .await
+                .unwrap();
+        }
+        let (on_disk, used) = data_files(&table_dir).await;
+        if retention == 0 {
+            assert_eq!(on_disk, used, "files no version reads are still on disk");
+        } else {
+            assert!(
+                on_disk >= used + 128,
+                "replaced files deleted before the retention period: {on_disk} on disk, {used} used"
+            );
+        }
+        drop(client);
+        server.stop();
+
+        let server = support::start(config);
+        let client = server.connect().await;
+        let row = client
+            .query_one("SELECT count(*), CAST(sum(n) AS bigint) FROM kept", &[])
+            .await
+            .unwrap();
+        let (rows, sum): (i64, i64) = (row.get(0), row.get(1));
+        assert_eq!(
+            (rows, sum),
+            (150, (51..=200).sum::<i64>()),
+            "retention {retention}"
+        );
+        server.stop();
+    }
+}

@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::catalog::{CatalogProvider, MemorySchemaProvider, SchemaProvider, TableProvider};
@@ -85,6 +86,8 @@ pub struct Store {
     data_dir: PathBuf,
     catalog: Arc<dyn CatalogProvider>,
     inner: Mutex<Inner>,
+    /// How long a table's data files stay on disk after its commits stop using them.
+    retention: Duration,
     /// Held while the server runs: one server per data dir.
     _lock: File,
 }
@@ -125,10 +128,12 @@ fn undefined_table(name: &RelName, kind: &str) -> UserqlError {
 impl Store {
     /// Open the data dir: lock it, finish an interrupted rename, create the recorded
     /// schemas and open every table. Views are planned later by [`Store::plan_views`],
-    /// once functions are registered.
+    /// once functions are registered. A table's data files stay on disk for `retention`
+    /// after its commits stop using them.
     pub async fn open(
         data_dir: &Path,
         catalog: Arc<dyn CatalogProvider>,
+        retention: Duration,
     ) -> Result<Self, StoreError> {
         std::fs::create_dir_all(data_dir).map_err(io_err(data_dir))?;
         let data_dir = std::fs::canonicalize(data_dir).map_err(io_err(data_dir))?;
@@ -163,7 +168,7 @@ impl Store {
         let opened: Vec<Arc<StoredTable>> = {
             use futures::{StreamExt, TryStreamExt};
             futures::stream::iter(manifest.tables.iter().map(|t| data_dir.join(&t.dir)))
-                .map(|dir| async move { StoredTable::open(&dir).await })
+                .map(|dir| async move { StoredTable::open(&dir, retention).await })
                 .buffered(OPEN_CONCURRENCY)
                 .try_collect()
                 .await?
@@ -194,6 +199,7 @@ impl Store {
                 tables,
                 view_plans: HashMap::new(),
             }),
+            retention,
             _lock: lock,
         })
     }
@@ -358,7 +364,7 @@ impl Store {
             // Not in the manifest, so never finished (a crash mid-create): discard it.
             std::fs::remove_dir_all(&dir).map_err(user_err)?;
         }
-        let table = StoredTable::create(&dir, &new.name.name, &storage)
+        let table = StoredTable::create(&dir, &new.name.name, &storage, self.retention)
             .await
             .map_err(user_err)?;
         let rows = match new.input {

@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{RecordBatch, UInt64Array};
@@ -29,6 +30,7 @@ use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, collect};
 use deltalake::DeltaTable;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+use deltalake::operations::vacuum::VacuumMode;
 use deltalake::protocol::SaveMode;
 use tokio::sync::{Mutex, MutexGuard};
 
@@ -66,6 +68,8 @@ struct Shared {
     waiting: std::sync::Mutex<Vec<Waiting>>,
     /// Numbers the waiting INSERTs, so one that is cancelled can take itself out.
     next_waiting: std::sync::atomic::AtomicU64,
+    /// How long a data file stays on disk after a commit stopped using it.
+    retention: Duration,
 }
 
 /// A small INSERT's rows waiting for a group commit, and where to say how it went.
@@ -99,8 +103,14 @@ fn delta_err(dir: &Path) -> impl Fn(deltalake::DeltaTableError) -> TableError + 
 
 impl StoredTable {
     /// Create an empty Delta table with `schema` (already narrowed by
-    /// [`super::types::storage_schema`]) in `dir`, which must not hold a table.
-    pub async fn create(dir: &Path, name: &str, schema: &Schema) -> Result<Arc<Self>, TableError> {
+    /// [`super::types::storage_schema`]) in `dir`, which must not hold a table. Files its
+    /// commits stop using are deleted `retention` later (see [`Self::vacuumed`]).
+    pub async fn create(
+        dir: &Path,
+        name: &str,
+        schema: &Schema,
+        retention: Duration,
+    ) -> Result<Arc<Self>, TableError> {
         std::fs::create_dir_all(dir).map_err(|e| TableError::Location {
             path: dir.to_path_buf(),
             message: e.to_string(),
@@ -123,24 +133,29 @@ impl StoredTable {
             .with_save_mode(SaveMode::ErrorIfExists)
             .await
             .map_err(delta_err(dir))?;
-        Self::from_table(table, dir).await
+        Self::from_table(table, dir, retention).await
     }
 
-    /// Open the table in `dir` at its latest version.
-    pub async fn open(dir: &Path) -> Result<Arc<Self>, TableError> {
+    /// Open the table in `dir` at its latest version; as [`Self::create`] for `retention`.
+    pub async fn open(dir: &Path, retention: Duration) -> Result<Arc<Self>, TableError> {
         let table = deltalake::open_table(table_url(dir)?)
             .await
             .map_err(delta_err(dir))?;
-        Self::from_table(table, dir).await
+        Self::from_table(table, dir, retention).await
     }
 
-    async fn from_table(table: DeltaTable, dir: &Path) -> Result<Arc<Self>, TableError> {
+    async fn from_table(
+        table: DeltaTable,
+        dir: &Path,
+        retention: Duration,
+    ) -> Result<Arc<Self>, TableError> {
         let version = Self::version_of(table, dir).await?;
         Ok(Arc::new(Self(Arc::new(Shared {
             current: RwLock::new(Arc::new(version)),
             writes: Mutex::new(()),
             waiting: std::sync::Mutex::new(Vec::new()),
             next_waiting: std::sync::atomic::AtomicU64::new(0),
+            retention,
         }))))
     }
 
@@ -191,15 +206,17 @@ impl StoredTable {
     }
 
     /// Write a checkpoint of `table` at `version`, then delete the commit files (and
-    /// older checkpoints) it makes unnecessary. Listing the log is part of every commit,
-    /// so a log that only grows makes every commit slower; userql offers no time travel
-    /// to keep them for. Files younger than [`LOG_GRACE`] stay, for a reader that is
-    /// just then catching up from an older version. Failures are logged, never a failed
+    /// older checkpoints) it makes unnecessary. Every commit lists the log directory (a
+    /// local directory cannot be listed from an offset), so each file left there makes
+    /// every commit slower; userql offers no time travel to keep them for. None is kept
+    /// for a reader catching up from an older version either: only this server reads
+    /// the log (the data dir is locked), and it reads it when a table opens or under the
+    /// table's write lock, which this runs under. Failures are logged, never a failed
     /// write: the commit is already durable.
     async fn checkpoint(&self, table: &DeltaTable, version: u64) {
         let result = async {
             deltalake::checkpoints::create_checkpoint(table, None).await?;
-            let cutoff = chrono::Utc::now().timestamp_millis() - LOG_GRACE.as_millis() as i64;
+            let cutoff = chrono::Utc::now().timestamp_millis();
             deltalake::checkpoints::cleanup_expired_logs_for(
                 version as _,
                 table.log_store().as_ref(),
@@ -244,6 +261,46 @@ impl StoredTable {
                     table = %self.local_dir().display(),
                     error = %e,
                     "could not compact the table's files"
+                );
+                table
+            }
+        }
+    }
+
+    /// `table` after deleting the data files no version from `retention` ago on uses:
+    /// those an optimize, DELETE, UPDATE or overwrite removed at least `retention` ago,
+    /// and files no commit ever named (left by a write that crashed) at least that old.
+    /// A scan reads the files of the version it started with, so one that runs longer
+    /// than `retention` after a later commit removed its files could miss them; the
+    /// default (an hour) is far beyond any statement's run. Delta's vacuum in its full
+    /// mode, run under the write lock, so no write is in flight to lose its new files.
+    /// It adds two commits (start and end) when it deletes anything; a failure is
+    /// logged, and the files are tried again at the next checkpoint.
+    async fn vacuumed(&self, table: DeltaTable) -> DeltaTable {
+        let retention =
+            chrono::Duration::from_std(self.0.retention).unwrap_or(chrono::Duration::MAX);
+        let vacuum = table
+            .clone()
+            .vacuum()
+            .with_retention_period(retention)
+            .with_enforce_retention_duration(false)
+            .with_mode(VacuumMode::Full);
+        match vacuum.await {
+            Ok((vacuumed, metrics)) => {
+                if !metrics.files_deleted.is_empty() {
+                    tracing::debug!(
+                        table = %self.local_dir().display(),
+                        deleted = metrics.files_deleted.len(),
+                        "deleted data files no longer used"
+                    );
+                }
+                vacuumed
+            }
+            Err(e) => {
+                tracing::warn!(
+                    table = %self.local_dir().display(),
+                    error = %e,
+                    "could not delete the data files no longer used"
                 );
                 table
             }
@@ -346,10 +403,11 @@ impl StoredTable {
     /// INSERT adds one. Once the table holds [`COMPACT_AT`] files they are compacted
     /// (Delta's optimize: rewritten as few large files in a commit that changes no rows),
     /// still under the write lock. Readers are never blocked: a scan reads the version
-    /// it started with, whose files stay on disk (no vacuum runs here). A failed
+    /// it started with, whose files stay on disk for the retention period; at each
+    /// checkpoint the files unused for longer are deleted ([`Self::vacuumed`]). A failed
     /// compaction is logged and the write stands.
     async fn install_committed(&self, table: DeltaTable) -> Result<()> {
-        let table = self.compacted(table).await;
+        let mut table = self.compacted(table).await;
         // A compaction adds a commit of its own: checkpoint when the versions since the
         // one installed crossed a multiple of the interval, not only when one lands on it.
         let installed = self.current().table.version().unwrap_or(0);
@@ -357,6 +415,8 @@ impl StoredTable {
             && version > 0
             && version / CHECKPOINT_EVERY > installed / CHECKPOINT_EVERY
         {
+            table = self.vacuumed(table).await;
+            let version = table.version().unwrap_or(version);
             self.checkpoint(&table, version).await;
         }
         self.install(table, &self.local_dir())
@@ -367,9 +427,6 @@ impl StoredTable {
 
 /// Commits between two Delta checkpoints (Delta's own default interval).
 const CHECKPOINT_EVERY: u64 = 100;
-
-/// How old a commit file must be before a checkpoint may delete it.
-const LOG_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Data files at which a table is compacted after a commit.
 const COMPACT_AT: usize = 64;
