@@ -283,3 +283,54 @@ async fn ltv_on_the_demo_and_its_errors() {
     drop(client);
     server.stop();
 }
+
+/// The prediction scalars remember results per set of parameters between rows, batches
+/// and statements: rows whose parameters alternate (each CDNOW customer scored with the
+/// fit of its own half) get exactly what each half gets scored alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scalars_score_each_row_with_its_own_parameters() {
+    let server = support::start(support::demo_config());
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE cdnow_summary (customer_id bigint, frequency bigint, recency double precision, t double precision, monetary_value double precision)",
+        )
+        .await
+        .unwrap();
+    copy_csv(&client, "cdnow_summary", data("cdnow_summary.csv")).await;
+    let scores = |halves: &str| {
+        format!(
+            "WITH fits AS (SELECT customer_id % 2 AS half, bgnbd_fit(frequency, recency, t) AS bg,
+                                  gamma_gamma_fit(frequency, monetary_value) AS gg
+                           FROM cdnow_summary GROUP BY 1)
+             SELECT s.customer_id,
+                    bgnbd_p_alive(f.bg, s.frequency, s.recency, s.t),
+                    bgnbd_expected_purchases(f.bg, 52, s.frequency, s.recency, s.t),
+                    clv(f.bg, f.gg, s.frequency, s.recency, s.t, s.monetary_value, 12, 0.01, 'week')
+             FROM cdnow_summary s JOIN fits f ON f.half = s.customer_id % 2
+             WHERE s.customer_id % 2 IN ({halves})
+             ORDER BY s.customer_id"
+        )
+    };
+    let rows = |rows: Vec<tokio_postgres::Row>| -> Vec<(i64, Vec<f64>)> {
+        rows.iter()
+            .map(|r| (r.get(0), (1..4).map(|i| r.get::<_, f64>(i)).collect()))
+            .collect()
+    };
+    let together = rows(client.query(&scores("0, 1"), &[]).await.unwrap());
+    assert_eq!(together.len(), 2357);
+    // The two halves' parameters differ, so a row scored with the other half's would show.
+    let fits = client
+        .query(
+            "SELECT get_field(bgnbd_fit(frequency, recency, t), 'r') FROM cdnow_summary GROUP BY customer_id % 2",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_ne!(fits[0].get::<_, f64>(0), fits[1].get::<_, f64>(0));
+    let mut apart = rows(client.query(&scores("0"), &[]).await.unwrap());
+    apart.extend(rows(client.query(&scores("1"), &[]).await.unwrap()));
+    apart.sort_by_key(|(id, _)| *id);
+    assert_eq!(together, apart);
+    server.stop();
+}

@@ -1158,6 +1158,11 @@ impl BgNbdPredictor {
         &self.params
     }
 
+    /// How many results it remembers (a measure of the memory it holds).
+    pub fn remembered(&self) -> usize {
+        self.series.len() + self.numerators.len()
+    }
+
     /// P(alive); see [`p_alive`].
     ///
     /// # Errors

@@ -178,6 +178,11 @@ impl ClvPredictor {
         })
     }
 
+    /// How many results it remembers (a measure of the memory it holds).
+    pub fn remembered(&self) -> usize {
+        self.sums.len() + self.bgnbd.remembered()
+    }
+
     /// The BG/NBD predictor inside, for P(alive) and expected purchases over
     /// other horizons.
     pub fn bgnbd(&mut self) -> &mut BgNbdPredictor {

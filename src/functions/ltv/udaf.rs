@@ -5,9 +5,10 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, ListArray};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array, ListArray, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Float64Type, UInt64Type};
 use datafusion::common::ScalarValue;
+use datafusion::common::utils::SingleRowListArrayBuilder;
 use datafusion::error::Result;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
@@ -118,43 +119,34 @@ impl AggregateUDFImpl for Fit {
     }
 }
 
+/// A partial state's column: one list scalar over the values, built as one array (a
+/// million customers are a million values, not a million scalars).
 fn f64_list(values: Vec<f64>) -> ScalarValue {
-    ScalarValue::List(ScalarValue::new_list_nullable(
-        &values
-            .into_iter()
-            .map(|v| ScalarValue::Float64(Some(v)))
-            .collect::<Vec<_>>(),
-        &DataType::Float64,
-    ))
+    SingleRowListArrayBuilder::new(Arc::new(Float64Array::from(values))).build_list_scalar()
 }
 
 fn u64_list(values: Vec<u64>) -> ScalarValue {
-    ScalarValue::List(ScalarValue::new_list_nullable(
-        &values
-            .into_iter()
-            .map(|v| ScalarValue::UInt64(Some(v)))
-            .collect::<Vec<_>>(),
-        &DataType::UInt64,
-    ))
+    SingleRowListArrayBuilder::new(Arc::new(UInt64Array::from(values))).build_list_scalar()
 }
 
-/// The rows of `values` with no NULL argument, as doubles.
-fn rows(values: &[ArrayRef]) -> impl Iterator<Item = Vec<f64>> + '_ {
-    let columns: Vec<_> = values
-        .iter()
-        .map(|v| v.as_primitive::<Float64Type>())
-        .collect();
-    let n = values.first().map(|v| v.len()).unwrap_or(0);
-    (0..n).filter_map(move |i| {
-        if columns.iter().all(|c| c.is_valid(i)) {
-            Some(columns.iter().map(|c| c.value(i)).collect())
-        } else {
-            None
+/// Calls `add` with the values of each row where every argument is not NULL.
+fn for_each_row<const N: usize>(
+    values: &[ArrayRef],
+    mut add: impl FnMut([f64; N]) -> Result<()>,
+) -> Result<()> {
+    let columns: [&Float64Array; N] =
+        std::array::from_fn(|c| values[c].as_primitive::<Float64Type>());
+    let rows = columns.first().map_or(0, |c| c.len());
+    let nullable = columns.iter().any(|c| c.null_count() > 0);
+    for i in 0..rows {
+        if nullable && columns.iter().any(|c| c.is_null(i)) {
+            continue;
         }
-    })
+        add(std::array::from_fn(|c| columns[c].value(i)))?;
+    }
+    Ok(())
 }
 
-/// The (histories..., counts) lists of merged partial states, row by row.
 fn partial_rows(states: &[ArrayRef]) -> Vec<(Vec<Vec<f64>>, Vec<u64>)> {
     let lists: Vec<&ListArray> = states.iter().map(|s| s.as_list::<i32>()).collect();
     let (values, counts) = lists.split_at(lists.len() - 1);
@@ -181,10 +173,9 @@ struct BgNbdAccumulator(BgNbdData);
 
 impl Accumulator for BgNbdAccumulator {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        for r in rows(values) {
-            self.0.add(r[0], r[1], r[2]).map_err(ltv_error)?;
-        }
-        Ok(())
+        for_each_row(values, |[x, t_x, t]| {
+            self.0.add(x, t_x, t).map_err(ltv_error)
+        })
     }
 
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
@@ -228,13 +219,13 @@ struct GammaGammaAccumulator(GammaGammaData);
 
 impl Accumulator for GammaGammaAccumulator {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        for r in rows(values) {
+        for_each_row(values, |[x, m]| {
             // The spend model is over customers with repeat purchases of positive value.
-            if r[0] > 0.0 && r[1] > 0.0 {
-                self.0.add(r[0], r[1]).map_err(ltv_error)?;
+            if x > 0.0 && m > 0.0 {
+                self.0.add(x, m).map_err(ltv_error)?;
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {

@@ -2,7 +2,7 @@
 //! `gamma_gamma_expected_value` and `clv`, each taking the struct a fitting aggregate
 //! returned.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array};
 use datafusion::arrow::compute::cast;
@@ -13,9 +13,10 @@ use datafusion::logical_expr::{
 };
 use datafusion::prelude::SessionContext;
 
-use super::bgnbd;
-use super::clv::{ClvSettings, customer_lifetime_value};
-use super::gamma_gamma::conditional_expected_average_profit;
+use super::bgnbd::{BgNbdParams, BgNbdPredictor};
+use super::clv::{ClvPredictor, ClvSettings};
+use super::error::LtvError;
+use super::gamma_gamma::{GammaGammaParams, conditional_expected_average_profit};
 use super::sql::{bgnbd_params, gamma_gamma_params, ltv_error, unit_of};
 use crate::error::sqlstate;
 use crate::functions::input::user_error;
@@ -71,6 +72,53 @@ impl Kind {
 struct Prediction {
     kind: Kind,
     signature: Signature,
+    kept: Kept,
+}
+
+/// Kept predictors remember at most about this many results (each tens of bytes)
+/// between batches; one that remembers more is dropped after its batch.
+const KEPT_RESULTS: usize = 1 << 20;
+
+/// The predictor of the parameters a batch last used, kept for the next batch (of
+/// this statement or a later one): rows almost always carry one set of parameters (a
+/// fit cross-joined to the customers), and what a predictor remembers per frequency
+/// and age is the expensive part of a prediction. Taken out while a batch runs, so
+/// batches on other threads make their own instead of waiting.
+#[derive(Debug, Default)]
+struct Kept {
+    bgnbd: Mutex<Option<(BgNbdParams, BgNbdPredictor)>>,
+    clv: Mutex<Option<(ClvKey, ClvPredictor)>>,
+}
+
+type ClvKey = (BgNbdParams, GammaGammaParams, ClvSettings);
+
+impl Kept {
+    fn take<T>(slot: &Mutex<Option<T>>) -> Option<T> {
+        slot.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    fn put<K, P>(
+        slot: &Mutex<Option<(K, P)>>,
+        kept: Option<(K, P)>,
+        remembered: impl Fn(&P) -> usize,
+    ) {
+        if let Some(kept) = kept.filter(|(_, p)| remembered(p) <= KEPT_RESULTS) {
+            *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(kept);
+        }
+    }
+}
+
+/// What a function remembers does not make it a different function.
+impl PartialEq for Kept {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Kept {}
+
+impl std::hash::Hash for Kept {
+    fn hash<H: std::hash::Hasher>(&self, _: &mut H) {}
 }
 
 impl ScalarUDFImpl for Prediction {
@@ -171,19 +219,22 @@ impl ScalarUDFImpl for Prediction {
             .map(|a| a.as_primitive::<Float64Type>())
             .collect();
         let valid = |i: usize| n.iter().all(|c| c.is_valid(i));
+        // The predictor of the last row's parameters is used until they change (see
+        // `Kept`).
         let out: Float64Array = match self.kind {
             Kind::ExpectedPurchases | Kind::PAlive => {
                 let params = bgnbd_params(&arrays[0], name)?;
-                (0..rows)
+                let mut kept = Kept::take(&self.kept.bgnbd);
+                let out = (0..rows)
                     .map(|i| {
                         let Some(p) = params[i].filter(|_| valid(i)) else {
                             return Ok(None);
                         };
+                        let predictor = kept_for(&mut kept, p, |p| BgNbdPredictor::new(*p))?;
                         let v = if self.kind == Kind::PAlive {
-                            bgnbd::p_alive(&p, n[0].value(i), n[1].value(i), n[2].value(i))
+                            predictor.p_alive(n[0].value(i), n[1].value(i), n[2].value(i))
                         } else {
-                            bgnbd::expected_purchases(
-                                &p,
+                            predictor.expected_purchases(
                                 n[0].value(i),
                                 n[1].value(i),
                                 n[2].value(i),
@@ -192,7 +243,9 @@ impl ScalarUDFImpl for Prediction {
                         };
                         v.map(Some).map_err(ltv_error)
                     })
-                    .collect::<Result<_>>()?
+                    .collect::<Result<_>>()?;
+                Kept::put(&self.kept.bgnbd, kept, BgNbdPredictor::remembered);
+                out
             }
             Kind::ExpectedValue => {
                 let params = gamma_gamma_params(&arrays[0], name)?;
@@ -212,7 +265,8 @@ impl ScalarUDFImpl for Prediction {
                 let gg = gamma_gamma_params(&arrays[1], name)?;
                 let units = cast(&arrays[8], &DataType::Utf8)?;
                 let units = units.as_string::<i32>();
-                (0..rows)
+                let mut kept = Kept::take(&self.kept.clv);
+                let out = (0..rows)
                     .map(|i| {
                         let (Some(b), Some(g)) = (bg[i], gg[i]) else {
                             return Ok(None);
@@ -232,19 +286,17 @@ impl ScalarUDFImpl for Prediction {
                             monthly_discount_rate: n[5].value(i),
                             unit: unit_of(units.value(i), "clv")?,
                         };
-                        customer_lifetime_value(
-                            &b,
-                            &g,
-                            n[0].value(i),
-                            n[1].value(i),
-                            n[2].value(i),
-                            n[3].value(i),
-                            &settings,
-                        )
-                        .map(Some)
-                        .map_err(ltv_error)
+                        let predictor = kept_for(&mut kept, (b, g, settings), |(b, g, s)| {
+                            ClvPredictor::new(*b, *g, *s)
+                        })?;
+                        predictor
+                            .clv(n[0].value(i), n[1].value(i), n[2].value(i), n[3].value(i))
+                            .map(Some)
+                            .map_err(ltv_error)
                     })
-                    .collect::<Result<_>>()?
+                    .collect::<Result<_>>()?;
+                Kept::put(&self.kept.clv, kept, ClvPredictor::remembered);
+                out
             }
         };
         let out: ArrayRef = Arc::new(out);
@@ -254,6 +306,20 @@ impl ScalarUDFImpl for Prediction {
             ColumnarValue::Array(out)
         })
     }
+}
+
+/// The predictor kept in `slot` when it was made for `key`, else a new one made by
+/// `make` (and kept instead).
+fn kept_for<K: PartialEq, P>(
+    slot: &mut Option<(K, P)>,
+    key: K,
+    make: impl FnOnce(&K) -> std::result::Result<P, LtvError>,
+) -> Result<&mut P> {
+    if slot.as_ref().is_none_or(|(kept, _)| *kept != key) {
+        let predictor = make(&key).map_err(ltv_error)?;
+        *slot = Some((key, predictor));
+    }
+    Ok(&mut slot.as_mut().expect("just kept").1)
 }
 
 /// Register the prediction scalars.
@@ -267,6 +333,7 @@ pub fn register(ctx: &SessionContext) {
         ctx.register_udf(ScalarUDF::new_from_impl(Prediction {
             kind,
             signature: Signature::user_defined(Volatility::Immutable),
+            kept: Kept::default(),
         }));
     }
 }
