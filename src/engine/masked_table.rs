@@ -44,6 +44,11 @@ pub struct MaskedTable {
 }
 
 impl MaskedTable {
+    /// The table whose columns are masked.
+    pub fn inner(&self) -> &Arc<dyn TableProvider> {
+        &self.inner
+    }
+
     /// Wrap `inner`, masking the named columns; `inner` itself when none of them exist.
     pub fn wrap(
         inner: Arc<dyn TableProvider>,

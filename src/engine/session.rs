@@ -309,10 +309,11 @@ impl Session {
         self.snapshot().planned_text(sql)
     }
 
-    /// Keep `planned`, planned from the whole text `sql`, for [`Session::planned_before`]
-    /// when it can run again as planned.
-    pub fn keep_planned(&self, sql: &str, planned: &Arc<Planned>) {
-        self.snapshot().keep_planned_text(sql, planned);
+    /// Keep `planned`, planned from the whole text `sql` after reading
+    /// [`super::snapshot::catalog_generation`] (`generation`), for
+    /// [`Session::planned_before`] when it can run again as planned.
+    pub fn keep_planned(&self, sql: &str, planned: &Arc<Planned>, generation: u64) {
+        self.snapshot().keep_planned_text(sql, planned, generation);
     }
 
     /// Apply a startup parameter (`application_name`, `client_encoding`, `DateStyle`...).
@@ -502,6 +503,27 @@ impl Session {
         params: Option<ParamValues>,
     ) -> Result<Outcome, UserqlError> {
         self.check_privileges(planned)?;
+        // Whatever may change what a name means, or the settings, makes statements kept
+        // planned stale once it is done (or failed part way).
+        let changes_catalog = match planned {
+            Planned::Utility(_) | Planned::Rename { .. } => true,
+            Planned::Copy(_) => false,
+            Planned::Query { plan, .. } => {
+                matches!(plan, LogicalPlan::Ddl(_) | LogicalPlan::Statement(_))
+            }
+        };
+        let outcome = self.execute_unchecked(planned, params).await;
+        if changes_catalog {
+            super::snapshot::catalog_changed();
+        }
+        outcome
+    }
+
+    async fn execute_unchecked(
+        &mut self,
+        planned: &Planned,
+        params: Option<ParamValues>,
+    ) -> Result<Outcome, UserqlError> {
         match planned {
             Planned::Utility(u) => self.execute_utility(u),
             Planned::Rename {

@@ -12,11 +12,20 @@
 //! Statements that read no table and call only pure built-in functions (`SELECT 1`, the
 //! keep-alive probe of every connection pool) are kept in the snapshot by their text,
 //! planned, with their physical plan: the same text again skips parsing, planning, the
-//! optimiser and the physical planner. Anything that reads a table, or calls a function
-//! whose answer can change (`now()`, `current_user`, the catalog functions), is planned
-//! afresh every time.
+//! optimiser and the physical planner.
+//!
+//! Queries that also read tables whose scans look at the data when they run — stored
+//! tables, channels, and views over them (a dashboard sends the same text again at every
+//! refresh) — are kept by their text too, with their optimised plan, as long as the
+//! catalog has not changed since they were planned ([`catalog_changed`]: every statement
+//! that may change what a name means — DDL, `ALTER ... RENAME`, `SET` — counts as a
+//! change). Each run plans them physically again, so every scan reads the data as it is
+//! then. Anything that calls a function whose answer can change (`now()`,
+//! `current_user`, the catalog functions), reads the catalog's own tables, or calls a
+//! table function is planned afresh every time.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use chrono::{DateTime, Utc};
@@ -40,10 +49,27 @@ use super::session::Planned;
 /// the cache starts over.
 const PURE_PLAN_CACHE: usize = 64;
 
+/// Counts changes of the catalog (in any session of any engine in this process; a
+/// change elsewhere only costs a kept plan).
+static CATALOG_GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// The catalog's generation now: read it before planning a statement to keep.
+pub fn catalog_generation() -> u64 {
+    CATALOG_GENERATION.load(Ordering::Acquire)
+}
+
+/// Say that a statement that may have changed the catalog (what names mean, views,
+/// settings) has finished: statements planned before are planned again.
+pub fn catalog_changed() {
+    CATALOG_GENERATION.fetch_add(1, Ordering::AcqRel);
+}
+
 /// A statement planned from a text, kept to run again without parsing and planning.
 #[derive(Debug)]
 pub struct PlannedText {
     pub planned: Arc<Planned>,
+    /// [`catalog_generation`] before it was planned; it is stale once that moved on.
+    generation: u64,
     /// The text as logs show it (literals redacted), filled by the first to log it.
     pub log_text: OnceLock<Arc<str>>,
     /// The result's columns as PostgreSQL labels them, worked out once.
@@ -73,6 +99,9 @@ pub struct Snapshot {
     task: Arc<TaskContext>,
     /// Physical plans of statements that read no table and call only pure functions.
     pure_plans: Mutex<HashMap<LogicalPlan, Arc<dyn ExecutionPlan>>>,
+    /// Optimised plans of queries that read tables (see the module docs), with the
+    /// catalog generation they were planned at.
+    optimized_plans: Mutex<HashMap<LogicalPlan, (u64, LogicalPlan)>>,
     /// Such statements by their text.
     pure_texts: Mutex<HashMap<Box<str>, Arc<PlannedText>>>,
 }
@@ -85,24 +114,28 @@ impl Snapshot {
             state,
             task,
             pure_plans: Mutex::new(HashMap::new()),
+            optimized_plans: Mutex::new(HashMap::new()),
             pure_texts: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The statement planned before from exactly `sql` (see the module docs).
+    /// The statement planned before from exactly `sql` (see the module docs), unless the
+    /// catalog changed since.
     pub fn planned_text(&self, sql: &str) -> Option<Arc<PlannedText>> {
-        self.pure_texts.lock().ok()?.get(sql).cloned()
+        let known = self.pure_texts.lock().ok()?.get(sql).cloned()?;
+        (known.generation == catalog_generation()).then_some(known)
     }
 
-    /// Keep `planned`, planned from `sql`, when it can run again as it is planned: one
-    /// query that reads no table and calls only pure built-in functions (`set_config`,
-    /// which planning applies and replaces by its value, must run through planning each
-    /// time).
-    pub fn keep_planned_text(&self, sql: &str, planned: &Arc<Planned>) {
+    /// Keep `planned`, planned from `sql` after reading [`catalog_generation`]
+    /// (`generation`), when it can run again as it is planned: one query that calls only
+    /// pure built-in functions and reads no table or only tables that read their data
+    /// when they run (`set_config`, which planning applies and replaces by its value,
+    /// must run through planning each time).
+    pub fn keep_planned_text(&self, sql: &str, planned: &Arc<Planned>, generation: u64) {
         let Planned::Query { plan, .. } = planned.as_ref() else {
             return;
         };
-        if !is_pure(plan) || sql.to_ascii_lowercase().contains("set_config") {
+        if !is_reusable(plan) || sql.to_ascii_lowercase().contains("set_config") {
             return;
         }
         if let Ok(mut texts) = self.pure_texts.lock() {
@@ -113,6 +146,7 @@ impl Snapshot {
                 sql.into(),
                 Arc::new(PlannedText {
                     planned: Arc::clone(planned),
+                    generation,
                     log_text: OnceLock::new(),
                     result_schema: OnceLock::new(),
                 }),
@@ -146,6 +180,9 @@ impl Snapshot {
             // each run gets fresh nodes over the same planning.
             return datafusion::physical_plan::execution_plan::reset_plan_states(cached);
         }
+        if !pure && is_reusable(plan) {
+            return Box::pin(self.plan_reusable(plan)).await;
+        }
         // Boxed: the physical planner's future is kilobytes, and inline it would make
         // every statement's future as large, kept plan or not (copied whole each time a
         // layer above moves it).
@@ -159,6 +196,47 @@ impl Snapshot {
         Ok(physical)
     }
 
+    /// The physical plan of a query that reads tables (see the module docs): optimised
+    /// once while the catalog stays as it is, planned physically every time.
+    async fn plan_reusable(&self, plan: &LogicalPlan) -> Result<Arc<dyn ExecutionPlan>> {
+        let generation = catalog_generation();
+        let kept = self.optimized_plans.lock().ok().and_then(|c| {
+            c.get(plan)
+                .filter(|(g, _)| *g == generation)
+                .map(|(_, optimized)| optimized.clone())
+        });
+        let optimized = match kept {
+            Some(optimized) => optimized,
+            None => {
+                let optimized = self.optimize(plan)?;
+                if let Ok(mut cache) = self.optimized_plans.lock() {
+                    if cache.len() >= PURE_PLAN_CACHE {
+                        cache.clear();
+                    }
+                    cache.insert(plan.clone(), (generation, optimized.clone()));
+                }
+                optimized
+            }
+        };
+        self.state
+            .query_planner()
+            .create_physical_plan(&optimized, &self.state)
+            .await
+    }
+
+    /// `plan` analysed and optimised.
+    fn optimize(&self, plan: &LogicalPlan) -> Result<LogicalPlan> {
+        let config = StatementConfig::new(&self.state);
+        let analyzed = self.state.analyzer().execute_and_check(
+            plan.clone(),
+            self.state.config().options(),
+            |_, _| {},
+        )?;
+        self.state
+            .optimizer()
+            .optimize(analyzed, &config, |_, _| {})
+    }
+
     /// Optimise `plan` and plan it physically.
     async fn plan_physically(&self, plan: &LogicalPlan) -> Result<Arc<dyn ExecutionPlan>> {
         Ok(match plan {
@@ -169,16 +247,7 @@ impl Snapshot {
                 state.create_physical_plan(plan).await?
             }
             _ => {
-                let config = StatementConfig::new(&self.state);
-                let analyzed = self.state.analyzer().execute_and_check(
-                    plan.clone(),
-                    self.state.config().options(),
-                    |_, _| {},
-                )?;
-                let optimized = self
-                    .state
-                    .optimizer()
-                    .optimize(analyzed, &config, |_, _| {})?;
+                let optimized = self.optimize(plan)?;
                 self.state
                     .query_planner()
                     .create_physical_plan(&optimized, &self.state)
@@ -229,12 +298,50 @@ impl OptimizerConfig for StatementConfig<'_> {
 /// one of DataFusion's own immutable ones (the catalog and session functions userql and
 /// the compatibility layer add are not, whatever volatility they declare).
 fn is_pure(plan: &LogicalPlan) -> bool {
+    reads_only(plan, &|_| false)
+}
+
+/// Whether a plan can be kept while the catalog stays as it is: as [`is_pure`], but it
+/// may read tables whose scans read their data when they run — stored tables, channels
+/// (in memory or not), and views whose plans are such too — so a later run sees the
+/// data as they are then. The catalog's own tables, the settings table and table
+/// functions (which may compute their rows while planned) are not such tables.
+fn is_reusable(plan: &LogicalPlan) -> bool {
+    reads_only(plan, &|scan| {
+        datafusion::datasource::source_as_provider(&scan.source)
+            .is_ok_and(|provider| reads_when_run(provider.as_ref()))
+    })
+}
+
+fn reads_when_run(provider: &dyn datafusion::catalog::TableProvider) -> bool {
+    use datafusion::datasource::listing::ListingTable;
+    use datafusion::datasource::view::ViewTable;
+    let any: &dyn std::any::Any = provider;
+    if let Some(view) = any.downcast_ref::<ViewTable>() {
+        return is_reusable(view.logical_plan());
+    }
+    if let Some(masked) = any.downcast_ref::<super::masked_table::MaskedTable>() {
+        return reads_when_run(masked.inner().as_ref());
+    }
+    any.is::<super::store::table::StoredTable>()
+        || any.is::<super::channel_cache::CachedChannel>()
+        || any.is::<ListingTable>()
+}
+
+/// Whether `plan` calls only DataFusion's own immutable functions, has no extension,
+/// recursive, write or statement node, and reads only tables `scan_ok` accepts.
+fn reads_only(
+    plan: &LogicalPlan,
+    scan_ok: &dyn Fn(&datafusion::logical_expr::TableScan) -> bool,
+) -> bool {
     let mut pure = true;
     let _ = plan.apply_with_subqueries(|node| {
-        let node_ok = !matches!(
+        let node_ok = match node {
+            LogicalPlan::TableScan(scan) => scan_ok(scan),
+            _ => true,
+        } && !matches!(
             node,
-            LogicalPlan::TableScan(_)
-                | LogicalPlan::Extension(_)
+            LogicalPlan::Extension(_)
                 | LogicalPlan::RecursiveQuery(_)
                 | LogicalPlan::Dml(_)
                 | LogicalPlan::Ddl(_)

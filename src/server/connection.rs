@@ -497,12 +497,13 @@ impl QueryParser for Planner {
                         "cannot insert multiple commands into a prepared statement",
                     )));
                 }
+                let generation = crate::engine::snapshot::catalog_generation();
                 let planned = Arc::new(
                     guarded(Box::pin(session.plan(statements.remove(0))))
                         .await
                         .map_err(to_pg)?,
                 );
-                session.keep_planned(sql, &planned);
+                session.keep_planned(sql, &planned, generation);
                 (planned, super::audit::text(sql))
             }
         };
@@ -824,9 +825,10 @@ impl SimpleQueryHandler for Queries {
                 .then(|| super::audit::redact(&statement.to_string()).into());
             let audit = audit_entry(session, text);
             let result = guarded(async {
+                let generation = crate::engine::snapshot::catalog_generation();
                 let planned = Arc::new(Box::pin(session.plan(statement)).await?);
                 if whole_text {
-                    session.keep_planned(query, &planned);
+                    session.keep_planned(query, &planned, generation);
                 }
                 self.respond(client, session, &planned, None, &Format::UnifiedText)
                     .await

@@ -96,6 +96,66 @@ async fn a_statement_kept_planned_answers_as_if_planned_again() {
     server.stop();
 }
 
+/// A query that reads tables is kept planned by its text too: run again it reads the
+/// rows as they are then, and anything another session changes in the catalog — a table
+/// dropped and made again, a view replaced, a table renamed away — is planned again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_query_over_tables_follows_writes_and_catalog_changes() {
+    let server = support::start(support::demo_config());
+    let reader = server.connect().await;
+    let writer = server.connect().await;
+    writer
+        .batch_execute("CREATE TABLE kept_t (n bigint); INSERT INTO kept_t VALUES (1), (2)")
+        .await
+        .unwrap();
+    let sum = "SELECT CAST(sum(n) AS bigint) FROM kept_t";
+    // Both protocols, each twice: the second run of each is the kept plan.
+    for _ in 0..2 {
+        assert_eq!(text_of(&reader, sum).await, "3");
+        assert_eq!(total(&reader, sum).await, 3);
+    }
+    writer
+        .batch_execute("INSERT INTO kept_t VALUES (3)")
+        .await
+        .unwrap();
+    assert_eq!(text_of(&reader, sum).await, "6");
+    assert_eq!(total(&reader, sum).await, 6);
+    // Another table under the same name.
+    writer
+        .batch_execute(
+            "DROP TABLE kept_t; CREATE TABLE kept_t (m bigint, n bigint); INSERT INTO kept_t VALUES (1, 10)",
+        )
+        .await
+        .unwrap();
+    assert_eq!(text_of(&reader, sum).await, "10");
+    assert_eq!(total(&reader, sum).await, 10);
+    // A view replaced.
+    let through_view = "SELECT CAST(sum(n) AS bigint) FROM kept_v";
+    writer
+        .batch_execute("CREATE VIEW kept_v AS SELECT n FROM kept_t")
+        .await
+        .unwrap();
+    assert_eq!(text_of(&reader, through_view).await, "10");
+    writer
+        .batch_execute("CREATE OR REPLACE VIEW kept_v AS SELECT n * 2 AS n FROM kept_t")
+        .await
+        .unwrap();
+    assert_eq!(text_of(&reader, through_view).await, "20");
+    // Renamed away: the name no longer means a table.
+    writer
+        .batch_execute("DROP VIEW kept_v; ALTER TABLE kept_t RENAME TO kept_old")
+        .await
+        .unwrap();
+    let gone = reader.simple_query(sum).await.unwrap_err();
+    let message = gone.as_db_error().map(|e| e.message().to_string());
+    assert!(
+        message.as_deref().is_some_and(|m| m.contains("kept_t")),
+        "{message:?}"
+    );
+    assert!(reader.query_one(sum, &[]).await.is_err());
+    server.stop();
+}
+
 /// Many clients inserting single rows into one table at once: every row lands once, the
 /// table is compacted as it goes, and it reopens whole from its checkpoint after a
 /// restart (the commit files the checkpoint replaced are gone).

@@ -470,7 +470,15 @@ pub fn fit(frequency: &[f64], recency: &[f64], t: &[f64]) -> Result<BgNbdFit, Lt
         }
         return Err(too_few(customers));
     }
-    prepare(frequency, recency, t, None, true)?.fit()
+    let started = std::time::Instant::now();
+    let prepared = prepare(frequency, recency, t, None, true)?;
+    tracing::debug!(
+        model = MODEL,
+        layout_ms = started.elapsed().as_secs_f64() * 1e3,
+        histories = prepared.tuples.len(),
+        "fit layout"
+    );
+    prepared.fit()
 }
 
 fn too_few(customers: u64) -> LtvError {

@@ -355,6 +355,7 @@ fn fit_customers(
             expected: "one frequency and one monetary value per customer",
         });
     }
+    let started = std::time::Instant::now();
     // Room for every customer: never grown, and address space only where unused.
     let mut repeat_x = Vec::with_capacity(frequency.len());
     let mut repeat_m = Vec::with_capacity(frequency.len());
@@ -370,7 +371,13 @@ fn fit_customers(
     if customers < MIN_CUSTOMERS {
         return Err(too_few(customers));
     }
-    prepare(&repeat_x, &repeat_m, None).fit()
+    let prepared = prepare(&repeat_x, &repeat_m, None);
+    tracing::debug!(
+        model = MODEL,
+        layout_ms = started.elapsed().as_secs_f64() * 1e3,
+        "fit layout"
+    );
+    prepared.fit()
 }
 
 fn too_few(customers: u64) -> LtvError {

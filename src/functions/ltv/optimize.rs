@@ -369,9 +369,14 @@ where
             "parameter {name} ran off to {value:e}; the data do not determine it ({hint})"
         ))
     };
-    let objective = walled(objective);
+    let evaluations = std::cell::Cell::new(0u32);
+    let objective = walled(|theta: &[f64], gradient: &mut [f64]| {
+        evaluations.set(evaluations.get() + 1);
+        objective(theta, gradient)
+    });
 
     // From a subsample's optimum and curvature, when it has them.
+    let started = std::time::Instant::now();
     let mut from = start.to_vec();
     let mut curvature = None;
     if let Some(subsample) = subsample {
@@ -384,17 +389,25 @@ where
         }
     }
 
-    let minimum =
-        minimize(&objective, &from, curvature.clone(), &FIT_TOLERANCES).map_err(|failure| {
-            match failure
-                .best
-                .as_deref()
-                .and_then(|best| ran_off(names, best))
-            {
-                Some((name, value)) => ran_off_error(name, value),
-                None => not_converged(failure.reason),
-            }
-        })?;
+    let subsampled = started.elapsed();
+    let minimum = minimize(&objective, &from, curvature.clone(), &FIT_TOLERANCES);
+    tracing::debug!(
+        model,
+        subsample_ms = subsampled.as_secs_f64() * 1e3,
+        full_ms = (started.elapsed() - subsampled).as_secs_f64() * 1e3,
+        evaluations = evaluations.get(),
+        "fit"
+    );
+    let minimum = minimum.map_err(|failure| {
+        match failure
+            .best
+            .as_deref()
+            .and_then(|best| ran_off(names, best))
+        {
+            Some((name, value)) => ran_off_error(name, value),
+            None => not_converged(failure.reason),
+        }
+    })?;
     if let Some((name, value)) = ran_off(names, &minimum.x) {
         return Err(ran_off_error(name, value));
     }

@@ -264,8 +264,14 @@ impl TableProvider for LtvTable {
                     // parameters: done beside the fits.
                     let scored = std::thread::scope(|scope| {
                         let fitting = std::time::Instant::now();
-                        let customers = scope.spawn(|| {
-                            Customers::new(&h.frequency, &h.recency, &h.t, &h.monetary_value)
+                        let customers = scope.spawn(move || {
+                            let customers =
+                                Customers::new(&h.frequency, &h.recency, &h.t, &h.monetary_value);
+                            tracing::debug!(
+                                layout_ms = fitting.elapsed().as_secs_f64() * 1e3,
+                                "ltv scoring layout"
+                            );
+                            customers
                         });
                         let fits = fit_both(h);
                         let customers = customers.join().map_err(|_| {
