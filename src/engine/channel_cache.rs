@@ -96,6 +96,10 @@ struct Decoded {
     batches: Arc<Vec<RecordBatch>>,
 }
 
+/// A channel's files as a scan of them saw them ([`CachedChannel::data_stamp`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelStamp(Vec<FileStamp>);
+
 /// A channel's file table, answered from memory while its (small) files are unchanged.
 pub struct CachedChannel {
     files: Arc<dyn TableProvider>,
@@ -123,6 +127,19 @@ impl CachedChannel {
             max_bytes,
             decoded: Mutex::new(None),
         }
+    }
+
+    /// What a scan planned now reads, to tell whether a scan planned before still reads
+    /// the files as they are: their stamps, when they are small enough to keep in memory
+    /// (the scan then serves rows decoded from exactly those files); `None` when the scan
+    /// goes to the files, which it lists while it is planned.
+    pub fn data_stamp(&self) -> Option<ChannelStamp> {
+        if self.max_bytes == 0 {
+            return None;
+        }
+        let stamps = self.listing.stamps()?;
+        (stamps.iter().map(|s| s.len).sum::<u64>() <= self.max_bytes)
+            .then_some(ChannelStamp(stamps))
     }
 
     /// The decoded rows of the files as they are now, reading them when they changed;

@@ -19,8 +19,11 @@
 //! refresh) — are kept by their text too, with their optimised plan, as long as the
 //! catalog has not changed since they were planned ([`catalog_changed`]: every statement
 //! that may change what a name means — DDL, `ALTER ... RENAME`, `SET` — counts as a
-//! change). Each run plans them physically again, so every scan reads the data as it is
-//! then. Anything that calls a function whose answer can change (`now()`,
+//! change). Their physical plan is kept as well, and run again only while every table
+//! it reads would be scanned as it was when planned — a stored table still at the same
+//! Delta version, a channel kept in memory with its files unchanged (the same checks a
+//! scan makes); otherwise it is planned physically again, so every scan reads the data
+//! as it is then. Anything that calls a function whose answer can change (`now()`,
 //! `current_user`, the catalog functions), reads the catalog's own tables, or calls a
 //! table function is planned afresh every time.
 
@@ -43,7 +46,10 @@ use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use datafusion::prelude::DataFrame;
 use futures::TryStreamExt;
 
+use super::channel_cache::{CachedChannel, ChannelStamp};
 use super::session::Planned;
+use super::store::table::StoredTable;
+use datafusion::catalog::TableProvider;
 
 /// How many table-free statements (texts, and physical plans) a session keeps; beyond it
 /// the cache starts over.
@@ -93,15 +99,78 @@ impl PlannedText {
     }
 }
 
+/// A query that reads tables, planned: valid while the catalog generation stays
+/// `generation`; its physical plan also while every table it reads would be scanned as it
+/// was (`stamps`).
+struct TablePlan {
+    generation: u64,
+    optimized: LogicalPlan,
+    physical: Option<(DataStamps, Arc<dyn ExecutionPlan>)>,
+}
+
+/// Each table a plan reads, with what a scan of it planned then read.
+type DataStamps = Vec<(Arc<dyn TableProvider>, DataStamp)>;
+
+/// What a scan of a table reads: a stored table's version, a kept channel's files.
+#[derive(Debug, Clone, PartialEq)]
+enum DataStamp {
+    Stored(Option<u64>),
+    Channel(ChannelStamp),
+}
+
+/// What a scan of `provider` planned now would read; `None` when that cannot be told
+/// (a scan that lists files when planned, a table of another kind).
+fn data_stamp(provider: &dyn TableProvider) -> Option<DataStamp> {
+    let any: &dyn std::any::Any = provider;
+    if let Some(table) = any.downcast_ref::<StoredTable>() {
+        return Some(DataStamp::Stored(table.data_version()));
+    }
+    if let Some(channel) = any.downcast_ref::<CachedChannel>() {
+        return channel.data_stamp().map(DataStamp::Channel);
+    }
+    if let Some(masked) = any.downcast_ref::<super::masked_table::MaskedTable>() {
+        return data_stamp(masked.inner().as_ref());
+    }
+    None
+}
+
+/// The tables an optimised plan reads with their [`data_stamp`]s; `None` when some table
+/// has none.
+fn data_stamps(plan: &LogicalPlan) -> Option<DataStamps> {
+    let mut stamps = Some(Vec::new());
+    let _ = plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            let stamped = datafusion::datasource::source_as_provider(&scan.source)
+                .ok()
+                .and_then(|p| data_stamp(p.as_ref()).map(|s| (p, s)));
+            match (stamped, stamps.as_mut()) {
+                (Some(stamped), Some(all)) => all.push(stamped),
+                _ => {
+                    stamps = None;
+                    return Ok(TreeNodeRecursion::Stop);
+                }
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    stamps
+}
+
+/// Whether every table in `stamps` would still be scanned as it was.
+fn still_current(stamps: &DataStamps) -> bool {
+    stamps
+        .iter()
+        .all(|(provider, stamp)| data_stamp(provider.as_ref()).as_ref() == Some(stamp))
+}
+
 /// A session's state at one setting of its options, shared by its statements.
 pub struct Snapshot {
     state: SessionState,
     task: Arc<TaskContext>,
     /// Physical plans of statements that read no table and call only pure functions.
     pure_plans: Mutex<HashMap<LogicalPlan, Arc<dyn ExecutionPlan>>>,
-    /// Optimised plans of queries that read tables (see the module docs), with the
-    /// catalog generation they were planned at.
-    optimized_plans: Mutex<HashMap<LogicalPlan, (u64, LogicalPlan)>>,
+    /// Queries that read tables (see the module docs), by their plan.
+    table_plans: Mutex<HashMap<LogicalPlan, TablePlan>>,
     /// Such statements by their text.
     pure_texts: Mutex<HashMap<Box<str>, Arc<PlannedText>>>,
 }
@@ -114,7 +183,7 @@ impl Snapshot {
             state,
             task,
             pure_plans: Mutex::new(HashMap::new()),
-            optimized_plans: Mutex::new(HashMap::new()),
+            table_plans: Mutex::new(HashMap::new()),
             pure_texts: Mutex::new(HashMap::new()),
         }
     }
@@ -197,31 +266,49 @@ impl Snapshot {
     }
 
     /// The physical plan of a query that reads tables (see the module docs): optimised
-    /// once while the catalog stays as it is, planned physically every time.
+    /// once while the catalog stays as it is; planned physically again unless every table
+    /// it reads would be scanned as it was when planned (a stored table at the same
+    /// version, a kept channel's files unchanged).
     async fn plan_reusable(&self, plan: &LogicalPlan) -> Result<Arc<dyn ExecutionPlan>> {
         let generation = catalog_generation();
-        let kept = self.optimized_plans.lock().ok().and_then(|c| {
-            c.get(plan)
-                .filter(|(g, _)| *g == generation)
-                .map(|(_, optimized)| optimized.clone())
-        });
-        let optimized = match kept {
-            Some(optimized) => optimized,
-            None => {
-                let optimized = self.optimize(plan)?;
-                if let Ok(mut cache) = self.optimized_plans.lock() {
-                    if cache.len() >= PURE_PLAN_CACHE {
-                        cache.clear();
-                    }
-                    cache.insert(plan.clone(), (generation, optimized.clone()));
-                }
-                optimized
-            }
+        let (optimized, physical) = match self.table_plans.lock() {
+            Ok(cache) => match cache.get(plan).filter(|k| k.generation == generation) {
+                Some(kept) => (Some(kept.optimized.clone()), kept.physical.clone()),
+                None => (None, None),
+            },
+            Err(_) => (None, None),
         };
-        self.state
+        if let Some((stamps, physical)) = physical
+            && still_current(&stamps)
+        {
+            // Fresh run state over the same planning, as for pure plans.
+            return datafusion::physical_plan::execution_plan::reset_plan_states(physical);
+        }
+        let optimized = match optimized {
+            Some(optimized) => optimized,
+            None => self.optimize(plan)?,
+        };
+        // Read before planning: a table written meanwhile only makes the plan look stale.
+        let stamps = data_stamps(&optimized);
+        let physical = self
+            .state
             .query_planner()
             .create_physical_plan(&optimized, &self.state)
-            .await
+            .await?;
+        if let Ok(mut cache) = self.table_plans.lock() {
+            if cache.len() >= PURE_PLAN_CACHE {
+                cache.clear();
+            }
+            cache.insert(
+                plan.clone(),
+                TablePlan {
+                    generation,
+                    optimized,
+                    physical: stamps.map(|s| (s, physical.clone())),
+                },
+            );
+        }
+        Ok(physical)
     }
 
     /// `plan` analysed and optimised.

@@ -178,6 +178,11 @@ impl StoredTable {
             .clone()
     }
 
+    /// The version a scan planned now reads (a scan reads one version's files).
+    pub fn data_version(&self) -> Option<u64> {
+        self.current().table.version()
+    }
+
     /// Where the table lives.
     pub fn location(&self) -> String {
         self.current().table.table_url().to_string()
