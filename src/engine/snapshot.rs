@@ -99,11 +99,16 @@ impl PlannedText {
     }
 }
 
-/// A query that reads tables, planned: valid while the catalog generation stays
-/// `generation`; its physical plan also while every table it reads would be scanned as it
-/// was (`stamps`).
+/// A query that reads tables, planned: valid for a plan that reads the very same
+/// `sources` while the catalog generation stays `generation`; its physical plan also
+/// while every table it reads would be scanned as it was (`stamps`).
 struct TablePlan {
     generation: u64,
+    /// The tables (and views) the plan it was made from reads. Plans compare equal when
+    /// they read tables of the same names, so a plan made before a table was dropped and
+    /// made again could otherwise stand for one made after; held, so no other table can
+    /// take an address compared here.
+    sources: Vec<Arc<dyn TableProvider>>,
     optimized: LogicalPlan,
     physical: Option<(DataStamps, Arc<dyn ExecutionPlan>)>,
 }
@@ -154,6 +159,24 @@ fn data_stamps(plan: &LogicalPlan) -> Option<DataStamps> {
         Ok(TreeNodeRecursion::Continue)
     });
     stamps
+}
+
+/// The tables (and views) `plan` scans, in plan order.
+fn sources_of(plan: &LogicalPlan) -> Vec<Arc<dyn TableProvider>> {
+    let mut sources = Vec::new();
+    let _ = plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node
+            && let Ok(provider) = datafusion::datasource::source_as_provider(&scan.source)
+        {
+            sources.push(provider);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    sources
+}
+
+fn same_sources(a: &[Arc<dyn TableProvider>], b: &[Arc<dyn TableProvider>]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(a, b)| Arc::ptr_eq(a, b))
 }
 
 /// Whether every table in `stamps` would still be scanned as it was.
@@ -271,8 +294,12 @@ impl Snapshot {
     /// version, a kept channel's files unchanged).
     async fn plan_reusable(&self, plan: &LogicalPlan) -> Result<Arc<dyn ExecutionPlan>> {
         let generation = catalog_generation();
+        let sources = sources_of(plan);
         let (optimized, physical) = match self.table_plans.lock() {
-            Ok(cache) => match cache.get(plan).filter(|k| k.generation == generation) {
+            Ok(cache) => match cache
+                .get(plan)
+                .filter(|k| k.generation == generation && same_sources(&k.sources, &sources))
+            {
                 Some(kept) => (Some(kept.optimized.clone()), kept.physical.clone()),
                 None => (None, None),
             },
@@ -303,6 +330,7 @@ impl Snapshot {
                 plan.clone(),
                 TablePlan {
                     generation,
+                    sources,
                     optimized,
                     physical: stamps.map(|s| (s, physical.clone())),
                 },
@@ -585,6 +613,46 @@ mod tests {
         let rows = |b: &[RecordBatch]| b.iter().map(|b| b.num_rows()).sum::<usize>();
         assert_eq!(rows(&first), 3);
         assert_eq!(first, second);
+    }
+
+    /// A plan kept for a table is not used for another table of the same name: plans
+    /// over either compare equal, and a statement planned just before the table was
+    /// made again may run (and be kept) after the catalog's generation moved on.
+    #[tokio::test]
+    async fn a_kept_table_plan_stands_only_for_the_same_table() {
+        let dir = std::env::temp_dir().join(format!("userql-snapshot-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (old, new) = (dir.join("old.csv"), dir.join("new.csv"));
+        std::fs::write(&old, "n\n1\n2\n").unwrap();
+        std::fs::write(&new, "n\n10\n").unwrap();
+        let ctx = SessionContext::new();
+        let sql = "SELECT CAST(sum(n) AS BIGINT) AS s FROM t";
+        let options = datafusion::prelude::CsvReadOptions::new();
+        ctx.register_csv("t", old.to_str().unwrap(), options.clone())
+            .await
+            .unwrap();
+        let before = plan_of(&ctx, sql).await;
+        ctx.deregister_table("t").unwrap();
+        ctx.register_csv("t", new.to_str().unwrap(), options)
+            .await
+            .unwrap();
+        let after = plan_of(&ctx, sql).await;
+        assert_eq!(before, after, "equal plans over different tables");
+        assert!(is_reusable(&after));
+        let snapshot = Arc::new(Snapshot::new(ctx.state()));
+        let sum = |batches: Vec<RecordBatch>| {
+            batches[0]
+                .column(0)
+                .as_any()
+                .downcast_ref::<datafusion::arrow::array::Int64Array>()
+                .unwrap()
+                .value(0)
+        };
+        let first = Rows::planned(before, snapshot.clone()).collect().await;
+        assert_eq!(sum(first.unwrap()), 3);
+        let second = Rows::planned(after, snapshot).collect().await;
+        assert_eq!(sum(second.unwrap()), 10);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test]

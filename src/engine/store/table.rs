@@ -251,25 +251,30 @@ impl StoredTable {
         if files < COMPACT_AT {
             return table;
         }
-        match table.clone().optimize().await {
-            Ok((compacted, metrics)) => {
-                tracing::debug!(
-                    table = %self.local_dir().display(),
-                    removed = metrics.num_files_removed,
-                    added = metrics.num_files_added,
-                    "compacted small files"
-                );
-                compacted
-            }
-            Err(e) => {
-                tracing::warn!(
-                    table = %self.local_dir().display(),
-                    error = %e,
-                    "could not compact the table's files"
-                );
-                table
-            }
-        }
+        let compacted = table.clone().optimize().await.map(|(compacted, metrics)| {
+            tracing::debug!(
+                table = %self.local_dir().display(),
+                removed = metrics.num_files_removed,
+                added = metrics.num_files_added,
+                "compacted small files"
+            );
+            compacted
+        });
+        self.or_unchanged(compacted, table, "could not compact the table's files")
+    }
+
+    /// The table a maintenance step after a commit (compaction, vacuum) gave, or `table`
+    /// as it was when the step failed: logged, and the write it followed stands.
+    fn or_unchanged(
+        &self,
+        result: Result<DeltaTable, deltalake::DeltaTableError>,
+        table: DeltaTable,
+        failure: &str,
+    ) -> DeltaTable {
+        result.unwrap_or_else(|e| {
+            tracing::warn!(table = %self.local_dir().display(), error = %e, "{failure}");
+            table
+        })
     }
 
     /// `table` after deleting the data files no version from `retention` ago on uses:
@@ -290,26 +295,21 @@ impl StoredTable {
             .with_retention_period(retention)
             .with_enforce_retention_duration(false)
             .with_mode(VacuumMode::Full);
-        match vacuum.await {
-            Ok((vacuumed, metrics)) => {
-                if !metrics.files_deleted.is_empty() {
-                    tracing::debug!(
-                        table = %self.local_dir().display(),
-                        deleted = metrics.files_deleted.len(),
-                        "deleted data files no longer used"
-                    );
-                }
-                vacuumed
-            }
-            Err(e) => {
-                tracing::warn!(
+        let vacuumed = vacuum.await.map(|(vacuumed, metrics)| {
+            if !metrics.files_deleted.is_empty() {
+                tracing::debug!(
                     table = %self.local_dir().display(),
-                    error = %e,
-                    "could not delete the data files no longer used"
+                    deleted = metrics.files_deleted.len(),
+                    "deleted data files no longer used"
                 );
-                table
             }
-        }
+            vacuumed
+        });
+        self.or_unchanged(
+            vacuumed,
+            table,
+            "could not delete the data files no longer used",
+        )
     }
 
     fn local_dir(&self) -> PathBuf {
