@@ -100,6 +100,13 @@ struct Decoded {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChannelStamp(Vec<FileStamp>);
 
+impl ChannelStamp {
+    /// The files' total size.
+    pub fn bytes(&self) -> u64 {
+        self.0.iter().map(|s| s.len).sum()
+    }
+}
+
 /// A channel's file table, answered from memory while its (small) files are unchanged.
 pub struct CachedChannel {
     files: Arc<dyn TableProvider>,

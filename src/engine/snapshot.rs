@@ -55,6 +55,12 @@ use datafusion::catalog::TableProvider;
 /// the cache starts over.
 const PURE_PLAN_CACHE: usize = 64;
 
+/// A kept physical plan holds the rows of the channels it reads, decoded, and keeps them
+/// after the files change until the statement runs again: only plans over channels of
+/// files up to this size are kept (planning is a small part of reading larger ones), so
+/// idle sessions hold little.
+const KEPT_CHANNEL_BYTES: u64 = 1 << 20;
+
 /// Counts changes of the catalog (in any session of any engine in this process; a
 /// change elsewhere only costs a kept plan).
 static CATALOG_GENERATION: AtomicU64 = AtomicU64::new(0);
@@ -131,7 +137,10 @@ fn data_stamp(provider: &dyn TableProvider) -> Option<DataStamp> {
         return Some(DataStamp::Stored(table.data_version()));
     }
     if let Some(channel) = any.downcast_ref::<CachedChannel>() {
-        return channel.data_stamp().map(DataStamp::Channel);
+        return channel
+            .data_stamp()
+            .filter(|s| s.bytes() <= KEPT_CHANNEL_BYTES)
+            .map(DataStamp::Channel);
     }
     if let Some(masked) = any.downcast_ref::<super::masked_table::MaskedTable>() {
         return data_stamp(masked.inner().as_ref());
