@@ -170,6 +170,19 @@ fn data_stamps(plan: &LogicalPlan) -> Option<DataStamps> {
     stamps
 }
 
+/// Whether a physical plan gives the same rows when run again after
+/// `reset_plan_states`. A dynamic filter (a TopK's bound, a hash join's build-side keys,
+/// pushed into the scan below) is shared by the node that sets it and the scan that
+/// applies it; resetting the plan gives the node a new one while the scan keeps the old,
+/// already narrowed — `ORDER BY id LIMIT 4` run again lost its fourth row. Such plans are
+/// planned physically at every run.
+fn can_run_again(plan: &Arc<dyn ExecutionPlan>) -> bool {
+    !datafusion::physical_plan::displayable(plan.as_ref())
+        .indent(true)
+        .to_string()
+        .contains("DynamicFilter")
+}
+
 /// The tables (and views) `plan` scans, in plan order.
 fn sources_of(plan: &LogicalPlan) -> Vec<Arc<dyn TableProvider>> {
     let mut sources = Vec::new();
@@ -288,7 +301,10 @@ impl Snapshot {
         // every statement's future as large, kept plan or not (copied whole each time a
         // layer above moves it).
         let physical = Box::pin(self.plan_physically(plan)).await?;
-        if pure && let Ok(mut cache) = self.pure_plans.lock() {
+        if pure
+            && can_run_again(&physical)
+            && let Ok(mut cache) = self.pure_plans.lock()
+        {
             if cache.len() >= PURE_PLAN_CACHE {
                 cache.clear();
             }
@@ -320,17 +336,24 @@ impl Snapshot {
             // Fresh run state over the same planning, as for pure plans.
             return datafusion::physical_plan::execution_plan::reset_plan_states(physical);
         }
+        // A statement seen for the first time may never come again (a text with a
+        // literal that changes): only its optimised plan is kept. Run again, its
+        // physical plan is kept too, when it can run again as planned.
+        let again = optimized.is_some();
         let optimized = match optimized {
             Some(optimized) => optimized,
             None => self.optimize(plan)?,
         };
         // Read before planning: a table written meanwhile only makes the plan look stale.
-        let stamps = data_stamps(&optimized);
+        let stamps = if again { data_stamps(&optimized) } else { None };
         let physical = self
             .state
             .query_planner()
             .create_physical_plan(&optimized, &self.state)
             .await?;
+        let physical_kept = stamps
+            .filter(|_| can_run_again(&physical))
+            .map(|s| (s, physical.clone()));
         if let Ok(mut cache) = self.table_plans.lock() {
             if cache.len() >= PURE_PLAN_CACHE {
                 cache.clear();
@@ -341,7 +364,7 @@ impl Snapshot {
                     generation,
                     sources,
                     optimized,
-                    physical: stamps.map(|s| (s, physical.clone())),
+                    physical: physical_kept,
                 },
             );
         }

@@ -114,6 +114,21 @@ async fn a_kept_query_over_tables_follows_writes_and_catalog_changes() {
         assert_eq!(text_of(&reader, sum).await, "3");
         assert_eq!(total(&reader, sum).await, 3);
     }
+    // Plans with run state shared between nodes (a TopK's bound pushed into the scan)
+    // give every row again, whichever protocol and however often.
+    let top = "SELECT n FROM kept_t ORDER BY n LIMIT 2";
+    for _ in 0..3 {
+        assert_eq!(text_of(&reader, top).await, "1");
+        let rows = reader.query(top, &[]).await.unwrap();
+        assert_eq!(
+            rows.iter().map(|r| r.get::<_, i64>(0)).collect::<Vec<_>>(),
+            [1, 2]
+        );
+    }
+    let joined = "SELECT CAST(count(*) AS bigint) FROM kept_t a JOIN kept_t b ON a.n = b.n";
+    for _ in 0..3 {
+        assert_eq!(total(&reader, joined).await, 2);
+    }
     writer
         .batch_execute("INSERT INTO kept_t VALUES (3)")
         .await
