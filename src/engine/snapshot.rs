@@ -673,12 +673,9 @@ mod tests {
         assert!(is_reusable(&after));
         let snapshot = Arc::new(Snapshot::new(ctx.state()));
         let sum = |batches: Vec<RecordBatch>| {
-            batches[0]
-                .column(0)
-                .as_any()
-                .downcast_ref::<datafusion::arrow::array::Int64Array>()
-                .unwrap()
-                .value(0)
+            use datafusion::arrow::array::AsArray;
+            use datafusion::arrow::datatypes::Int64Type;
+            batches[0].column(0).as_primitive::<Int64Type>().value(0)
         };
         let first = Rows::planned(before, snapshot.clone()).collect().await;
         assert_eq!(sum(first.unwrap()), 3);
