@@ -506,7 +506,13 @@ impl Session {
         // Whatever may change what a name means, or the settings, makes statements kept
         // planned stale once it is done (or failed part way).
         let changes_catalog = match planned {
-            Planned::Utility(_) | Planned::Rename { .. } => true,
+            // BEGIN/COMMIT around every statement (SQLAlchemy's default) must not
+            // unsettle every session's kept plans; SHOW and no-ops change nothing.
+            Planned::Utility(u) => matches!(
+                u,
+                Utility::Set { .. } | Utility::SetIdentity { .. } | Utility::Reset(_)
+            ),
+            Planned::Rename { .. } => true,
             Planned::Copy(_) => false,
             Planned::Query { plan, .. } => {
                 matches!(plan, LogicalPlan::Ddl(_) | LogicalPlan::Statement(_))
