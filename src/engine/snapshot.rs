@@ -51,9 +51,9 @@ use super::session::Planned;
 use super::store::table::StoredTable;
 use datafusion::catalog::TableProvider;
 
-/// How many table-free statements (texts, and physical plans) a session keeps; beyond it
-/// the cache starts over.
-const PURE_PLAN_CACHE: usize = 64;
+/// How many statements a session keeps planned in each of its maps (texts, table-free
+/// physical plans, plans over tables); beyond it a map starts over.
+const KEPT_PLANS: usize = 64;
 
 /// A kept physical plan holds the rows of the channels it reads, decoded, and keeps them
 /// after the files change until the statement runs again: only plans over channels of
@@ -253,7 +253,7 @@ impl Snapshot {
             return;
         }
         if let Ok(mut texts) = self.pure_texts.lock() {
-            if texts.len() >= PURE_PLAN_CACHE {
+            if texts.len() >= KEPT_PLANS {
                 texts.clear();
             }
             texts.insert(
@@ -305,7 +305,7 @@ impl Snapshot {
             && can_run_again(&physical)
             && let Ok(mut cache) = self.pure_plans.lock()
         {
-            if cache.len() >= PURE_PLAN_CACHE {
+            if cache.len() >= KEPT_PLANS {
                 cache.clear();
             }
             cache.insert(plan.clone(), physical.clone());
@@ -355,7 +355,7 @@ impl Snapshot {
             .filter(|_| can_run_again(&physical))
             .map(|s| (s, physical.clone()));
         if let Ok(mut cache) = self.table_plans.lock() {
-            if cache.len() >= PURE_PLAN_CACHE {
+            if cache.len() >= KEPT_PLANS {
                 cache.clear();
             }
             cache.insert(
