@@ -4,6 +4,8 @@
 //! customer in cache and each customer summarised ([`summarize_buckets`]), ranges of
 //! buckets on several threads. Plain Rust; `sql` feeds it Arrow batches.
 
+use std::mem::MaybeUninit;
+
 use super::error::LtvError;
 use super::summary::{self, Order, SummaryColumns, TimeUnit};
 use crate::functions::mix::{mix, unmix};
@@ -24,12 +26,18 @@ const BUCKET_BITS: u32 = BUCKETS.trailing_zeros();
 /// Orders per summarising thread (below it, fewer threads).
 const ORDERS_PER_THREAD: usize = 100_000;
 
-/// Orders staged per bucket before they are copied to it together.
+/// Orders staged per bucket before they are copied to it together: 192 bytes, three
+/// whole cache lines.
 const STAGED: usize = 8;
 
 /// Orders per chunk of a bucket (a multiple of [`STAGED`], so staged orders always
 /// fill the room left in the last chunk or start a new one).
 const CHUNK: usize = 64 * STAGED;
+
+/// Room for [`CHUNK`] orders, on a cache-line boundary: each flush of [`STAGED`]
+/// orders then covers whole lines (see [`stream_staged`]).
+#[repr(C, align(64))]
+struct Chunk([MaybeUninit<HashedOrder>; CHUNK]);
 
 /// One input partition's orders of `bigint` customers, scattered into [`BUCKETS`].
 ///
@@ -39,7 +47,9 @@ const CHUNK: usize = 64 * STAGED;
 /// each time, and the address translations alone cost more than the copying. A bucket
 /// is a list of fixed-size chunks, so it grows without copying what it holds.
 pub struct Scattered {
-    buckets: Vec<Vec<Vec<HashedOrder>>>,
+    buckets: Vec<Vec<Box<Chunk>>>,
+    /// Orders copied to each bucket (its chunks hold them in order, all full but the last).
+    flushed: Box<[usize; BUCKETS]>,
     staged: Box<[[HashedOrder; STAGED]; BUCKETS]>,
     staged_len: Box<[u8; BUCKETS]>,
     /// The latest order time seen (the default `as_of`).
@@ -57,7 +67,8 @@ impl Default for Scattered {
 impl Scattered {
     pub fn new() -> Self {
         Scattered {
-            buckets: vec![Vec::new(); BUCKETS],
+            buckets: (0..BUCKETS).map(|_| Vec::new()).collect(),
+            flushed: Box::new([0; BUCKETS]),
             staged: Box::new([[(0, 0, 0.0); STAGED]; BUCKETS]),
             staged_len: Box::new([0; BUCKETS]),
             latest: None,
@@ -81,33 +92,87 @@ impl Scattered {
                 self.staged_len[bucket] = (len + 1) as u8;
             }
         }
+        // The streamed orders are visible to whichever thread summarises them.
+        stream_fence();
     }
 
     /// Moves a full staging buffer to its bucket.
     #[inline]
     fn flush(&mut self, bucket: usize) {
+        let at = self.flushed[bucket] % CHUNK;
         let chunks = &mut self.buckets[bucket];
-        if chunks.last().is_none_or(|c| c.len() == CHUNK) {
-            chunks.push(Vec::with_capacity(CHUNK));
+        if at == 0 {
+            // SAFETY: `Chunk` is an array of `MaybeUninit`, for which any bytes,
+            // initialised or not, are a valid value.
+            chunks.push(unsafe { Box::<Chunk>::new_uninit().assume_init() });
             self.chunks += 1;
         }
         let last = chunks.last_mut().expect("a chunk with room");
-        last.extend_from_slice(&self.staged[bucket]);
+        let to = <&mut [_; STAGED]>::try_from(&mut last.0[at..at + STAGED]).expect("STAGED orders");
+        stream_staged(to, &self.staged[bucket]);
+        self.flushed[bucket] += STAGED;
         self.staged_len[bucket] = 0;
     }
 
     /// A bucket's orders in the order they came: its chunks, then those still staged.
     fn runs(&self, bucket: usize) -> impl Iterator<Item = &[HashedOrder]> {
+        let flushed = self.flushed[bucket];
         let staged = usize::from(self.staged_len[bucket]);
         self.buckets[bucket]
             .iter()
-            .map(Vec::as_slice)
+            .enumerate()
+            .map(move |(k, chunk)| {
+                let len = (flushed - k * CHUNK).min(CHUNK);
+                // SAFETY: the first `flushed` orders of a bucket, `CHUNK` per chunk,
+                // were written by `flush` (and fenced by `extend`).
+                unsafe { std::slice::from_raw_parts(chunk.0.as_ptr().cast::<HashedOrder>(), len) }
+            })
             .chain(std::iter::once(&self.staged[bucket][..staged]))
     }
 
     /// Bytes held, for the memory pool.
     pub fn bytes(&self) -> usize {
         (self.chunks * CHUNK + BUCKETS * STAGED) * std::mem::size_of::<HashedOrder>()
+    }
+}
+
+/// Copies a full staging buffer to its place in a chunk with non-temporal stores.
+/// The place is three whole cache lines (the chunk starts on a line and every flush
+/// is 192 bytes), so the stores fill whole lines and go to memory without the lines
+/// being read first: scattering writes each order's line once instead of reading it
+/// in and writing it back, and the orders do not push out of cache what the
+/// partition's reading keeps there.
+#[inline(always)]
+fn stream_staged(to: &mut [MaybeUninit<HashedOrder>; STAGED], from: &[HashedOrder; STAGED]) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `to` and `from` are both `STAGED` orders (192 bytes) long, so the
+    // twelve 16-byte loads and stores stay inside them; `to` starts on a 64-byte
+    // boundary (a `Chunk` is aligned to 64 and `flush` writes at multiples of 192
+    // bytes from its start), as the aligned streaming store needs; `from` is read
+    // with unaligned loads. SSE2 is part of the x86_64 baseline.
+    unsafe {
+        use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_stream_si128};
+        let src = from.as_ptr().cast::<__m128i>();
+        let dst = to.as_mut_ptr().cast::<__m128i>();
+        for i in 0..STAGED * size_of::<HashedOrder>() / 16 {
+            _mm_stream_si128(dst.add(i), _mm_loadu_si128(src.add(i)));
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    for (slot, order) in to.iter_mut().zip(from) {
+        slot.write(*order);
+    }
+}
+
+/// Orders the streaming stores before any later store (the hand-over of a
+/// partition's orders to the summarising threads): x86's ordinary release ordering
+/// does not cover them.
+#[inline]
+fn stream_fence() {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a store fence has no operands and no effect on program state.
+    unsafe {
+        std::arch::x86_64::_mm_sfence();
     }
 }
 

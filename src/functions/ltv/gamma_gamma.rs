@@ -356,6 +356,15 @@ fn fit_customers(
         });
     }
     let started = std::time::Instant::now();
+    if let Some(prepared) = prepare_whole(frequency, monetary_value, skip_zero_spend) {
+        let prepared = prepared?;
+        tracing::debug!(
+            model = MODEL,
+            layout_ms = started.elapsed().as_secs_f64() * 1e3,
+            "fit layout"
+        );
+        return prepared.fit();
+    }
     // Room for every customer: never grown, and address space only where unused.
     let mut repeat_x = Vec::with_capacity(frequency.len());
     let mut repeat_m = Vec::with_capacity(frequency.len());
@@ -417,6 +426,85 @@ fn prepare(x: &[f64], m: &[f64], counts: Option<&[u64]>) -> Prepared {
         }),
         x.len(),
     )
+}
+
+/// Largest frequency (plus one) [`prepare_whole`] indexes directly.
+const WHOLE_LIMIT: usize = 1 << 16;
+
+/// The layout [`prepare`] gives many customers (more than [`MERGE_UP_TO`] with a
+/// repeat purchase) when every frequency is a whole number below [`WHOLE_LIMIT`]
+/// (as summaries' always are), built straight from the summary columns: frequencies
+/// index the groups directly, so the repeat customers are checked and counted per x
+/// in one pass and laid out in a second, without collecting them first or looking
+/// any value up. `None`, having built nothing, for fewer customers or another
+/// frequency; the same tuples in the same order as [`prepare`] otherwise.
+fn prepare_whole(
+    frequency: &[f64],
+    monetary_value: &[f64],
+    skip_zero_spend: bool,
+) -> Option<Result<Prepared, LtvError>> {
+    let kept = |x: f64, m: f64| x > 0.0 && !(skip_zero_spend && m == 0.0);
+    let mut per_x = vec![0usize; WHOLE_LIMIT];
+    let mut customers = 0;
+    for (&x, &m) in frequency.iter().zip(monetary_value) {
+        if !(is_whole(x) && x < WHOLE_LIMIT as f64) {
+            return None;
+        }
+        if kept(x, m) {
+            if let Err(e) = check_monetary(m) {
+                return Some(Err(e));
+            }
+            per_x[x as usize] += 1;
+            customers += 1;
+        }
+    }
+    if customers <= MERGE_UP_TO {
+        return None;
+    }
+    // Where each x's amounts go: x ascending, each x in input order (as `group_by`).
+    let mut groups = Vec::new();
+    let mut next = vec![0usize; WHOLE_LIMIT];
+    let mut start = 0;
+    for (x, &count) in per_x.iter().enumerate() {
+        next[x] = start;
+        if count > 0 {
+            groups.push(Group {
+                x: x as f64,
+                start,
+                end: start + count,
+            });
+            start += count;
+        }
+    }
+    let mut amounts = vec![0.0; customers];
+    for (&x, &m) in frequency.iter().zip(monetary_value) {
+        if kept(x, m) {
+            let slot = &mut next[x as usize];
+            amounts[*slot] = m;
+            *slot += 1;
+        }
+    }
+    // As `Prepared::new` sums them: in the order of the layout.
+    let spend: f64 = amounts.iter().sum();
+    let total = customers as f64;
+    let scale = total / spend;
+    let mut tuples = Vec::with_capacity(customers);
+    for group in &groups {
+        tuples.extend(amounts[group.start..group.end].iter().map(|&m| {
+            let m = m * scale;
+            Tuple {
+                xm: group.x * m,
+                ln_m: m.ln(),
+                w: 1.0,
+            }
+        }));
+    }
+    Some(Ok(Prepared {
+        scale,
+        groups,
+        tuples,
+        total,
+    }))
 }
 
 /// One distinct (x, m), m scaled: x·m.
@@ -881,5 +969,69 @@ mod tests {
         ] {
             assert!((u - v).abs() < 1e-6 * v, "{large:?} vs {fitted:?}");
         }
+    }
+
+    /// The layout built straight from the summary columns is the general one: the
+    /// same groups and tuples, bit for bit, in the same order (customers without a
+    /// repeat purchase and those whose repeat orders were all free left out).
+    #[test]
+    fn whole_number_layout_is_the_general_one() {
+        let mut rng = ChaCha8Rng::seed_from_u64(25);
+        let (mut frequency, mut monetary) = (Vec::new(), Vec::new());
+        for _ in 0..150_000 {
+            let x = f64::from(rng.gen_range(0..12u32));
+            // Free repeat orders now and then, and never spend without them.
+            let free = rng.gen_range(0..10) == 0;
+            let m = if x == 0.0 || free {
+                0.0
+            } else {
+                rng.gen_range(1.0..500.0)
+            };
+            frequency.push(x);
+            monetary.push(m);
+        }
+        let whole = prepare_whole(&frequency, &monetary, true)
+            .expect("whole frequencies")
+            .unwrap();
+        let (mut repeat_x, mut repeat_m) = (Vec::new(), Vec::new());
+        for (&x, &m) in frequency.iter().zip(&monetary) {
+            if x > 0.0 && m != 0.0 {
+                repeat_x.push(x);
+                repeat_m.push(m);
+            }
+        }
+        assert!(repeat_x.len() > MERGE_UP_TO);
+        let general = prepare(&repeat_x, &repeat_m, None);
+        assert_eq!(whole.scale.to_bits(), general.scale.to_bits());
+        assert_eq!(whole.total, general.total);
+        let groups = |p: &Prepared| -> Vec<(u64, usize, usize)> {
+            p.groups
+                .iter()
+                .map(|g| (g.x.to_bits(), g.start, g.end))
+                .collect()
+        };
+        assert_eq!(groups(&whole), groups(&general));
+        let tuples = |p: &Prepared| -> Vec<[u64; 3]> {
+            p.tuples
+                .iter()
+                .map(|t| [t.xm.to_bits(), t.ln_m.to_bits(), t.w.to_bits()])
+                .collect()
+        };
+        assert_eq!(tuples(&whole), tuples(&general));
+
+        // Fewer repeat customers, or a frequency that is not a whole number: the
+        // general road.
+        assert!(prepare_whole(&frequency[..1000], &monetary[..1000], true).is_none());
+        let mut fractional = frequency.clone();
+        fractional[7] = 1.5;
+        assert!(prepare_whole(&fractional, &monetary, true).is_none());
+        // A bad amount is refused as the general road refuses it.
+        let mut negative = monetary.clone();
+        let at = frequency.iter().position(|&x| x > 0.0).unwrap();
+        negative[at] = -1.0;
+        assert!(matches!(
+            prepare_whole(&frequency, &negative, true),
+            Some(Err(LtvError::InvalidInput { .. }))
+        ));
     }
 }
