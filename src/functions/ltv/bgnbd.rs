@@ -30,7 +30,7 @@
 use rustc_hash::FxHashMap;
 use statrs::function::gamma::{digamma, ln_gamma};
 
-use super::collapse::{Collapsed, Dictionary, collapse};
+use super::collapse::{Collapsed, Dictionary, Group, collapse, lay_out};
 use super::error::LtvError;
 use super::expectation::NumeratorSeries;
 use super::optimize::{MIN_CUSTOMERS, fit_log_parameters};
@@ -619,21 +619,10 @@ fn prepare_whole(
             end: tuples.len(),
         });
     }
-    let mut next = vec![0usize; per_x.len()];
-    let mut start = tuples.len();
-    for (xi, &count) in per_x.iter().enumerate() {
-        next[xi] = start;
-        if count > 0 {
-            groups.push(Group {
-                x: xi as f64,
-                start,
-                end: start + count,
-            });
-            start += count;
-        }
-    }
+    let mut next = lay_out(&per_x, |xi| xi as f64, tuples.len(), &mut groups);
+    let laid_out = groups.last().map_or(tuples.len(), |g| g.end);
     tuples.resize(
-        start,
+        laid_out,
         Tuple {
             t: 0,
             t_x: 0,
@@ -723,18 +712,8 @@ fn prepare_grouped(
         });
         start = first_only_count;
     }
-    let mut next_by_rank = vec![0usize; x_values.len()];
-    for (rank, &count) in count_by_rank.iter().enumerate() {
-        next_by_rank[rank] = start;
-        if count > 0 {
-            groups.push(Group {
-                x: x_values[rank],
-                start,
-                end: start + count,
-            });
-            start += count;
-        }
-    }
+    let mut next_by_rank = lay_out(&count_by_rank, |rank| x_values[rank], start, &mut groups);
+    let start = groups.last().map_or(start, |g| g.end);
     let mut tuples = vec![
         Tuple {
             t: 0,
@@ -775,14 +754,6 @@ struct Tuple {
     t: u32,
     t_x: u32,
     w: f64,
-}
-
-/// The tuples of one x: `tuples[start..end]`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Group {
-    x: f64,
-    start: usize,
-    end: usize,
 }
 
 /// The data laid out for fast evaluation, times divided by the largest T.

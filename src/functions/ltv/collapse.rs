@@ -81,6 +81,38 @@ impl Default for Dictionary {
     }
 }
 
+/// The laid-out rows of one frequency x: `start..end`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Group {
+    pub x: f64,
+    pub start: usize,
+    pub end: usize,
+}
+
+/// Lays keys out one after another from `start`, key 0 first (the offsets of
+/// a counting sort): pushes a [`Group`] for each key that has rows, with x
+/// `x_of(key)`, and returns where each key's first row goes.
+pub fn lay_out(
+    counts: &[usize],
+    x_of: impl Fn(usize) -> f64,
+    mut start: usize,
+    groups: &mut Vec<Group>,
+) -> Vec<usize> {
+    let mut next = vec![0usize; counts.len()];
+    for (key, &count) in counts.iter().enumerate() {
+        next[key] = start;
+        if count > 0 {
+            groups.push(Group {
+                x: x_of(key),
+                start,
+                end: start + count,
+            });
+            start += count;
+        }
+    }
+    next
+}
+
 /// Rows grouped by the value of one column: `order[starts[g]..starts[g + 1]]`
 /// are the rows (in input order) whose value is `keys[g]`, keys ascending.
 #[derive(Debug, Clone)]

@@ -25,7 +25,7 @@
 use statrs::function::gamma::{digamma, ln_gamma};
 
 use super::bgnbd::{SUM_BLOCK, is_whole, threads_for};
-use super::collapse::{Collapsed, collapse, group_by};
+use super::collapse::{Collapsed, Group, collapse, group_by, lay_out};
 use super::error::LtvError;
 use super::optimize::{MIN_CUSTOMERS, fit_log_parameters};
 
@@ -463,19 +463,7 @@ fn prepare_whole(
     }
     // Where each x's amounts go: x ascending, each x in input order (as `group_by`).
     let mut groups = Vec::new();
-    let mut next = vec![0usize; WHOLE_LIMIT];
-    let mut start = 0;
-    for (x, &count) in per_x.iter().enumerate() {
-        next[x] = start;
-        if count > 0 {
-            groups.push(Group {
-                x: x as f64,
-                start,
-                end: start + count,
-            });
-            start += count;
-        }
-    }
+    let mut next = lay_out(&per_x, |x| x as f64, 0, &mut groups);
     let mut amounts = vec![0.0; customers];
     for (&x, &m) in frequency.iter().zip(monetary_value) {
         if kept(x, m) {
@@ -513,14 +501,6 @@ struct Tuple {
     xm: f64,
     ln_m: f64,
     w: f64,
-}
-
-/// The tuples of one x: `tuples[start..end]`.
-#[derive(Debug, Clone, Copy)]
-struct Group {
-    x: f64,
-    start: usize,
-    end: usize,
 }
 
 /// The data laid out for evaluation, amounts divided by their mean.
