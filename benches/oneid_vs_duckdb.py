@@ -14,6 +14,10 @@ One run:
 
 Run through benches/oneid_vs_duckdb.sh, which makes the venv (duckdb, psycopg).
 
+`--cores N` runs both engines twice, pinned to one CPU and then to the first N (the server
+follows its CPU affinity; DuckDB gets `SET threads = N`), and prints each engine's speed-up
+from 1 to N cores, userql's server CPU over wall time, and its peak bytes per row.
+
 The two component counts are not expected to be equal: userql normalises phones to E.164
 (so "+86 138-0013-8000" and "13800138000" match), drops invalid phones and links hashed
 phones to plain ones; by default the DuckDB side only lower-cases and trims. The demo
@@ -198,7 +202,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def bench_userql(userql_bin: str, work: Path, parquet: Path, runs: int) -> dict:
+def pinned_to(cpus: set[int] | None):
+    """A `preexec_fn` that pins a child process to `cpus` (None: no pinning)."""
+    if cpus is None:
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)
+
+
+def bench_userql(userql_bin: str, work: Path, parquet: Path, runs: int,
+                 cpus: set[int] | None = None) -> dict:
     config = work / "userql-ids.toml"
     config.write_text(
         "# One channel: the benchmark's identifier rows, already in OneID's input shape.\n"
@@ -213,6 +225,8 @@ def bench_userql(userql_bin: str, work: Path, parquet: Path, runs: int) -> dict:
         [userql_bin, "serve", "--config", str(config), "--listen", f"127.0.0.1:{port}",
          "--data-dir", str(work / "userql-data")],
         stdout=log, stderr=subprocess.STDOUT,
+        # Pinned, the server's thread count follows its CPUs (it reads its affinity).
+        preexec_fn=pinned_to(cpus),
     )
     try:
         conninfo = f"host=127.0.0.1 port={port} user=bench dbname=userql"
@@ -299,7 +313,22 @@ def bench_userql(userql_bin: str, work: Path, parquet: Path, runs: int) -> dict:
 # --------------------------------------------------------------------------------------
 
 
-def bench_duckdb(work: Path, parquet: Path, phone_rules: bool) -> dict:
+def bench_duckdb(work: Path, parquet: Path, phone_rules: bool,
+                 cpus: set[int] | None = None) -> dict:
+    """components_in_duckdb, this process pinned to `cpus` and DuckDB given as many
+    threads while it runs (None: every core, DuckDB's default threads)."""
+    if cpus is None:
+        return components_in_duckdb(work, parquet, phone_rules, None)
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus)
+    try:
+        return components_in_duckdb(work, parquet, phone_rules, len(cpus))
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def components_in_duckdb(work: Path, parquet: Path, phone_rules: bool,
+                         threads: int | None) -> dict:
     """Connected components of records linked by shared (id_type, value), in SQL.
 
     The plan, chosen to keep every step a hash join / aggregate DuckDB does well:
@@ -315,6 +344,8 @@ def bench_duckdb(work: Path, parquet: Path, phone_rules: bool) -> dict:
     count, by one or two) can differ between runs; the components cannot.
     """
     con = duckdb.connect()  # in-memory, default threads = all cores
+    if threads is not None:
+        con.execute(f"SET threads = {threads}")
     con.execute(f"SET temp_directory = {sql_str(str(work / 'duckdb-tmp'))}")
     threads = con.execute("SELECT current_setting('threads')").fetchone()[0]
     steps: dict[str, float] = {}
@@ -437,6 +468,10 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3, help="userql timed runs (median reported)")
     ap.add_argument("--prepare-only", action="store_true",
                     help="only generate the demo data and identities.parquet")
+    ap.add_argument("--cores", type=int, default=None, metavar="N",
+                    help="run both engines twice, pinned to 1 CPU and then to N CPUs (DuckDB "
+                         "with as many threads), and report each engine's speed-up from 1 "
+                         "to N cores")
     ap.add_argument("--duckdb-phone-rules", action="store_true",
                     help="DuckDB also normalises phones (CN mobiles, hashed) instead of "
                          "lower(trim()) only: shows how much of the component gap is phones")
@@ -456,6 +491,10 @@ def main() -> None:
     print(f"identities.parquet: {rows:,} identifier rows")
     print()
     if args.prepare_only:
+        return
+
+    if args.cores is not None:
+        scaling(args, work, parquet, rows)
         return
 
     uq = bench_userql(args.userql_bin, work, parquet, args.runs)
@@ -504,6 +543,44 @@ def main() -> None:
           f"{check(uq['median_s'] < TARGET_SECONDS)}")
     print(f"target <= {TARGET_BYTES_PER_ROW:.0f} bytes per row peak: {bpr:.0f} "
           f"{check(bpr <= TARGET_BYTES_PER_ROW)}")
+
+
+def scaling(args: argparse.Namespace, work: Path, parquet: Path, rows: int) -> None:
+    """Both engines on 1 CPU and on the first N CPUs this process may use: the table of
+    the issue that asks for OneID to scale with cores, and each engine's speed-up."""
+    available = sorted(os.sched_getaffinity(0))
+    if not 1 <= args.cores <= len(available):
+        raise SystemExit(f"--cores {args.cores}: this process may use {len(available)} CPUs")
+    counts = [1] if args.cores == 1 else [1, args.cores]
+    results = {}
+    for n in counts:
+        cpus = set(available[:n])
+        print(f"--- {n} core{'s' if n > 1 else ''} (CPUs {sorted(cpus)}) ---")
+        uq = bench_userql(args.userql_bin, work, parquet, args.runs, cpus)
+        dd = bench_duckdb(work, parquet, args.duckdb_phone_rules, cpus)
+        results[n] = (uq, dd)
+        print()
+    print(f"{rows:,} identifier rows, {results[counts[0]][0]['records']:,} records")
+    print(f"{'cores':>5} | {'userql s':>8} | {'cpu/wall':>8} | {'duckdb s':>8} | "
+          f"{'duckdb/userql':>13} | {'userql B/row':>12}")
+    for n in counts:
+        uq, dd = results[n]
+        cpu_wall = statistics.median(uq["cpu_s"]) / uq["median_s"]
+        print(f"{n:>5} | {uq['median_s']:>8.2f} | {cpu_wall:>8.2f} | {dd['wall_s']:>8.2f} | "
+              f"{dd['wall_s'] / uq['median_s']:>12.1f}x | {uq['rss_peak'] / rows:>12.0f}")
+    if len(counts) == 2:
+        one, many = results[1], results[args.cores]
+        print(f"speed-up from 1 to {args.cores} cores: userql "
+              f"{one[0]['median_s'] / many[0]['median_s']:.2f}x, duckdb "
+              f"{one[1]['wall_s'] / many[1]['wall_s']:.2f}x")
+    for n in counts:
+        uq, dd = results[n]
+        if uq["components"] == results[counts[0]][0]["components"]:
+            continue
+        raise SystemExit(f"userql found {uq['components']:,} components on {n} cores, "
+                         f"{results[counts[0]][0]['components']:,} on {counts[0]}")
+    print(f"userql components identical at every core count: "
+          f"{results[counts[0]][0]['components']:,}")
 
 
 if __name__ == "__main__":

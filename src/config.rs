@@ -95,6 +95,10 @@ pub struct ServerConfig {
     /// longer than this after such a commit could find its files gone.
     #[serde(default = "default_vacuum_retention_secs")]
     pub vacuum_retention_secs: u64,
+    /// Threads for the CPU-heavy work of a statement (query partitions, OneID, RFM,
+    /// LTV); 0 for every CPU the process may use (affinity and cgroup quota).
+    #[serde(default)]
+    pub threads: usize,
 }
 
 /// `[[users]]`: one login.
@@ -151,6 +155,7 @@ impl Default for ServerConfig {
             require_tls: false,
             channel_cache_mb: default_channel_cache_mb(),
             vacuum_retention_secs: default_vacuum_retention_secs(),
+            threads: 0,
         }
     }
 }
@@ -521,7 +526,16 @@ mod tests {
         let c = parse("").unwrap();
         assert_eq!(c.server.listen, DEFAULT_LISTEN);
         assert_eq!(c.server.database, "userql");
+        assert_eq!(c.server.threads, 0, "every available CPU");
         assert!(c.channels.is_empty());
+    }
+
+    #[test]
+    fn threads_setting_parses() {
+        let c = parse("[server]\nthreads = 3\n").unwrap();
+        assert_eq!(c.server.threads, 3);
+        let err = parse("[server]\nthreads = -1\n").unwrap_err().to_string();
+        assert!(err.contains("threads"), "{err}");
     }
 
     #[test]

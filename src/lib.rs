@@ -13,6 +13,7 @@ pub mod functions;
 pub mod logging;
 pub mod security;
 pub mod server;
+pub mod threads;
 
 pub use config::Config;
 pub use engine::{Engine, Session};

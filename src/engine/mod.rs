@@ -86,7 +86,9 @@ impl Engine {
     /// Build the catalog from a config: channels, views, pg_catalog, functions.
     pub async fn open(config: Config) -> Result<Arc<Self>, EngineError> {
         let db = config.server.database.clone();
+        crate::threads::configure(config.server.threads);
         let mut session_config = SessionConfig::new()
+            .with_target_partitions(crate::threads::available())
             .with_default_catalog_and_schema(&db, "public")
             .with_create_default_catalog_and_schema(true)
             // Our own information_schema (PostgreSQL type names) is registered below.

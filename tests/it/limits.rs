@@ -203,3 +203,36 @@ async fn sigterm_finishes_running_statements_and_refuses_new_connections() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// `[server] threads` is a statement's partition count (and the analytic functions'
+/// threads). A process of its own: the setting is the process's.
+#[tokio::test]
+async fn threads_setting_sets_the_partitions() {
+    let dir = support::fresh_dir("threads-setting");
+    let config = dir.join("userql.toml");
+    std::fs::write(&config, "[server]\nthreads = 3\n").expect("write the config");
+    let port = support::free_port();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_userql"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start userql");
+    let (client, _connection) = support::connect_port(port).await;
+    let shown = client
+        .simple_query("SHOW datafusion.execution.target_partitions")
+        .await
+        .expect("SHOW the partitions");
+    let value = shown.iter().find_map(|m| match m {
+        tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
+        _ => None,
+    });
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(value.as_deref(), Some("3"));
+}

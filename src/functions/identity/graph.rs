@@ -68,6 +68,7 @@ use super::merger::{Merger, Outcome};
 pub use super::settings::{OverrideAction, ResolverConfig};
 use super::stable_ids::assign_one_ids;
 pub use super::stable_ids::record_hash;
+use crate::threads::CpuClock;
 
 /// "No such id" in the compact `u32` tables.
 pub(super) const NONE: u32 = u32::MAX;
@@ -623,31 +624,35 @@ fn csr_starts(pairs: &[u64], key_count: usize) -> Result<Vec<u32>, OneIdError> {
     Ok(starts)
 }
 
-/// Wall time per resolution phase, for the debug log (`RUST_LOG=userql=debug`).
+/// Wall time and CPU/wall per resolution phase, for the debug log
+/// (`RUST_LOG=userql=debug`): a phase near 1 CPU/wall runs on one thread.
 struct Phases {
-    last: std::time::Instant,
-    laps: Vec<(&'static str, std::time::Duration)>,
+    last: CpuClock,
+    laps: Vec<(&'static str, std::time::Duration, Option<f64>)>,
 }
 
 impl Phases {
     fn start() -> Self {
         Phases {
-            last: std::time::Instant::now(),
+            last: CpuClock::start(),
             laps: Vec::new(),
         }
     }
 
     fn lap(&mut self, name: &'static str) {
-        let now = std::time::Instant::now();
-        self.laps.push((name, now - self.last));
-        self.last = now;
+        let (wall, cpu_per_wall) = self.last.read();
+        self.laps.push((name, wall, cpu_per_wall));
+        self.last = CpuClock::start();
     }
 
     fn report(&self) -> String {
         let parts: Vec<String> = self
             .laps
             .iter()
-            .map(|(name, d)| format!("{name} {:.3} s", d.as_secs_f64()))
+            .map(|(name, wall, ratio)| match ratio {
+                Some(r) => format!("{name} {:.3} s (cpu/wall {r:.2})", wall.as_secs_f64()),
+                None => format!("{name} {:.3} s", wall.as_secs_f64()),
+            })
             .collect();
         parts.join(", ")
     }

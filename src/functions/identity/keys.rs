@@ -248,7 +248,7 @@ pub(super) fn normalize_values(
     };
 
     let threads = match config.threads {
-        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        0 => crate::threads::available(),
         t => t,
     }
     .clamp(1, 64);

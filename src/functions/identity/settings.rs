@@ -62,7 +62,7 @@ pub struct ResolverConfig {
     /// Families in the order their links are applied; families not listed
     /// come after, in name order.
     pub type_priority: Vec<String>,
-    /// Threads for normalising values; 0 means all available cores. Not a SQL
+    /// Threads for normalising values; 0 means the server's (`[server] threads`). Not a SQL
     /// setting: embedding code (and the benches) may want to pin it.
     pub threads: usize,
 }

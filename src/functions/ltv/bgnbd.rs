@@ -1037,7 +1037,7 @@ impl Prepared {
 
 /// Threads for an evaluation over `tuples` distinct rows.
 pub(crate) fn threads_for(tuples: usize) -> usize {
-    let available = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let available = crate::threads::available();
     (tuples / TUPLES_PER_THREAD).clamp(1, available.min(8))
 }
 

@@ -196,7 +196,7 @@ pub fn summarize_buckets(
         return Ok(None);
     };
     let orders = orders_in(parts, 0..BUCKETS);
-    let available = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let available = crate::threads::available();
     let threads = orders.div_ceil(ORDERS_PER_THREAD).clamp(1, available);
     let per_thread = BUCKETS.div_ceil(threads);
     let summarised: Vec<Result<(Vec<i64>, SummaryColumns), LtvError>> =

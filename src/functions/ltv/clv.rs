@@ -559,7 +559,7 @@ type Stretch<'a> = (
 
 /// Threads for `work` units (customers, or pairs weighted by their cost).
 fn threads_for_scoring(work: usize) -> usize {
-    let available = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let available = crate::threads::available();
     (work / CUSTOMERS_PER_THREAD).clamp(1, available.min(8))
 }
 

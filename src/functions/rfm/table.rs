@@ -220,7 +220,7 @@ impl RfmTable {
         };
         // Labels are written in parallel chunks, one output partition each.
         let rows = measures.len();
-        let parts = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let parts = crate::threads::available();
         let chunk = rows.div_ceil(parts).max(LABEL_CHUNK_MIN);
         std::thread::scope(|scope| {
             let chunks: Vec<_> = (0..rows)
@@ -318,7 +318,7 @@ impl RfmTable {
             return Ok(None);
         };
         let (stagers, reservations): (Vec<Stager>, Vec<_>) = filled.into_iter().unzip();
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = crate::threads::available();
         let columns = input::blocking(move || {
             stagers.into_iter().for_each(Stager::finish);
             let tables = Arc::try_unwrap(shared)

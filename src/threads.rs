@@ -1,0 +1,96 @@
+//! How many threads the CPU-heavy work of one statement uses (DataFusion's partitions,
+//! and the threads of OneID, RFM and LTV): `[server] threads`, or with 0 (the default)
+//! every CPU this process may run on. The standard library reads that from the
+//! process's CPU affinity (`taskset`, `cpuset`) and its cgroup's CPU quota (a container's
+//! `--cpus`), so a server pinned or limited to 4 CPUs uses 4 threads, not the machine's.
+//!
+//! One setting per process: a server runs one engine. Results never depend on it (each
+//! parallel algorithm gives the same answer at any thread count); only speed does.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The configured count; 0 for every available CPU.
+static CONFIGURED: AtomicUsize = AtomicUsize::new(0);
+
+/// Sets the thread count (`[server] threads`); 0 for every available CPU.
+pub fn configure(threads: usize) {
+    CONFIGURED.store(threads, Ordering::Relaxed);
+}
+
+/// The thread count to use: the configured one, else the CPUs available to the
+/// process; at least 1.
+pub fn available() -> usize {
+    match CONFIGURED.load(Ordering::Relaxed) {
+        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        n => n,
+    }
+}
+
+/// CPU time this process has used so far, all threads together (for the debug log's
+/// per-phase CPU/wall figures: near 1 a phase is serial, near the thread count it fills
+/// them). `None` where the system does not say.
+pub fn process_cpu_time() -> Option<std::time::Duration> {
+    #[cfg(unix)]
+    {
+        let mut now = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes one timespec, which `now` is.
+        let ok = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut now) } == 0;
+        ok.then(|| std::time::Duration::new(now.tv_sec as u64, now.tv_nsec as u32))
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
+/// CPU time over wall time since a start: how many threads were busy on average.
+#[derive(Debug, Clone, Copy)]
+pub struct CpuClock {
+    wall: std::time::Instant,
+    cpu: Option<std::time::Duration>,
+}
+
+impl CpuClock {
+    pub fn start() -> Self {
+        CpuClock {
+            wall: std::time::Instant::now(),
+            cpu: process_cpu_time(),
+        }
+    }
+
+    /// Wall time since the start, and CPU time over it (`None` where unknown).
+    pub fn read(&self) -> (std::time::Duration, Option<f64>) {
+        let wall = self.wall.elapsed();
+        let ratio = self.cpu.zip(process_cpu_time()).map(|(then, now)| {
+            now.saturating_sub(then).as_secs_f64() / wall.as_secs_f64().max(1e-9)
+        });
+        (wall, ratio)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_time_counts_work() {
+        let clock = CpuClock::start();
+        let mut x = 0u64;
+        for i in 0..20_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        std::hint::black_box(x);
+        let (_, ratio) = clock.read();
+        let ratio = ratio.expect("the process CPU clock is there on unix");
+        assert!(ratio > 0.0, "{ratio}");
+    }
+
+    #[test]
+    fn zero_means_the_available_cpus() {
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        assert_eq!(available(), cpus);
+    }
+}
