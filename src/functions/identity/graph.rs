@@ -303,44 +303,34 @@ impl IdentityGraph {
         })?;
         let mut clock = Phases::start();
 
-        // Canonical record order: by stable hash, ties by id.
-        let (hash_of_rank, id_of_rank): (Vec<u64>, Vec<u32>) = {
-            let mut order: Vec<(u64, u32)> = (0..n)
-                .map(|id| (record_hash(self.records.get(id)), id))
-                .collect();
-            order.sort_unstable_by(|a, b| {
-                a.0.cmp(&b.0)
-                    .then_with(|| self.records.get(a.1).cmp(self.records.get(b.1)))
-            });
-            order.into_iter().unzip()
-        };
+        // The canonical record order needs only the records and normalising only the
+        // values: the order is worked out on a thread of its own beside the normalising
+        // (whose sequential key interning leaves a core to spare).
+        let families = Families::new(&self.types, config);
+        let (canonical, normalized) = std::thread::scope(|scope| {
+            let ordering = scope.spawn(|| canonical_order(&self.records, n));
+            let normalized = normalize_values(&self.values, &families, config);
+            let canonical = ordering
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (canonical, normalized)
+        });
+        let normalized = normalized?;
+        let (hash_of_rank, id_of_rank) = canonical;
         let mut rank_of_id = vec![0u32; n as usize];
         for (rank, &id) in id_of_rank.iter().enumerate() {
             rank_of_id[id as usize] = rank as u32;
         }
+        clock.lap("order and normalize");
 
-        clock.lap("order");
-        let families = Families::new(&self.types, config);
-        let normalized = normalize_values(&self.values, &families, config)?;
-        clock.lap("normalize");
-
-        // (key, record rank) pairs, deduplicated: a record holding a key twice
-        // (or under two spellings) holds it once.
-        let mut pairs: Vec<u64> = Vec::with_capacity(self.rows.len());
-        for (i, &(record, value)) in self.rows.iter().enumerate() {
-            // Both lookups below are random reads into tables of millions.
-            if let Some(&(r, v)) = self.rows.get(i + ROW_AHEAD) {
-                prefetch(&normalized.key_of_value, v as usize);
-                prefetch(&rank_of_id, r as usize);
-            }
-            let key = normalized.key_of_value[value as usize];
-            if key != NONE {
-                pairs.push((u64::from(key) << 32) | u64::from(rank_of_id[record as usize]));
-            }
-        }
-        pairs.sort_unstable();
-        pairs.dedup();
         let key_count = normalized.keys.len();
+        let pairs = sorted_pairs(
+            &self.rows,
+            &normalized.key_of_value,
+            &rank_of_id,
+            key_count,
+            config.thread_count(),
+        );
         let key_start = csr_starts(&pairs, key_count)?;
         clock.lap("pairs");
         let holders = |k: u32| -> &[u64] {
@@ -605,6 +595,146 @@ impl IdentityGraph {
             details,
         ))
     }
+}
+
+/// Canonical record order: by stable hash, ties by id text. `(hash, id)` of each rank.
+fn canonical_order(records: &Interner, n: u32) -> (Vec<u64>, Vec<u32>) {
+    let mut order: Vec<(u64, u32)> = (0..n)
+        .map(|id| (record_hash(records.get(id)), id))
+        .collect();
+    order.sort_unstable_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then_with(|| records.get(a.1).cmp(records.get(b.1)))
+    });
+    order.into_iter().unzip()
+}
+
+/// Rows per thread below which [`sorted_pairs`] stays on one thread.
+const PAIRS_PER_THREAD: usize = 1 << 20;
+
+/// The `(key << 32 | record rank)` pair of every row whose value has a key, sorted
+/// and deduplicated: a record holding a key twice (or under two spellings) holds it
+/// once.
+///
+/// On several threads: each counts its share of the rows per range of keys, the pairs
+/// are then written straight into their places (ranges in key order, shares in row
+/// order within a range), and the ranges are sorted side by side. Sorted ranges in key
+/// order are the whole array sorted, so the result is the same at any thread count,
+/// and no memory is needed beyond the pairs themselves.
+fn sorted_pairs(
+    rows: &[(u32, u32)],
+    key_of_value: &[u32],
+    rank_of_id: &[u32],
+    key_count: usize,
+    threads: usize,
+) -> Vec<u64> {
+    let threads = threads.min(rows.len() / PAIRS_PER_THREAD).max(1);
+    sorted_pairs_on(rows, key_of_value, rank_of_id, key_count, threads)
+}
+
+/// [`sorted_pairs`] on exactly `threads` threads.
+fn sorted_pairs_on(
+    rows: &[(u32, u32)],
+    key_of_value: &[u32],
+    rank_of_id: &[u32],
+    key_count: usize,
+    threads: usize,
+) -> Vec<u64> {
+    let pair_of = |i: usize| -> Option<u64> {
+        let (record, value) = rows[i];
+        // Both lookups are random reads into tables of millions.
+        if let Some(&(r, v)) = rows.get(i + ROW_AHEAD) {
+            prefetch(key_of_value, v as usize);
+            prefetch(rank_of_id, r as usize);
+        }
+        let key = key_of_value[value as usize];
+        (key != NONE).then(|| (u64::from(key) << 32) | u64::from(rank_of_id[record as usize]))
+    };
+    if threads <= 1 || rows.is_empty() {
+        let mut pairs: Vec<u64> = (0..rows.len()).filter_map(pair_of).collect();
+        pairs.sort_unstable();
+        pairs.dedup();
+        return pairs;
+    }
+    // Several ranges per thread, so that uneven ranges still share out evenly.
+    let ranges = threads * 8;
+    let range_of = |key: u64| (key as usize * ranges) / key_count.max(1);
+    let share = rows.len().div_ceil(threads);
+    let shares: Vec<std::ops::Range<usize>> = (0..rows.len())
+        .step_by(share)
+        .map(|start| start..(start + share).min(rows.len()))
+        .collect();
+    // Pairs per (share, range).
+    let counts: Vec<Vec<usize>> = std::thread::scope(|scope| {
+        let counting: Vec<_> = shares
+            .iter()
+            .map(|share| {
+                scope.spawn(move || {
+                    let mut counts = vec![0usize; ranges];
+                    for &(_, value) in &rows[share.clone()] {
+                        let key = key_of_value[value as usize];
+                        if key != NONE {
+                            counts[range_of(u64::from(key))] += 1;
+                        }
+                    }
+                    counts
+                })
+            })
+            .collect();
+        counting
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
+    let range_len = |range: usize| counts.iter().map(|c| c[range]).sum::<usize>();
+    let mut pairs = vec![0u64; (0..ranges).map(range_len).sum()];
+
+    // Each share's place in each range, then the pairs written there.
+    let mut places: Vec<Vec<&mut [u64]>> = shares.iter().map(|_| Vec::new()).collect();
+    let mut rest = &mut pairs[..];
+    for range in 0..ranges {
+        for (share_places, share_counts) in places.iter_mut().zip(&counts) {
+            let (place, after) = std::mem::take(&mut rest).split_at_mut(share_counts[range]);
+            share_places.push(place);
+            rest = after;
+        }
+    }
+    std::thread::scope(|scope| {
+        for (share, mut places) in shares.iter().zip(places) {
+            scope.spawn(move || {
+                let mut next = vec![0usize; ranges];
+                for i in share.clone() {
+                    if let Some(pair) = pair_of(i) {
+                        let range = range_of(pair >> 32);
+                        places[range][next[range]] = pair;
+                        next[range] += 1;
+                    }
+                }
+            });
+        }
+    });
+
+    // The ranges sorted side by side: each to the thread with the least so far.
+    let mut work: Vec<(usize, Vec<&mut [u64]>)> = (0..threads).map(|_| (0, Vec::new())).collect();
+    let mut rest = &mut pairs[..];
+    for range in 0..ranges {
+        let (slice, after) = std::mem::take(&mut rest).split_at_mut(range_len(range));
+        rest = after;
+        if let Some((load, slices)) = work.iter_mut().min_by_key(|(load, _)| *load) {
+            *load += slice.len();
+            slices.push(slice);
+        }
+    }
+    std::thread::scope(|scope| {
+        for (_, slices) in work {
+            scope.spawn(move || slices.into_iter().for_each(|s| s.sort_unstable()));
+        }
+    });
+    pairs.dedup();
+    pairs
 }
 
 /// Offsets of each key's run in the sorted `(key << 32 | rank)` pairs.
@@ -1420,6 +1550,46 @@ mod tests {
             "b"
         ));
         Ok(())
+    }
+
+    /// The pairs come out the same, sorted and deduplicated, on any number of threads
+    /// (keys missing, repeated and unevenly spread).
+    #[test]
+    fn pairs_are_the_same_on_any_thread_count() {
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move |bound: u32| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % u64::from(bound)) as u32
+        };
+        let (records, values, keys) = (5_000u32, 20_000u32, 3_000u32);
+        let key_of_value: Vec<u32> = (0..values)
+            .map(|v| match v % 7 {
+                0 => NONE,
+                // Most values on a few keys: ranges of very different sizes.
+                1..=3 => next(20),
+                _ => next(keys),
+            })
+            .collect();
+        let rank_of_id: Vec<u32> = (0..records).rev().collect();
+        let rows: Vec<(u32, u32)> = (0..60_000).map(|_| (next(records), next(values))).collect();
+        let one = sorted_pairs_on(&rows, &key_of_value, &rank_of_id, keys as usize, 1);
+        assert!(
+            one.windows(2).all(|w| w[0] < w[1]),
+            "sorted without duplicates"
+        );
+        let expected = rows
+            .iter()
+            .filter(|(_, v)| key_of_value[*v as usize] != NONE)
+            .map(|(r, v)| (key_of_value[*v as usize], rank_of_id[*r as usize]))
+            .collect::<std::collections::BTreeSet<_>>();
+        assert_eq!(one.len(), expected.len());
+        for threads in [2, 3, 4, 7] {
+            let many = sorted_pairs_on(&rows, &key_of_value, &rank_of_id, keys as usize, threads);
+            assert_eq!(many, one, "{threads} threads");
+        }
+        assert!(sorted_pairs_on(&[], &key_of_value, &rank_of_id, keys as usize, 4).is_empty());
     }
 
     #[test]

@@ -247,11 +247,7 @@ pub(super) fn normalize_values(
         key_hasher: keys.hasher(),
     };
 
-    let threads = match config.threads {
-        0 => crate::threads::available(),
-        t => t,
-    }
-    .clamp(1, 64);
+    let threads = config.thread_count();
     let total = values.len() as u32;
     let mut out = Normalized {
         key_of_value: Vec::with_capacity(total as usize),

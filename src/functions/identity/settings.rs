@@ -81,6 +81,15 @@ impl Default for ResolverConfig {
 }
 
 impl ResolverConfig {
+    /// The threads to resolve on: [`ResolverConfig::threads`], or the server's.
+    pub fn thread_count(&self) -> usize {
+        match self.threads {
+            0 => crate::threads::available(),
+            t => t,
+        }
+        .clamp(1, 64)
+    }
+
     /// Builds a config from `(name, text)` settings over the defaults; names as
     /// in [`ResolverConfig::set`].
     pub fn from_settings<'a, I>(settings: I) -> Result<Self, OneIdError>
