@@ -329,7 +329,10 @@ impl IdentityGraph {
             &normalized.key_of_value,
             &rank_of_id,
             key_count,
-            config.thread_count(),
+            config
+                .thread_count()
+                .min(self.rows.len() / PAIRS_PER_THREAD)
+                .max(1),
         );
         let key_start = csr_starts(&pairs, key_count)?;
         clock.lap("pairs");
@@ -609,7 +612,7 @@ fn canonical_order(records: &Interner, n: u32) -> (Vec<u64>, Vec<u32>) {
     order.into_iter().unzip()
 }
 
-/// Rows per thread below which [`sorted_pairs`] stays on one thread.
+/// Rows per thread below which the pairs are sorted on one thread.
 const PAIRS_PER_THREAD: usize = 1 << 20;
 
 /// The `(key << 32 | record rank)` pair of every row whose value has a key, sorted
@@ -622,18 +625,6 @@ const PAIRS_PER_THREAD: usize = 1 << 20;
 /// order are the whole array sorted, so the result is the same at any thread count,
 /// and no memory is needed beyond the pairs themselves.
 fn sorted_pairs(
-    rows: &[(u32, u32)],
-    key_of_value: &[u32],
-    rank_of_id: &[u32],
-    key_count: usize,
-    threads: usize,
-) -> Vec<u64> {
-    let threads = threads.min(rows.len() / PAIRS_PER_THREAD).max(1);
-    sorted_pairs_on(rows, key_of_value, rank_of_id, key_count, threads)
-}
-
-/// [`sorted_pairs`] on exactly `threads` threads.
-fn sorted_pairs_on(
     rows: &[(u32, u32)],
     key_of_value: &[u32],
     rank_of_id: &[u32],
@@ -1574,7 +1565,7 @@ mod tests {
             .collect();
         let rank_of_id: Vec<u32> = (0..records).rev().collect();
         let rows: Vec<(u32, u32)> = (0..60_000).map(|_| (next(records), next(values))).collect();
-        let one = sorted_pairs_on(&rows, &key_of_value, &rank_of_id, keys as usize, 1);
+        let one = sorted_pairs(&rows, &key_of_value, &rank_of_id, keys as usize, 1);
         assert!(
             one.windows(2).all(|w| w[0] < w[1]),
             "sorted without duplicates"
@@ -1586,10 +1577,10 @@ mod tests {
             .collect::<std::collections::BTreeSet<_>>();
         assert_eq!(one.len(), expected.len());
         for threads in [2, 3, 4, 7] {
-            let many = sorted_pairs_on(&rows, &key_of_value, &rank_of_id, keys as usize, threads);
+            let many = sorted_pairs(&rows, &key_of_value, &rank_of_id, keys as usize, threads);
             assert_eq!(many, one, "{threads} threads");
         }
-        assert!(sorted_pairs_on(&[], &key_of_value, &rank_of_id, keys as usize, 4).is_empty());
+        assert!(sorted_pairs(&[], &key_of_value, &rank_of_id, keys as usize, 4).is_empty());
     }
 
     #[test]
