@@ -619,8 +619,7 @@ fn prepare_whole(
             end: tuples.len(),
         });
     }
-    let mut next = lay_out(&per_x, |xi| xi as f64, tuples.len(), &mut groups);
-    let laid_out = groups.last().map_or(tuples.len(), |g| g.end);
+    let (mut next, laid_out) = lay_out(&per_x, |xi| xi as f64, tuples.len(), &mut groups);
     tuples.resize(
         laid_out,
         Tuple {
@@ -712,8 +711,8 @@ fn prepare_grouped(
         });
         start = first_only_count;
     }
-    let mut next_by_rank = lay_out(&count_by_rank, |rank| x_values[rank], start, &mut groups);
-    let start = groups.last().map_or(start, |g| g.end);
+    let (mut next_by_rank, start) =
+        lay_out(&count_by_rank, |rank| x_values[rank], start, &mut groups);
     let mut tuples = vec![
         Tuple {
             t: 0,

@@ -91,13 +91,14 @@ pub struct Group {
 
 /// Lays keys out one after another from `start`, key 0 first (the offsets of
 /// a counting sort): pushes a [`Group`] for each key that has rows, with x
-/// `x_of(key)`, and returns where each key's first row goes.
+/// `x_of(key)`, and returns where each key's first row goes and where the
+/// last key's rows end.
 pub fn lay_out(
     counts: &[usize],
     x_of: impl Fn(usize) -> f64,
     mut start: usize,
     groups: &mut Vec<Group>,
-) -> Vec<usize> {
+) -> (Vec<usize>, usize) {
     let mut next = vec![0usize; counts.len()];
     for (key, &count) in counts.iter().enumerate() {
         next[key] = start;
@@ -110,7 +111,7 @@ pub fn lay_out(
             start += count;
         }
     }
-    next
+    (next, start)
 }
 
 /// Rows grouped by the value of one column: `order[starts[g]..starts[g + 1]]`

@@ -463,7 +463,7 @@ fn prepare_whole(
     }
     // Where each x's amounts go: x ascending, each x in input order (as `group_by`).
     let mut groups = Vec::new();
-    let mut next = lay_out(&per_x, |x| x as f64, 0, &mut groups);
+    let (mut next, _) = lay_out(&per_x, |x| x as f64, 0, &mut groups);
     let mut amounts = vec![0.0; customers];
     for (&x, &m) in frequency.iter().zip(monetary_value) {
         if kept(x, m) {
