@@ -32,18 +32,36 @@ pub fn available() -> usize {
 pub fn process_cpu_time() -> Option<std::time::Duration> {
     #[cfg(unix)]
     {
-        let mut now = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: clock_gettime writes one timespec, which `now` is.
-        let ok = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut now) } == 0;
-        ok.then(|| std::time::Duration::new(now.tv_sec as u64, now.tv_nsec as u32))
+        cpu_clock(libc::CLOCK_PROCESS_CPUTIME_ID)
     }
     #[cfg(not(unix))]
     {
         None
     }
+}
+
+/// CPU time the calling thread has used so far (for the debug log: how much of a
+/// serial step's wall time was its own work rather than waiting for other threads).
+pub fn thread_cpu_time() -> Option<std::time::Duration> {
+    #[cfg(unix)]
+    {
+        cpu_clock(libc::CLOCK_THREAD_CPUTIME_ID)
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
+#[cfg(unix)]
+fn cpu_clock(clock: libc::clockid_t) -> Option<std::time::Duration> {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec, which `now` is.
+    let ok = unsafe { libc::clock_gettime(clock, &mut now) } == 0;
+    ok.then(|| std::time::Duration::new(now.tv_sec as u64, now.tv_nsec as u32))
 }
 
 /// CPU time over wall time since a start: how many threads were busy on average.
@@ -74,6 +92,29 @@ impl CpuClock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn thread_cpu_time_counts_this_thread_only() {
+        let Some(before) = thread_cpu_time() else {
+            return;
+        };
+        // Another thread's work does not count.
+        std::thread::spawn(|| {
+            let mut x = 0u64;
+            for i in 0..20_000_000u64 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+            }
+        })
+        .join()
+        .ok();
+        let idle = thread_cpu_time().unwrap_or_default().saturating_sub(before);
+        let mut x = 0u64;
+        for i in 0..20_000_000u64 {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+        }
+        let busy = thread_cpu_time().unwrap_or_default().saturating_sub(before);
+        assert!(busy > idle, "{busy:?} after work, {idle:?} after waiting");
+    }
 
     #[test]
     fn cpu_time_counts_work() {

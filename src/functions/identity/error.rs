@@ -58,4 +58,8 @@ pub enum OneIdError {
         /// Which limit was hit.
         what: &'static str,
     },
+
+    /// A broken invariant inside the resolver: a bug, never the input's fault.
+    #[error("internal OneID error: {0}")]
+    Internal(&'static str),
 }

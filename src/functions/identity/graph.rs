@@ -9,7 +9,9 @@
 //!    normalised). A row costs 8 bytes (`record`, `raw value`), its value's
 //!    text, and its record id's text the first time it is seen.
 //!    [`IdentityGraph::shrink_to_fit`] after the last row lowers the peak of
-//!    the resolutions that follow.
+//!    the resolutions that follow. `oneid()` builds the graph with
+//!    [`GraphBuilder`](super::ingest::GraphBuilder), which interns record ids
+//!    on several threads while the input is read.
 //! 2. **Canonical order**: records are ordered by a stable hash of their id
 //!    ([`record_hash`]), ties by id. Everything order-sensitive below uses this
 //!    order, so results depend on the input *set*, never on row order or on
@@ -59,6 +61,7 @@
 //! - [`links`](super::links): the `oneid_links()` explanation;
 //! - [`stable_ids`](super::stable_ids): `one_id` assignment.
 
+use super::bucket_sort::bucket_sorted;
 use super::error::OneIdError;
 use super::interner::{Interner, prefetch};
 use super::keys::{Families, KEY_JUNK, normalize_values};
@@ -183,6 +186,23 @@ impl IdentityGraph {
         Ok(())
     }
 
+    /// A graph from [`GraphBuilder`](super::ingest::GraphBuilder)'s parts: `rows` hold
+    /// ids into `records` and `values`.
+    pub(super) fn from_ingest(
+        records: Interner,
+        types: Interner,
+        values: Interner,
+        rows: Vec<(u32, u32)>,
+    ) -> Self {
+        IdentityGraph {
+            records,
+            types,
+            values,
+            rows,
+            ..IdentityGraph::default()
+        }
+    }
+
     /// Adds a record with no identifier in this row (e.g. its `id_value` was
     /// null), so that it still gets a `one_id`.
     pub fn add_record(&mut self, record_id: &str) -> Result<(), OneIdError> {
@@ -209,6 +229,8 @@ impl IdentityGraph {
         record_b: &str,
         action: OverrideAction,
     ) -> Result<(), OneIdError> {
+        // Overrides are matched to records by lookup when resolving.
+        self.records.ensure_index();
         let a = self.override_names.intern(record_a)?;
         let b = self.override_names.intern(record_b)?;
         self.overrides.push((a, b, action));
@@ -218,6 +240,7 @@ impl IdentityGraph {
     /// Adds an earlier `(record_id, one_id)` (`userql.oneid_previous`). If a
     /// record is listed twice, its smallest earlier id counts.
     pub fn add_previous(&mut self, record_id: &str, one_id: i64) -> Result<(), OneIdError> {
+        self.records.ensure_index();
         let p = self.previous_names.intern(record_id)? as usize;
         match self.previous_ids.get_mut(p) {
             Some(existing) => *existing = (*existing).min(one_id),
@@ -391,26 +414,45 @@ impl IdentityGraph {
             }
         }
 
-        // Keys in link order, each with its holders' place in `pairs`.
-        let mut steps: Vec<LinkStep> = (0..key_count as u32)
-            .filter(|&k| holders(k).len() >= 2 && (explain || usable(k)))
-            .map(|k| {
-                let family_rank = families.rank[normalized.keys.tag(k) as usize];
-                let first = holders(k)[0] as u32;
-                LinkStep {
-                    order: (u64::from(family_rank) << 32) | u64::from(first),
+        // Keys in link order, each with its holders' place in `pairs`: by family,
+        // first holder and text, a total order (keys are distinct), sorted on several
+        // threads in buckets of (family, range of first holders).
+        let linked = |k: u32| holders(k).len() >= 2 && (explain || usable(k));
+        let family_rank = |k: u32| families.rank[normalized.keys.tag(k) as usize];
+        let threads = config
+            .thread_count()
+            .min(key_count / STEPS_PER_THREAD)
+            .max(1);
+        let per_family = threads * 8;
+        let bucket_of = |family_rank: u32, first: u32| {
+            family_rank as usize * per_family + (first as usize * per_family) / n.max(1) as usize
+        };
+        let steps: Vec<LinkStep> = bucket_sorted(
+            key_count,
+            threads,
+            families.names.len() * per_family,
+            |k| {
+                let k = k as u32;
+                linked(k).then(|| bucket_of(family_rank(k), holders(k)[0] as u32))
+            },
+            |k| {
+                let k = k as u32;
+                linked(k).then(|| LinkStep {
+                    order: (u64::from(family_rank(k)) << 32) | (holders(k)[0] & 0xFFFF_FFFF),
                     key: k,
                     start: key_start[k as usize],
                     len: holders(k).len() as u32,
                     usable: usable(k),
-                }
-            })
-            .collect();
-        steps.sort_unstable_by(|a, b| {
-            a.order
-                .cmp(&b.order)
-                .then_with(|| normalized.keys.get(a.key).cmp(normalized.keys.get(b.key)))
-        });
+                })
+            },
+            |bucket| {
+                bucket.sort_unstable_by(|a, b| {
+                    a.order
+                        .cmp(&b.order)
+                        .then_with(|| normalized.keys.get(a.key).cmp(normalized.keys.get(b.key)))
+                })
+            },
+        );
 
         clock.lap("steps");
         let mut anchors: Vec<u32> = Vec::with_capacity(MAX_ANCHORS);
@@ -615,15 +657,14 @@ fn canonical_order(records: &Interner, n: u32) -> (Vec<u64>, Vec<u32>) {
 /// Rows per thread below which the pairs are sorted on one thread.
 const PAIRS_PER_THREAD: usize = 1 << 20;
 
+/// Keys per thread below which the link steps are sorted on one thread.
+const STEPS_PER_THREAD: usize = 1 << 18;
+
 /// The `(key << 32 | record rank)` pair of every row whose value has a key, sorted
 /// and deduplicated: a record holding a key twice (or under two spellings) holds it
-/// once.
-///
-/// On several threads: each counts its share of the rows per range of keys, the pairs
-/// are then written straight into their places (ranges in key order, shares in row
-/// order within a range), and the ranges are sorted side by side. Sorted ranges in key
-/// order are the whole array sorted, so the result is the same at any thread count,
-/// and no memory is needed beyond the pairs themselves.
+/// once. On several threads, in ranges of keys (see
+/// [`bucket_sorted`](super::bucket_sort::bucket_sorted)): the same array at any
+/// thread count.
 fn sorted_pairs(
     rows: &[(u32, u32)],
     key_of_value: &[u32],
@@ -641,89 +682,20 @@ fn sorted_pairs(
         let key = key_of_value[value as usize];
         (key != NONE).then(|| (u64::from(key) << 32) | u64::from(rank_of_id[record as usize]))
     };
-    if threads <= 1 || rows.is_empty() {
-        let mut pairs: Vec<u64> = (0..rows.len()).filter_map(pair_of).collect();
-        pairs.sort_unstable();
-        pairs.dedup();
-        return pairs;
-    }
     // Several ranges per thread, so that uneven ranges still share out evenly.
     let ranges = threads * 8;
-    let range_of = |key: u64| (key as usize * ranges) / key_count.max(1);
-    let share = rows.len().div_ceil(threads);
-    let shares: Vec<std::ops::Range<usize>> = (0..rows.len())
-        .step_by(share)
-        .map(|start| start..(start + share).min(rows.len()))
-        .collect();
-    // Pairs per (share, range).
-    let counts: Vec<Vec<usize>> = std::thread::scope(|scope| {
-        let counting: Vec<_> = shares
-            .iter()
-            .map(|share| {
-                scope.spawn(move || {
-                    let mut counts = vec![0usize; ranges];
-                    for &(_, value) in &rows[share.clone()] {
-                        let key = key_of_value[value as usize];
-                        if key != NONE {
-                            counts[range_of(u64::from(key))] += 1;
-                        }
-                    }
-                    counts
-                })
-            })
-            .collect();
-        counting
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect()
-    });
-    let range_len = |range: usize| counts.iter().map(|c| c[range]).sum::<usize>();
-    let mut pairs = vec![0u64; (0..ranges).map(range_len).sum()];
-
-    // Each share's place in each range, then the pairs written there.
-    let mut places: Vec<Vec<&mut [u64]>> = shares.iter().map(|_| Vec::new()).collect();
-    let mut rest = &mut pairs[..];
-    for range in 0..ranges {
-        for (share_places, share_counts) in places.iter_mut().zip(&counts) {
-            let (place, after) = std::mem::take(&mut rest).split_at_mut(share_counts[range]);
-            share_places.push(place);
-            rest = after;
-        }
-    }
-    std::thread::scope(|scope| {
-        for (share, mut places) in shares.iter().zip(places) {
-            scope.spawn(move || {
-                let mut next = vec![0usize; ranges];
-                for i in share.clone() {
-                    if let Some(pair) = pair_of(i) {
-                        let range = range_of(pair >> 32);
-                        places[range][next[range]] = pair;
-                        next[range] += 1;
-                    }
-                }
-            });
-        }
-    });
-
-    // The ranges sorted side by side: each to the thread with the least so far.
-    let mut work: Vec<(usize, Vec<&mut [u64]>)> = (0..threads).map(|_| (0, Vec::new())).collect();
-    let mut rest = &mut pairs[..];
-    for range in 0..ranges {
-        let (slice, after) = std::mem::take(&mut rest).split_at_mut(range_len(range));
-        rest = after;
-        if let Some((load, slices)) = work.iter_mut().min_by_key(|(load, _)| *load) {
-            *load += slice.len();
-            slices.push(slice);
-        }
-    }
-    std::thread::scope(|scope| {
-        for (_, slices) in work {
-            scope.spawn(move || slices.into_iter().for_each(|s| s.sort_unstable()));
-        }
-    });
+    let range_of = |key: u32| (key as usize * ranges) / key_count.max(1);
+    let mut pairs = bucket_sorted(
+        rows.len(),
+        threads,
+        ranges,
+        |i| {
+            let key = key_of_value[rows[i].1 as usize];
+            (key != NONE).then(|| range_of(key))
+        },
+        pair_of,
+        |range| range.sort_unstable(),
+    );
     pairs.dedup();
     pairs
 }
@@ -790,6 +762,7 @@ pub enum RecordOrder {
 }
 
 /// One key to link: its place in link order and its holders.
+#[derive(Debug, Clone, Copy, Default)]
 struct LinkStep {
     /// Family rank (high half) and first holder's rank (low half).
     order: u64,
@@ -903,9 +876,11 @@ impl<'g> Resolution<'g> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::functions::identity::ingest::{GraphBuilder, TextColumn};
     use crate::functions::identity::normalize::{Region, hash_id, parse_region};
     use proptest::prelude::*;
     use std::collections::{HashMap, HashSet};
+    use std::sync::Arc;
 
     type Rows<'a> = [(&'a str, &'a str, &'a str)];
 
@@ -1719,6 +1694,39 @@ mod tests {
                 g.add_rows(&batch).expect("fits");
             }
         }
+        outcome(g, overrides, previous, cfg)
+    }
+
+    /// [`run`], the graph built by a [`GraphBuilder`] with `shards` shards from
+    /// batches of 7 rows.
+    fn run_built(
+        rows: &[(String, String, String)],
+        shards: usize,
+        overrides: &[(u8, u8, bool)],
+        previous: &[(u8, i64)],
+        cfg: &ResolverConfig,
+    ) -> Output {
+        let mut builder = GraphBuilder::new(shards);
+        for chunk in rows.chunks(7) {
+            let column: Arc<dyn TextColumn> =
+                Arc::new(chunk.iter().map(|r| r.0.clone()).collect::<Vec<String>>());
+            let batch: Vec<(u32, Option<(&str, &str)>)> = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, (_, t, v))| (i as u32, Some((t.as_str(), v.as_str()))))
+                .collect();
+            builder.add_batch(&column, &batch).expect("fits");
+        }
+        outcome(builder.finish().expect("fits"), overrides, previous, cfg)
+    }
+
+    /// Adds the overrides and previous ids to `g` and resolves it both ways.
+    fn outcome(
+        mut g: IdentityGraph,
+        overrides: &[(u8, u8, bool)],
+        previous: &[(u8, i64)],
+        cfg: &ResolverConfig,
+    ) -> Output {
         for &(a, b, link) in overrides {
             let action = if link {
                 OverrideAction::Link
@@ -1801,6 +1809,30 @@ mod tests {
             // Batch ingestion gives the same graph.
             let batch = 1 + (seed % 50) as usize;
             prop_assert_eq!(&run_batched(&shuffled, batch, &ov, &prev, &cfg), &expected);
+        }
+
+        #[test]
+        fn thread_and_shard_counts_do_not_change_results(
+            rows in prop::collection::vec(row_strategy(), 0..120),
+            overrides in prop::collection::vec((0u8..40, 0u8..40, any::<bool>()), 0..6),
+            previous in prop::collection::vec((0u8..40, 1i64..8), 0..20),
+        ) {
+            // Record ids (ingest shards) and key ids (key shards, one per thread)
+            // differ with these counts; nothing returned may.
+            let input = materialise(&rows);
+            let with_threads = |threads: usize| ResolverConfig {
+                threads,
+                ..guarded_config()
+            };
+            let expected = run(&input, &overrides, &previous, &with_threads(1));
+            for threads in [2, 3, 7] {
+                let got = run(&input, &overrides, &previous, &with_threads(threads));
+                prop_assert_eq!(&got, &expected, "{} threads", threads);
+            }
+            for shards in [1, 2, 5] {
+                let got = run_built(&input, shards, &overrides, &previous, &with_threads(shards));
+                prop_assert_eq!(&got, &expected, "{} ingest shards", shards);
+            }
         }
 
         #[test]

@@ -124,11 +124,60 @@ impl Interner {
     }
 
     /// Frees the hash index (about 10 bytes a string). Reading by id still
-    /// works; [`Interner::lookup`] finds nothing until the next
-    /// [`Interner::intern`], which rebuilds the index first. For tables that
-    /// are complete and only read by id from now on.
+    /// works; [`Interner::lookup`] scans until [`Interner::ensure_index`] or the
+    /// next [`Interner::intern`] rebuilds the index. For tables that are
+    /// complete and only read by id from now on.
     pub fn drop_index(&mut self) {
         self.slots = Vec::new();
+    }
+
+    /// Builds the hash index if it was dropped, so that [`Interner::lookup`] is fast
+    /// again (it is correct either way).
+    pub fn ensure_index(&mut self) {
+        if self.slots.is_empty() && !self.ends.is_empty() {
+            self.rebuild_index(table_size(self.ends.len()));
+        }
+    }
+
+    /// Lays interners end to end: the strings of `parts[k]` follow those of
+    /// `parts[k - 1]`, ids shifted by the strings before them. The parts must not
+    /// share a string (each string's id would be ambiguous). The result has no hash
+    /// index (see [`Interner::ensure_index`]); each part is freed as soon as it is
+    /// copied.
+    pub(crate) fn concat(parts: Vec<Interner>) -> Result<Interner, OneIdError> {
+        let strings: usize = parts.iter().map(Interner::len).sum();
+        let bytes: usize = parts.iter().map(Interner::text_len).sum();
+        if strings >= u32::MAX as usize - 1 {
+            return Err(OneIdError::CapacityExceeded {
+                what: "more than 4 billion distinct strings",
+            });
+        }
+        if bytes > u32::MAX as usize {
+            return Err(OneIdError::CapacityExceeded {
+                what: "more than 4 GiB of distinct identifier text",
+            });
+        }
+        let mut parts = parts.into_iter();
+        let Some(mut whole) = parts.next() else {
+            return Ok(Interner::new());
+        };
+        whole.drop_index();
+        whole.text.reserve_exact(bytes - whole.text.len());
+        whole.ends.reserve_exact(strings - whole.ends.len());
+        if whole.tagged {
+            whole.tags.reserve_exact(strings - whole.tags.len());
+        }
+        for mut part in parts {
+            part.drop_index();
+            // Checked above: every end fits in u32.
+            let base = whole.text.len() as u32;
+            whole.text.push_str(&part.text);
+            whole.ends.extend(part.ends.iter().map(|&end| end + base));
+            if whole.tagged {
+                whole.tags.extend(part.tags.iter().copied());
+            }
+        }
+        Ok(whole)
     }
 
     /// Returns spare capacity of the arenas to the allocator.
@@ -291,8 +340,7 @@ impl Interner {
     /// string is cheaper to keep twice than to find: raw identifier values
     /// are mostly distinct, and equal ones end up one key when normalised.
     /// Drops the hash index, which would no longer list every string:
-    /// [`Interner::lookup`] finds nothing until the next
-    /// [`Interner::intern`] rebuilds it.
+    /// [`Interner::lookup`] scans until the index is rebuilt.
     pub(crate) fn append_tagged(&mut self, tag: u32, s: &str) -> Result<u32, OneIdError> {
         if !self.slots.is_empty() {
             self.drop_index();
@@ -357,7 +405,9 @@ impl Interner {
 
     fn find(&self, hash: u64, tag: u32, s: &str) -> Option<u32> {
         if self.slots.is_empty() {
-            return None;
+            // No index (dropped, or never built for a concatenation): a scan.
+            return (0..self.ends.len() as u32)
+                .find(|&id| self.get(id) == s && self.tag(id) == tag);
         }
         let mask = self.slots.len() - 1;
         let want = hash & HASH_BITS;
@@ -502,7 +552,9 @@ mod tests {
         let a = i.intern_tagged(7, "a")?;
         i.drop_index();
         assert_eq!(i.get(a), "a");
-        assert_eq!(i.lookup_tagged(7, "a"), None);
+        // Without an index a lookup scans: slower, still right.
+        assert_eq!(i.lookup_tagged(7, "a"), Some(a));
+        assert_eq!(i.lookup_tagged(8, "a"), None);
         assert_eq!(i.intern_tagged(7, "a")?, a);
         assert_eq!(i.lookup_tagged(7, "a"), Some(a));
         i.shrink_to_fit();
@@ -548,11 +600,43 @@ mod tests {
         assert_eq!(ids, [1, 2, 3]);
         assert_eq!((i.get(3), i.tag(3)), ("x", 1));
         assert_eq!(i.len(), 4);
-        // The index was dropped; interning rebuilds it and finds an equal entry.
-        assert_eq!(i.lookup_tagged(2, "y"), None);
+        // The index was dropped (lookups scan); interning rebuilds it and finds
+        // an equal entry.
+        assert_eq!(i.lookup_tagged(2, "y"), Some(2));
         let again = i.intern_tagged(1, "x")?;
         assert!(again == a || again == 3);
         assert_eq!(i.lookup_tagged(2, "y"), Some(2));
+        Ok(())
+    }
+
+    #[test]
+    fn concatenation_shifts_ids_and_lookups_find_them() -> Result<(), OneIdError> {
+        let template = Interner::new_tagged();
+        let mut parts = vec![template.clone(), template.clone(), template];
+        for n in 0..300u32 {
+            parts[(n % 3) as usize].intern_tagged(n % 2, &format!("s{n}"))?;
+        }
+        let expected: Vec<(String, u32)> = parts
+            .iter()
+            .flat_map(|p| (0..p.len() as u32).map(|id| (p.get(id).to_string(), p.tag(id))))
+            .collect();
+        let mut whole = Interner::concat(parts)?;
+        assert_eq!(whole.len(), 300);
+        for (id, (s, tag)) in expected.iter().enumerate() {
+            assert_eq!(
+                (whole.get(id as u32), whole.tag(id as u32)),
+                (s.as_str(), *tag)
+            );
+        }
+        assert_eq!(
+            whole.lookup_tagged(1, "s7"),
+            Some(expected.iter().position(|e| e.0 == "s7").unwrap_or(0) as u32)
+        );
+        whole.ensure_index();
+        for (id, (s, tag)) in expected.iter().enumerate() {
+            assert_eq!(whole.lookup_tagged(*tag, s), Some(id as u32));
+        }
+        assert!(Interner::concat(Vec::new())?.is_empty());
         Ok(())
     }
 

@@ -3,14 +3,18 @@
 //! `(family, normal form)`; hashed values are matched to the plain keys they
 //! are the SHA-256 of.
 //!
-//! Workers normalise chunks of values in waves and also hash each key for the
-//! key table; one thread then interns the results in value order, so key ids
-//! do not depend on thread timing.
+//! Workers normalise chunks of values in waves, hash each key and sort it to
+//! the key-table shard its hash picks (see [`shards`](super::shards)); each
+//! shard interns its keys in value order on a thread of its own while the
+//! calling thread only passes chunks on. The shards are laid end to end at the
+//! end, so key ids depend on the thread count (never on timing), and nothing a
+//! resolution returns depends on key ids: links go in (family, first holder,
+//! key text) order.
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 
 use super::error::OneIdError;
 use super::graph::NONE;
@@ -20,6 +24,9 @@ use super::normalize::{
     type_family,
 };
 use super::settings::ResolverConfig;
+use super::shards::{
+    MAX_SHARDS, Shard, ShardTable, finish_all, first_ids, shard_of, start_threads,
+};
 use sha2::{Digest, Sha256};
 
 /// Distinct raw values normalised per work item: large enough to amortise a
@@ -120,13 +127,25 @@ pub(super) const KEY_JUNK: u8 = 1;
 /// Key flag: only known as a hash (no raw value of the family hashes to it).
 pub(super) const KEY_HASHED_FORM: u8 = 2;
 
-/// What one worker produced for a run of raw values, in order.
+/// What one worker produced for a run of raw values.
 #[derive(Default)]
 struct NormalizedChunk {
+    /// Per value, in order: the key-table shard its key went to, or `NONE` (no key
+    /// yet: the value does not normalise, or is a hash resolved at the end).
+    marks: Vec<u32>,
+    /// The keys, per shard, in value order.
+    routed: Vec<ShardKeys>,
+    /// Hashed values: `(value, family, digest, junk)`.
+    deferred: Vec<(u32, u32, [u8; 32], bool)>,
+}
+
+/// One shard's keys of a chunk, in value order.
+#[derive(Default)]
+struct ShardKeys {
     text: String,
-    ends: Vec<u32>,
-    flags: Vec<u8>,
-    /// Key hash per value (see `InternHasher`), computed here in parallel.
+    /// Per key: where it ends in `text`, its family, whether it is junk.
+    keys: Vec<(u32, u32, bool)>,
+    /// Per key: its hash (see `InternHasher`), computed by the worker.
     hashes: Vec<u64>,
 }
 
@@ -174,22 +193,122 @@ impl NormalizeContext<'_> {
         flags
     }
 
-    fn run_chunk(&self, range: std::ops::Range<u32>) -> NormalizedChunk {
-        let mut out = NormalizedChunk::default();
+    fn run_chunk(&self, range: std::ops::Range<u32>, shards: usize) -> NormalizedChunk {
+        let mut out = NormalizedChunk {
+            routed: (0..shards).map(|_| ShardKeys::default()).collect(),
+            ..NormalizedChunk::default()
+        };
         let mut key = String::new();
         for v in range {
-            let flags = self.normalize(self.values.tag(v), self.values.get(v), &mut key);
-            let mut hash = 0;
-            if flags & FLAG_OK != 0 {
-                out.text.push_str(&key);
-                let family = self.families.of_type[self.values.tag(v) as usize];
-                hash = self.key_hasher.hash(family, &key);
+            let t = self.values.tag(v);
+            let flags = self.normalize(t, self.values.get(v), &mut key);
+            if flags & FLAG_OK == 0 {
+                out.marks.push(NONE);
+                continue;
             }
-            out.ends.push(out.text.len() as u32);
-            out.flags.push(flags);
-            out.hashes.push(hash);
+            let family = self.families.of_type[t as usize];
+            let junk = flags & FLAG_JUNK != 0;
+            if flags & FLAG_HASHED != 0 {
+                // Resolved once every plain key is known (see `Interning::finish`).
+                if let Some(digest) = decode_digest(&key) {
+                    out.deferred.push((v, family, digest, junk));
+                }
+                out.marks.push(NONE);
+                continue;
+            }
+            let hash = self.key_hasher.hash(family, &key);
+            let s = shard_of(hash, shards);
+            let to = &mut out.routed[s];
+            to.text.push_str(&key);
+            // A chunk's text stays far below 4 GiB (NORMALIZE_CHUNK values).
+            to.keys.push((to.text.len() as u32, family, junk));
+            to.hashes.push(hash);
+            out.marks.push(s as u32);
         }
         out
+    }
+}
+
+/// One shard's part of a chunk, for the shard's thread.
+struct KeyBatch {
+    chunk: Arc<NormalizedChunk>,
+    shard: usize,
+    /// Values normalised so far, all shards together (to size the table).
+    values_seen: usize,
+    values_total: usize,
+}
+
+/// A shard of the key table: its keys, their flags, and the key id of each value
+/// it was sent, in the order sent.
+#[derive(Default)]
+struct KeyShard {
+    keys: Interner,
+    flags: Vec<u8>,
+    ids: Vec<u32>,
+    /// Whether the table has been sized from the keys per value seen.
+    sized: bool,
+}
+
+impl KeyShard {
+    /// Once [`KEY_SIZE_SAMPLE`] values are in (all shards together), sizes this
+    /// shard's table for all of them at the rate of new keys seen so far (plus an
+    /// eighth). Growing by doubling all the way costs a rebuild and fresh zeroed
+    /// memory per step (~0.3 s for 10M values here); sizing for one key per value
+    /// would over-allocate many times for inputs that repeat their values. A wrong
+    /// guess only costs the doubling it saves.
+    fn size_table(&mut self, seen: usize, total: usize) {
+        if self.sized || seen < KEY_SIZE_SAMPLE {
+            return;
+        }
+        self.sized = true;
+        let keys = self.keys.len();
+        let expected = (keys as u128 * total as u128 / seen as u128) as usize;
+        self.keys
+            .reserve_index((expected + expected / 8).saturating_sub(keys));
+    }
+
+    /// Interns `(family, text)` and merges `flags` into the key's.
+    fn add_key(
+        &mut self,
+        hash: u64,
+        family: u32,
+        text: &str,
+        flags: u8,
+    ) -> Result<u32, OneIdError> {
+        let key = self.keys.intern_prehashed(hash, family, text)?;
+        if key as usize == self.flags.len() {
+            self.flags.push(flags);
+        } else if let Some(f) = self.flags.get_mut(key as usize) {
+            // A key is junk if any spelling of it is: order-independent.
+            *f |= flags & KEY_JUNK;
+        }
+        Ok(key)
+    }
+}
+
+impl ShardTable for KeyShard {
+    type Batch = KeyBatch;
+
+    fn take(&mut self, batch: &KeyBatch) -> Result<(), OneIdError> {
+        let Some(part) = batch.chunk.routed.get(batch.shard) else {
+            return Ok(());
+        };
+        self.size_table(batch.values_seen, batch.values_total);
+        // Room for the whole part first, so the table (and with it the slots the
+        // lookups below load ahead) stays put during it.
+        self.keys.reserve_index(part.keys.len());
+        let mut start = 0usize;
+        for (i, &(end, family, junk)) in part.keys.iter().enumerate() {
+            // Start loading what the lookups of the next keys need: their cache
+            // misses then overlap instead of queueing one by one.
+            self.keys.prefetch_lookups(&part.hashes, i);
+            let text = part.text.get(start..end as usize).unwrap_or("");
+            start = end as usize;
+            let flags = if junk { KEY_JUNK } else { 0 };
+            let key = self.add_key(part.hashes[i], family, text, flags)?;
+            self.ids.push(key);
+        }
+        Ok(())
     }
 }
 
@@ -233,27 +352,29 @@ pub(super) fn normalize_values(
         blocked_keys.push(set);
     }
     let started = std::time::Instant::now();
-    // The key table is sized from the first values' keys and grows a chunk's
-    // worth at a time (see `add_chunk`), not to one slot per value: values
-    // are one per input row, and an input that repeats its values would
-    // size it many times over.
-    let keys = Interner::new_tagged();
+    let threads = config.thread_count();
+    let shard_count = threads.clamp(1, MAX_SHARDS);
+    // The shards share one hash seed: a key's hash picks its shard and its slot.
+    let template = Interner::new_tagged();
     let ctx = NormalizeContext {
         values,
         families,
         region,
         blocked_raw,
         blocked_keys,
-        key_hasher: keys.hasher(),
+        key_hasher: template.hasher(),
     };
+    let mut shards: Vec<Shard<KeyShard>> = (0..shard_count)
+        .map(|_| {
+            Shard::Here(KeyShard {
+                keys: template.clone(),
+                ..KeyShard::default()
+            })
+        })
+        .collect();
 
-    let threads = config.thread_count();
     let total = values.len() as u32;
-    let mut out = Normalized {
-        key_of_value: Vec::with_capacity(total as usize),
-        keys,
-        key_flags: Vec::new(),
-    };
+    let mut key_of_value: Vec<u32> = Vec::with_capacity(total as usize);
     let mut interning = Interning::default();
     let chunk = NORMALIZE_CHUNK as u32;
     let mut wave_start = 0u32;
@@ -270,26 +391,151 @@ pub(super) fn normalize_values(
         wave_start = ranges.last().map_or(total, |r| r.end);
         ranges
     };
-    let work = |r: std::ops::Range<u32>| ctx.run_chunk(r);
-    // Interning is sequential (key ids in value order); the next wave is
-    // normalised meanwhile, so the workers do not wait for it.
+    let work = |r: std::ops::Range<u32>| Arc::new(ctx.run_chunk(r, shard_count));
+    // The shards intern on threads of their own once the input is large enough to
+    // pay for them; the next wave is normalised meanwhile.
+    let mut threaded = false;
     run_waves(threads, next_wave, &work, |results| {
-        results
-            .iter()
-            .try_for_each(|chunk_out| interning.add_chunk(&mut out, &ctx, chunk_out))
+        for chunk in results {
+            key_of_value.extend_from_slice(&chunk.marks);
+            interning.deferred.extend_from_slice(&chunk.deferred);
+            if !threaded && key_of_value.len() >= THREADED_FROM {
+                threaded = true;
+                shards = start_threads(std::mem::take(&mut shards), "oneid-keys");
+            }
+            for (s, shard) in shards.iter_mut().enumerate() {
+                if chunk.routed[s].keys.is_empty() {
+                    continue;
+                }
+                shard.give(KeyBatch {
+                    chunk: Arc::clone(chunk),
+                    shard: s,
+                    values_seen: key_of_value.len(),
+                    values_total: total as usize,
+                })?;
+            }
+        }
+        Ok::<(), OneIdError>(())
     })?;
+    let tables = finish_all(shards)?;
     let waves_done = std::time::Instant::now();
-    interning.match_digests(&out, families, threads);
-    interning.finish(&mut out)?;
+    let mut key_table = KeyTable::lay_out(tables, &mut key_of_value)?;
+    let laid_out = std::time::Instant::now();
+    interning.match_digests(&key_table, families, threads);
+    interning.finish(&mut key_table, &mut key_of_value)?;
+    let matched = std::time::Instant::now();
+    let (keys, key_flags) = key_table.concat()?;
     tracing::debug!(
         values = total,
-        keys = out.keys.len(),
-        "oneid normalize: normalise and intern {:.3} s, match hashed {:.3} s",
+        keys = keys.len(),
+        shards = shard_count,
+        "oneid normalize: normalise and intern {:.3} s, lay out {:.3} s, match hashed \
+         {:.3} s, concatenate {:.3} s",
         (waves_done - started).as_secs_f64(),
-        waves_done.elapsed().as_secs_f64()
+        (laid_out - waves_done).as_secs_f64(),
+        (matched - laid_out).as_secs_f64(),
+        matched.elapsed().as_secs_f64()
     );
-    out.keys.drop_index();
-    Ok(out)
+    Ok(Normalized {
+        key_of_value,
+        keys,
+        key_flags,
+    })
+}
+
+/// Values normalised before the key shards move to threads of their own.
+const THREADED_FROM: usize = 1 << 16;
+
+/// The key shards once every value is in: ids are global (shard `k`'s key `i` is
+/// `first[k] + i`), and keys only known as a hash go to `extra`, after them all.
+struct KeyTable {
+    shards: Vec<KeyShard>,
+    first: Vec<u32>,
+    extra: KeyShard,
+    /// The first id of `extra`.
+    extra_first: u32,
+    /// Flags to merge into keys by global id once laid out.
+    flag_updates: Vec<(u32, u8)>,
+}
+
+impl KeyTable {
+    /// Numbers the shards' keys and replaces each value's shard mark in
+    /// `key_of_value` by its key's global id.
+    fn lay_out(mut shards: Vec<KeyShard>, key_of_value: &mut [u32]) -> Result<Self, OneIdError> {
+        let first = first_ids(shards.iter().map(|s| s.keys.len()))?;
+        let mut next = vec![0usize; shards.len()];
+        for key in key_of_value.iter_mut().filter(|k| **k != NONE) {
+            let s = *key as usize;
+            *key = first[s] + shards[s].ids[next[s]];
+            next[s] += 1;
+        }
+        for shard in &mut shards {
+            shard.ids = Vec::new();
+        }
+        // `first_ids` checked that the plain keys fit below u32::MAX.
+        let extra_first = shards.iter().map(|s| s.keys.len()).sum::<usize>() as u32;
+        Ok(KeyTable {
+            shards,
+            first,
+            extra: KeyShard {
+                keys: Interner::new_tagged(),
+                ..KeyShard::default()
+            },
+            extra_first,
+            flag_updates: Vec::new(),
+        })
+    }
+
+    fn len(&self) -> u32 {
+        self.extra_first
+    }
+
+    /// The family and text of plain key `id` (below [`KeyTable::len`]).
+    fn key(&self, id: u32) -> (u32, &str) {
+        let s = self.first.partition_point(|&f| f <= id).saturating_sub(1);
+        let local = id - self.first[s];
+        let keys = &self.shards[s].keys;
+        (keys.tag(local), keys.get(local))
+    }
+
+    /// The id of `(family, text)`, adding it (with `flags`) after the plain keys if
+    /// no shard has it; merges the junk flag into an existing key.
+    fn find_or_add(&mut self, family: u32, text: &str, flags: u8) -> Result<u32, OneIdError> {
+        let hasher = self.shards.first().map(|s| s.keys.hasher());
+        if let Some(hasher) = hasher {
+            let hash = hasher.hash(family, text);
+            let s = shard_of(hash, self.shards.len());
+            if let Some(local) = self.shards[s].keys.lookup_tagged(family, text) {
+                let key = self.first[s] + local;
+                self.flag_updates.push((key, flags & KEY_JUNK));
+                return Ok(key);
+            }
+        }
+        let hash = self.extra.keys.hasher().hash(family, text);
+        let local = self.extra.add_key(hash, family, text, flags)?;
+        Ok(self.extra_first + local)
+    }
+
+    /// Merges `flags` (junk only) into key `id`.
+    fn mark(&mut self, id: u32, flags: u8) {
+        self.flag_updates.push((id, flags & KEY_JUNK));
+    }
+
+    /// One key table and its flags, the shards end to end.
+    fn concat(self) -> Result<(Interner, Vec<u8>), OneIdError> {
+        let mut flags = Vec::with_capacity(self.extra_first as usize + self.extra.flags.len());
+        let mut parts = Vec::with_capacity(self.shards.len() + 1);
+        for shard in self.shards.into_iter().chain([self.extra]) {
+            flags.extend_from_slice(&shard.flags);
+            parts.push(shard.keys);
+        }
+        for (id, f) in self.flag_updates {
+            if let Some(slot) = flags.get_mut(id as usize) {
+                *slot |= f;
+            }
+        }
+        Ok((Interner::concat(parts)?, flags))
+    }
 }
 
 /// A range of a wave, with its place in the wave.
@@ -380,100 +626,23 @@ fn decode_digest(hex_text: &str) -> Option<[u8; 32]> {
     Some(d)
 }
 
-/// State of the sequential interning of worker results.
+/// Hashed values, resolved once every plain key is known.
 #[derive(Default)]
 struct Interning {
-    /// `(family, digest)` → the plain key hashing to it (first in value order).
+    /// `(family, digest)` → the plain key hashing to it (first in key order).
     plain_of_digest: HashMap<(u32, [u8; 32]), u32>,
-    /// Hashed values, resolved once every plain value is known:
     /// `(value, family, digest, junk)`.
     deferred: Vec<(u32, u32, [u8; 32], bool)>,
-    /// Whether the key table has been sized from the keys per value seen.
-    sized: bool,
 }
 
-/// Values interned before the key table is sized for the rest (see
-/// [`Interning::size_key_table`]).
+/// Values interned before the key tables are sized for the rest (see
+/// [`KeyShard::size_table`]).
 const KEY_SIZE_SAMPLE: usize = 64 * 1024;
 
 impl Interning {
-    /// Once [`KEY_SIZE_SAMPLE`] values are in, sizes the key table for all
-    /// of them at the rate of new keys seen so far (plus an eighth). Growing
-    /// by doubling all the way costs a rebuild and fresh zeroed memory per
-    /// step (~0.3 s for 10M values here); sizing for one key per value would
-    /// over-allocate many times for inputs that repeat their values. A wrong
-    /// guess only costs the doubling it saves.
-    fn size_key_table(&mut self, out: &mut Normalized, total_values: usize) {
-        let seen = out.key_of_value.len();
-        if self.sized || seen < KEY_SIZE_SAMPLE {
-            return;
-        }
-        self.sized = true;
-        let keys = out.keys.len();
-        let expected = (keys as u128 * total_values as u128 / seen as u128) as usize;
-        out.keys
-            .reserve_index((expected + expected / 8).saturating_sub(keys));
-    }
-
-    fn add_key(
-        out: &mut Normalized,
-        hash: u64,
-        family: u32,
-        text: &str,
-        flags: u8,
-    ) -> Result<u32, OneIdError> {
-        let key = out.keys.intern_prehashed(hash, family, text)?;
-        if key as usize == out.key_flags.len() {
-            out.key_flags.push(flags);
-        } else if let Some(f) = out.key_flags.get_mut(key as usize) {
-            // A key is junk if any spelling of it is: order-independent.
-            *f |= flags & KEY_JUNK;
-        }
-        Ok(key)
-    }
-
-    fn add_chunk(
-        &mut self,
-        out: &mut Normalized,
-        ctx: &NormalizeContext<'_>,
-        chunk: &NormalizedChunk,
-    ) -> Result<(), OneIdError> {
-        // Room for the whole chunk first, so the table (and with it the
-        // slots the lookups below load ahead) stays put during the chunk.
-        self.size_key_table(out, ctx.values.len());
-        out.keys.reserve_index(chunk.flags.len());
-        let mut start = 0usize;
-        for (i, &flags) in chunk.flags.iter().enumerate() {
-            // Start loading what the lookups of the next values need: their
-            // cache misses then overlap instead of queueing one by one.
-            out.keys.prefetch_lookups(&chunk.hashes, i);
-            let end = chunk.ends[i] as usize;
-            let text = chunk.text.get(start..end).unwrap_or("");
-            start = end;
-            let v = out.key_of_value.len() as u32;
-            if flags & FLAG_OK == 0 {
-                out.key_of_value.push(NONE);
-                continue;
-            }
-            let family = ctx.families.of_type[ctx.values.tag(v) as usize];
-            let junk = if flags & FLAG_JUNK != 0 { KEY_JUNK } else { 0 };
-            if flags & FLAG_HASHED != 0 {
-                // Resolved in `finish`, once every plain value is known.
-                if let Some(d) = decode_digest(text) {
-                    self.deferred.push((v, family, d, junk != 0));
-                }
-                out.key_of_value.push(NONE);
-                continue;
-            }
-            let key = Self::add_key(out, chunk.hashes[i], family, text, junk)?;
-            out.key_of_value.push(key);
-        }
-        Ok(())
-    }
-
     /// Finds the plain keys whose SHA-256 some hashed value of their family
     /// holds (hashing each key once, not each spelling of it, in parallel).
-    fn match_digests(&mut self, out: &Normalized, families: &Families, threads: usize) {
+    fn match_digests(&mut self, keys: &KeyTable, families: &Families, threads: usize) {
         // The hashed values seen: every one the waves deferred (each valid
         // hashed value is deferred, with its family and digest).
         let hashed: HashSet<(u32, [u8; 32])> = self
@@ -484,22 +653,21 @@ impl Interning {
         if hashed.is_empty() {
             return;
         }
-        let keys = &out.keys;
         let scan = |range: std::ops::Range<u32>| -> Vec<(u32, u32, [u8; 32])> {
             let mut found = Vec::new();
             for k in range {
-                let family = keys.tag(k);
+                let (family, text) = keys.key(k);
                 if !families.hashed[family as usize] {
                     continue;
                 }
-                let digest: [u8; 32] = Sha256::digest(keys.get(k).as_bytes()).into();
+                let digest: [u8; 32] = Sha256::digest(text.as_bytes()).into();
                 if hashed.contains(&(family, digest)) {
                     found.push((k, family, digest));
                 }
             }
             found
         };
-        let total = keys.len() as u32;
+        let total = keys.len();
         let per = total.div_ceil(threads as u32).max(1);
         let ranges: Vec<std::ops::Range<u32>> = (0..threads as u32)
             .map(|i| (i * per).min(total)..((i + 1) * per).min(total))
@@ -518,32 +686,31 @@ impl Interning {
             },
         );
         let Ok(()) = done;
-        // Key order (= value order) decides only in the theoretical case of
-        // two values with one SHA-256.
+        // Key order decides only in the theoretical case of two values with one
+        // SHA-256.
         for (k, family, digest) in found {
             self.plain_of_digest.entry((family, digest)).or_insert(k);
         }
     }
 
-    fn finish(&mut self, out: &mut Normalized) -> Result<(), OneIdError> {
+    /// Gives each hashed value its key: the plain key it is the hash of, else its
+    /// hex form as a key of its own.
+    fn finish(&mut self, keys: &mut KeyTable, key_of_value: &mut [u32]) -> Result<(), OneIdError> {
         let mut hex_text = String::with_capacity(64);
         for &(v, family, digest, junk) in &self.deferred {
             let junk = if junk { KEY_JUNK } else { 0 };
             let key = match self.plain_of_digest.get(&(family, digest)) {
                 Some(&key) => {
-                    if let Some(f) = out.key_flags.get_mut(key as usize) {
-                        *f |= junk;
-                    }
+                    keys.mark(key, junk);
                     key
                 }
                 None => {
                     hex_text.clear();
                     hex_text.push_str(&hex::encode(digest));
-                    let hash = out.keys.hasher().hash(family, &hex_text);
-                    Self::add_key(out, hash, family, &hex_text, junk | KEY_HASHED_FORM)?
+                    keys.find_or_add(family, &hex_text, junk | KEY_HASHED_FORM)?
                 }
             };
-            if let Some(slot) = out.key_of_value.get_mut(v as usize) {
+            if let Some(slot) = key_of_value.get_mut(v as usize) {
                 *slot = key;
             }
         }

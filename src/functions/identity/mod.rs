@@ -4,14 +4,17 @@
 //! DataFusion; `udf.rs` (scalars) and `table.rs` (`oneid`, `oneid_links`, the cached
 //! `customer_ids`) are the thin glue.
 
+mod bucket_sort;
 pub mod error;
 pub mod graph;
+pub mod ingest;
 pub mod interner;
 pub mod keys;
 pub mod links;
 pub mod merger;
 pub mod normalize;
 pub mod settings;
+mod shards;
 pub mod stable_ids;
 pub mod union_find;
 

@@ -22,6 +22,7 @@ use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 
 use super::graph::{IdentityGraph, RecordOrder};
+use super::ingest::{GraphBuilder, TextColumn};
 use super::settings::{OverrideAction, ResolverConfig};
 use super::udf::literal_text;
 use crate::engine::settings::{self as userql_settings, UserqlSettings};
@@ -196,7 +197,7 @@ async fn compute(
         Kind::Links => "oneid_links",
     };
     let reading = crate::threads::CpuClock::start();
-    let mut graph = IdentityGraph::new();
+    let mut builder = GraphBuilder::new(settings.resolver.thread_count());
     // Relation names are read unmasked (OneID resolves on real values for every role);
     // then identifier values this function returns are masked for a masked session.
     let (mut stream, lifted) = input::read_resolving(
@@ -213,9 +214,11 @@ async fn compute(
     let mask = lifted
         .then(|| crate::engine::masked_table::session_mask(state))
         .flatten();
-    // Rows go to the graph a batch at a time, interned on this one thread (the
-    // debug log's cpu/wall for reading shows how much the scan adds beside it).
-    let mut interning = std::time::Duration::ZERO;
+    // This task routes rows and copies raw values; the record ids are interned by
+    // the builder's shards on threads of their own (the debug log's "routing" is
+    // this task's share).
+    let mut routing = std::time::Duration::ZERO;
+    let mut routing_cpu = std::time::Duration::ZERO;
     while let Some(batch) = stream.next().await {
         let batch = batch?;
         let (records, types, values) = (text(&batch, 0)?, text(&batch, 1)?, text(&batch, 2)?);
@@ -226,12 +229,20 @@ async fn compute(
             }
             let identifier = (!types.is_null(i) && !values.is_null(i))
                 .then(|| (types.value(i), values.value(i)));
-            rows.push((records.value(i), identifier));
+            rows.push((i as u32, identifier));
         }
-        let adding = std::time::Instant::now();
-        graph.add_rows(&rows).map_err(oneid_error)?;
-        interning += adding.elapsed();
+        let started = std::time::Instant::now();
+        let cpu = crate::threads::thread_cpu_time();
+        let column: Arc<dyn TextColumn> = Arc::new(records.clone());
+        builder.add_batch(&column, &rows).map_err(oneid_error)?;
+        routing += started.elapsed();
+        if let Some((then, now)) = cpu.zip(crate::threads::thread_cpu_time()) {
+            routing_cpu += now.saturating_sub(then);
+        }
     }
+    let started = std::time::Instant::now();
+    let mut graph = builder.finish().map_err(oneid_error)?;
+    let joining = started.elapsed();
     if let Some(table) = &settings.overrides {
         let (mut s, _) = input::read_resolving(
             state,
@@ -298,11 +309,14 @@ async fn compute(
     let (resolved, resolve_cpu_per_wall) = resolving.read();
     let ratio = |r: Option<f64>| r.map_or(String::new(), |r| format!(" (cpu/wall {r:.2})"));
     tracing::debug!(
-        "{function}: read and interned the input in {:.3} s{} (interning {:.3} s), \
-         resolved and built the output in {:.3} s{}",
+        "{function}: read and interned the input in {:.3} s{} (routing {:.3} s, of it \
+         {:.3} s CPU; waiting for the shards and joining them {:.3} s), resolved and built \
+         the output in {:.3} s{}",
         read.as_secs_f64(),
         ratio(read_cpu_per_wall),
-        interning.as_secs_f64(),
+        routing.as_secs_f64(),
+        routing_cpu.as_secs_f64(),
+        joining.as_secs_f64(),
         resolved.as_secs_f64(),
         ratio(resolve_cpu_per_wall),
     );
@@ -402,7 +416,17 @@ fn memory_exec(batch: RecordBatch) -> Result<Arc<dyn ExecutionPlan>> {
 }
 
 fn oneid_error(e: super::error::OneIdError) -> DataFusionError {
-    user_error(sqlstate::INVALID_PARAMETER_VALUE, e.to_string())
+    let state = match e {
+        super::error::OneIdError::Internal(_) => sqlstate::INTERNAL_ERROR,
+        _ => sqlstate::INVALID_PARAMETER_VALUE,
+    };
+    user_error(state, e.to_string())
+}
+
+impl TextColumn for StringArray {
+    fn text(&self, row: usize) -> &str {
+        self.value(row)
+    }
 }
 
 /// Column `i`, which `input::read` has already cast to `Utf8`.
