@@ -87,7 +87,7 @@ where
     std::thread::scope(|scope| {
         for (_, slices) in work {
             let sort = &sort;
-            scope.spawn(move || slices.into_iter().for_each(|s| sort(s)));
+            scope.spawn(move || slices.into_iter().for_each(sort));
         }
     });
     items
@@ -122,9 +122,9 @@ mod tests {
         let value = |i: usize| (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 44;
         // Every third input gives no item; buckets are ranges of the value.
         let bucket_of = |buckets: usize| {
-            move |i: usize| (i % 3 != 0).then(|| (value(i) as usize * buckets) >> 20)
+            move |i: usize| (!i.is_multiple_of(3)).then(|| (value(i) as usize * buckets) >> 20)
         };
-        let item_of = |i: usize| (i % 3 != 0).then(|| value(i));
+        let item_of = |i: usize| (!i.is_multiple_of(3)).then(|| value(i));
         let sort = |s: &mut [u64]| s.sort_unstable();
         let one = bucket_sorted(100_000, 1, 16, bucket_of(16), item_of, sort);
         assert_eq!(one.len(), 66_666);

@@ -331,7 +331,7 @@ impl IdentityGraph {
         // (whose sequential key interning leaves a core to spare).
         let families = Families::new(&self.types, config);
         let (canonical, normalized) = std::thread::scope(|scope| {
-            let ordering = scope.spawn(|| canonical_order(&self.records, n));
+            let ordering = scope.spawn(|| canonical_order(&self.records, n, config.thread_count()));
             let normalized = normalize_values(&self.values, &families, config);
             let canonical = ordering
                 .join()
@@ -542,31 +542,21 @@ impl IdentityGraph {
         clock.lap("link");
 
         // Components, numbered in canonical order of their first record (the
-        // anchor of the one_id scheme).
-        // Iterating ranks in order keeps most accesses sequential: a
-        // singleton is its own root, and new components appear in rank order.
+        // anchor of the one_id scheme), on several threads.
         drop(pairs);
         drop(key_start);
-        let mut comp_of_rank = vec![NONE; n as usize];
-        let mut anchor_hashes: Vec<u64> = Vec::new();
-        let mut sizes: Vec<u32> = Vec::new();
-        for rank in 0..n as usize {
-            let root = merger.uf.find(rank as u32) as usize;
-            // The root's slot holds the component as soon as any member has
-            // been seen; empty, this rank is the component's first member.
-            let c = match comp_of_rank[root] {
-                NONE => {
-                    let c = anchor_hashes.len() as u32;
-                    anchor_hashes.push(hash_of_rank[rank]);
-                    sizes.push(0);
-                    c
-                }
-                c => c,
-            };
-            comp_of_rank[rank] = c;
-            comp_of_rank[root] = c;
-            sizes[c as usize] += 1;
-        }
+        let threads = config
+            .thread_count()
+            .min(n as usize / RECORDS_PER_THREAD)
+            .max(1);
+        let components = merger.uf.numbered_sets(threads);
+        let comp_of_rank = components.set_of;
+        let anchor_hashes: Vec<u64> = components
+            .first
+            .iter()
+            .map(|&rank| hash_of_rank[rank as usize])
+            .collect();
+        let sizes = components.size;
         drop(merger);
         drop(hash_of_rank);
         clock.lap("components");
@@ -643,16 +633,30 @@ impl IdentityGraph {
 }
 
 /// Canonical record order: by stable hash, ties by id text. `(hash, id)` of each rank.
-fn canonical_order(records: &Interner, n: u32) -> (Vec<u64>, Vec<u32>) {
-    let mut order: Vec<(u64, u32)> = (0..n)
-        .map(|id| (record_hash(records.get(id)), id))
-        .collect();
-    order.sort_unstable_by(|a, b| {
-        a.0.cmp(&b.0)
-            .then_with(|| records.get(a.1).cmp(records.get(b.1)))
-    });
+/// On several threads in buckets of hash ranges (see
+/// [`bucket_sorted`](super::bucket_sort::bucket_sorted)): a total order, so the same
+/// order at any thread count.
+fn canonical_order(records: &Interner, n: u32, threads: usize) -> (Vec<u64>, Vec<u32>) {
+    let threads = threads.min(n as usize / RECORDS_PER_THREAD).max(1);
+    let buckets = threads * 8;
+    let order: Vec<(u64, u32)> = bucket_sorted(
+        n as usize,
+        threads,
+        buckets,
+        |id| Some((((record_hash(records.get(id as u32)) >> 32) * buckets as u64) >> 32) as usize),
+        |id| Some((record_hash(records.get(id as u32)), id as u32)),
+        |bucket| {
+            bucket.sort_unstable_by(|a, b| {
+                a.0.cmp(&b.0)
+                    .then_with(|| records.get(a.1).cmp(records.get(b.1)))
+            })
+        },
+    );
     order.into_iter().unzip()
 }
+
+/// Records per thread below which the canonical order is sorted on one thread.
+const RECORDS_PER_THREAD: usize = 1 << 18;
 
 /// Rows per thread below which the pairs are sorted on one thread.
 const PAIRS_PER_THREAD: usize = 1 << 20;
@@ -1556,6 +1560,27 @@ mod tests {
             assert_eq!(many, one, "{threads} threads");
         }
         assert!(sorted_pairs(&[], &key_of_value, &rank_of_id, keys as usize, 4).is_empty());
+    }
+
+    #[test]
+    fn canonical_order_is_the_same_on_any_thread_count() -> Result<(), OneIdError> {
+        let mut records = Interner::new();
+        for i in 0..600_000u32 {
+            records.intern(&format!("rec-{}", i.wrapping_mul(2_654_435_761)))?;
+        }
+        let n = records.len() as u32;
+        let (hashes, ids) = canonical_order(&records, n, 1);
+        assert_eq!(ids.len(), n as usize);
+        for (w, h) in ids.windows(2).zip(hashes.windows(2)) {
+            assert!((h[0], records.get(w[0])) < (h[1], records.get(w[1])));
+        }
+        for threads in [2, 3, 7] {
+            assert_eq!(
+                canonical_order(&records, n, threads),
+                (hashes.clone(), ids.clone())
+            );
+        }
+        Ok(())
     }
 
     #[test]
