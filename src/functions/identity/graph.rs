@@ -151,41 +151,6 @@ impl IdentityGraph {
         Ok(())
     }
 
-    /// Adds a batch of input rows: each a record id and, unless the row's
-    /// type or value was null, its `(id_type, id_value)`. The same graph as
-    /// [`IdentityGraph::add_identifier`] / [`IdentityGraph::add_record`] row
-    /// by row, faster on large inputs: record ids are interned batch-wise
-    /// (see [`Interner::intern_batch`]). Nulls are the caller's to skip.
-    pub fn add_rows(&mut self, rows: &[(&str, Option<(&str, &str)>)]) -> Result<(), OneIdError> {
-        let record_strs: Vec<&str> = rows.iter().map(|&(record, _)| record).collect();
-        let mut record_ids: Vec<u32> = Vec::with_capacity(rows.len());
-        self.records
-            .intern_batch(&[], &record_strs, &mut record_ids)?;
-        let value_bytes = rows
-            .iter()
-            .filter_map(|&(_, identifier)| identifier)
-            .map(|(_, value)| value.len())
-            .sum();
-        self.values.reserve(rows.len(), value_bytes);
-        // Types are few and usually grouped: one lookup per change of type.
-        let mut last_type = self.last.map(|(_, t)| t);
-        for (&(_, identifier), &record) in rows.iter().zip(&record_ids) {
-            if let Some((id_type, value)) = identifier {
-                let t = match last_type {
-                    Some(t) if self.types.get(t) == id_type => t,
-                    _ => self.types.intern(id_type)?,
-                };
-                last_type = Some(t);
-                let value = self.values.append_tagged(t, value)?;
-                self.rows.push((record, value));
-            }
-        }
-        if let (Some(&record), Some(t)) = (record_ids.last(), last_type) {
-            self.last = Some((record, t));
-        }
-        Ok(())
-    }
-
     /// A graph from [`GraphBuilder`](super::ingest::GraphBuilder)'s parts: `rows` hold
     /// ids into `records` and `values`.
     pub(super) fn from_ingest(
@@ -1618,47 +1583,6 @@ mod tests {
         Ok(())
     }
 
-    #[test]
-    fn batch_ingestion_matches_row_by_row() -> Result<(), OneIdError> {
-        let n = 6000;
-        let rows: Vec<(String, String, String)> = (0..n)
-            .map(|i| {
-                let t = TYPES[i % TYPES.len()];
-                (
-                    format!("rec-{}", i % 997),
-                    t.to_string(),
-                    value_for(i % TYPES.len(), i as u8),
-                )
-            })
-            .collect();
-        let mut single = IdentityGraph::new();
-        let mut batched = IdentityGraph::new();
-        let mut batch: Vec<(&str, Option<(&str, &str)>)> = Vec::new();
-        for (i, (r, t, v)) in rows.iter().enumerate() {
-            // Every 11th row has a null value: the record alone.
-            if i % 11 == 0 {
-                single.add_record(r)?;
-                batch.push((r, None));
-            } else {
-                single.add_identifier(r, t, v)?;
-                batch.push((r, Some((t, v))));
-            }
-        }
-        batched.add_rows(&batch[..n / 2])?;
-        batched.add_rows(&batch[n / 2..])?;
-        assert_eq!(batched.row_count(), single.row_count());
-        assert_eq!(batched.record_count(), single.record_count());
-        let cfg = guarded_config();
-        let out = |g: &IdentityGraph| -> Result<Vec<(String, i64, i64)>, OneIdError> {
-            Ok(g.resolve(&cfg)?
-                .iter()
-                .map(|r| (r.record_id.to_string(), r.one_id, r.component_size))
-                .collect())
-        };
-        assert_eq!(out(&batched)?, out(&single)?);
-        Ok(())
-    }
-
     // ---- properties ----
 
     const TYPES: [&str; 5] = ["phone", "email", "device_id", "member_no", "phone_sha256"];
@@ -1693,46 +1617,24 @@ mod tests {
         previous: &[(u8, i64)],
         cfg: &ResolverConfig,
     ) -> Output {
-        run_batched(rows, 0, overrides, previous, cfg)
-    }
-
-    /// [`run`], adding the rows with [`IdentityGraph::add_rows`] in batches of
-    /// `batch` rows (0: one by one with `add_identifier`).
-    fn run_batched(
-        rows: &[(String, String, String)],
-        batch: usize,
-        overrides: &[(u8, u8, bool)],
-        previous: &[(u8, i64)],
-        cfg: &ResolverConfig,
-    ) -> Output {
         let mut g = IdentityGraph::new();
-        if batch == 0 {
-            for (r, t, v) in rows {
-                g.add_identifier(r, t, v).expect("fits");
-            }
-        } else {
-            for chunk in rows.chunks(batch) {
-                let batch: Vec<(&str, Option<(&str, &str)>)> = chunk
-                    .iter()
-                    .map(|(r, t, v)| (r.as_str(), Some((t.as_str(), v.as_str()))))
-                    .collect();
-                g.add_rows(&batch).expect("fits");
-            }
+        for (r, t, v) in rows {
+            g.add_identifier(r, t, v).expect("fits");
         }
         outcome(g, overrides, previous, cfg)
     }
 
     /// [`run`], the graph built by a [`GraphBuilder`] with `shards` shards from
-    /// batches of 7 rows.
+    /// batches of `batch` rows.
     fn run_built(
         rows: &[(String, String, String)],
-        shards: usize,
+        (shards, batch): (usize, usize),
         overrides: &[(u8, u8, bool)],
         previous: &[(u8, i64)],
         cfg: &ResolverConfig,
     ) -> Output {
         let mut builder = GraphBuilder::new(shards);
-        for chunk in rows.chunks(7) {
+        for chunk in rows.chunks(batch.max(1)) {
             let column: Arc<dyn TextColumn> =
                 Arc::new(chunk.iter().map(|r| r.0.clone()).collect::<Vec<String>>());
             let batch: Vec<(u32, Option<(&str, &str)>)> = chunk
@@ -1833,7 +1735,8 @@ mod tests {
 
             // Batch ingestion gives the same graph.
             let batch = 1 + (seed % 50) as usize;
-            prop_assert_eq!(&run_batched(&shuffled, batch, &ov, &prev, &cfg), &expected);
+            let shards = 1 + (seed % 4) as usize;
+            prop_assert_eq!(&run_built(&shuffled, (shards, batch), &ov, &prev, &cfg), &expected);
         }
 
         #[test]
@@ -1855,7 +1758,7 @@ mod tests {
                 prop_assert_eq!(&got, &expected, "{} threads", threads);
             }
             for shards in [1, 2, 5] {
-                let got = run_built(&input, shards, &overrides, &previous, &with_threads(shards));
+                let got = run_built(&input, (shards, 7), &overrides, &previous, &with_threads(shards));
                 prop_assert_eq!(&got, &expected, "{} ingest shards", shards);
             }
         }

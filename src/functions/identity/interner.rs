@@ -296,45 +296,6 @@ impl Interner {
         prefetch(self.text.as_bytes(), start as usize);
     }
 
-    /// Interns a batch of strings, appending their ids to `out`; `tags[i]` is
-    /// the tag of `strs[i]` (`tags` may be empty: all tags 0). The same ids as
-    /// interning one by one, faster: the hashes are computed in one tight
-    /// pass, the table is grown once up front, and the memory each string's
-    /// lookup will need is read [`BATCH_LOOKAHEAD`] strings ahead, so the
-    /// cache misses of many lookups overlap instead of queueing.
-    pub(crate) fn intern_batch(
-        &mut self,
-        tags: &[u32],
-        strs: &[&str],
-        out: &mut Vec<u32>,
-    ) -> Result<(), OneIdError> {
-        let tag_of = |i: usize| tags.get(i).copied().unwrap_or(0);
-        let hasher = self.hasher();
-        let hashes: Vec<u64> = strs
-            .iter()
-            .enumerate()
-            .map(|(i, s)| hasher.hash(tag_of(i), s))
-            .collect();
-        // Worst case every string is new: growing before the batch keeps the
-        // table (and so the slots read ahead) fixed while it is interned.
-        self.reserve_index(strs.len());
-        out.reserve(strs.len());
-        let mut previous: Option<(&str, u32, u32)> = None;
-        for (i, (&s, &hash)) in strs.iter().zip(&hashes).enumerate() {
-            self.prefetch_lookups(&hashes, i);
-            let tag = tag_of(i);
-            // Inputs often repeat a string on consecutive rows (a record's
-            // identifiers grouped together): no lookup for those.
-            let id = match previous {
-                Some((p, t, id)) if t == tag && p == s => id,
-                _ => self.intern_prehashed(hash, tag, s)?,
-            };
-            previous = Some((s, tag, id));
-            out.push(id);
-        }
-        Ok(())
-    }
-
     /// Appends `(tag, s)` as a new entry without looking it up, even if it
     /// is already present, and returns its id. For arenas where a repeated
     /// string is cheaper to keep twice than to find: raw identifier values
@@ -559,32 +520,6 @@ mod tests {
         assert_eq!(i.lookup_tagged(7, "a"), Some(a));
         i.shrink_to_fit();
         assert_eq!(i.text_len(), 1);
-        Ok(())
-    }
-
-    #[test]
-    fn batches_give_the_ids_of_single_interning() -> Result<(), OneIdError> {
-        let strs: Vec<String> = (0..50_000).map(|n| format!("v{}", n % 20_011)).collect();
-        let refs: Vec<&str> = strs.iter().map(String::as_str).collect();
-        let tags: Vec<u32> = (0..refs.len() as u32).map(|n| n % 3).collect();
-        let mut single = Interner::new_tagged();
-        let expected: Vec<u32> = refs
-            .iter()
-            .zip(&tags)
-            .map(|(s, &t)| single.intern_tagged(t, s))
-            .collect::<Result<_, _>>()?;
-        let mut batched = Interner::new_tagged();
-        let mut ids = Vec::new();
-        for (strs, tags) in refs.chunks(999).zip(tags.chunks(999)) {
-            batched.intern_batch(tags, strs, &mut ids)?;
-        }
-        assert_eq!(ids, expected);
-        assert_eq!(batched.len(), single.len());
-        // Untagged, with repeats on consecutive rows.
-        let mut plain = Interner::new();
-        let mut ids = Vec::new();
-        plain.intern_batch(&[], &["a", "a", "b", "a", "", ""], &mut ids)?;
-        assert_eq!(ids, vec![0, 0, 1, 0, 2, 2]);
         Ok(())
     }
 
