@@ -115,8 +115,8 @@ impl Families {
 pub(super) struct Normalized {
     /// Key of each raw value id, or `NONE` when it does not normalise.
     pub(super) key_of_value: Vec<u32>,
-    /// Keys, tagged with their family. Its hash index is dropped once built:
-    /// later phases only read keys by id.
+    /// Keys, tagged with their family: the shards laid end to end, with no hash
+    /// index (later phases only read keys by id).
     pub(super) keys: Interner,
     /// Per key: [`KEY_JUNK`], [`KEY_HASHED_FORM`].
     pub(super) key_flags: Vec<u8>,
