@@ -554,14 +554,8 @@ impl IdentityGraph {
             row_comp[at] = c;
             next[c as usize] += 1;
         }
-        let mut start = 0usize;
-        for &c in comp_order.iter().filter(|_| order == RecordOrder::ById) {
-            let end = start + sizes[c as usize] as usize;
-            if end - start > 1 {
-                rows_out[start..end]
-                    .sort_unstable_by(|&a, &b| self.records.get(a).cmp(self.records.get(b)));
-            }
-            start = end;
+        if order == RecordOrder::ById {
+            sort_customers_by_record(&mut rows_out, &comp_order, &sizes, &self.records, threads);
         }
 
         clock.lap("output order");
@@ -618,6 +612,53 @@ fn canonical_order(records: &Interner, n: u32, threads: usize) -> (Vec<u64>, Vec
         },
     );
     order.into_iter().unzip()
+}
+
+/// Sorts each customer's rows by record id: the customers are consecutive runs of
+/// `rows` (in `comp_order`, `sizes` long), shared out to `threads` threads in runs of
+/// whole customers.
+fn sort_customers_by_record(
+    rows: &mut [u32],
+    comp_order: &[u32],
+    sizes: &[u32],
+    records: &Interner,
+    threads: usize,
+) {
+    let share = rows.len().div_ceil(threads.max(1)).max(1);
+    let mut work: Vec<(&mut [u32], &[u32])> = Vec::new();
+    let (mut rest, mut customers) = (rows, comp_order);
+    while !customers.is_empty() {
+        let (mut len, mut k) = (0usize, 0usize);
+        while k < customers.len() && (k == 0 || len < share) {
+            len += sizes[customers[k] as usize] as usize;
+            k += 1;
+        }
+        let (these_rows, later_rows) = std::mem::take(&mut rest).split_at_mut(len);
+        rest = later_rows;
+        let (these, later) = customers.split_at(k);
+        customers = later;
+        work.push((these_rows, these));
+    }
+    let sort = |(rows, customers): (&mut [u32], &[u32])| {
+        let mut start = 0usize;
+        for &c in customers {
+            let end = start + sizes[c as usize] as usize;
+            if end - start > 1 {
+                rows[start..end].sort_unstable_by(|&a, &b| records.get(a).cmp(records.get(b)));
+            }
+            start = end;
+        }
+    };
+    if work.len() <= 1 {
+        work.into_iter().for_each(sort);
+        return;
+    }
+    std::thread::scope(|scope| {
+        for w in work {
+            let sort = &sort;
+            scope.spawn(move || sort(w));
+        }
+    });
 }
 
 /// Records per thread below which the canonical order is sorted on one thread.
@@ -1544,6 +1585,37 @@ mod tests {
                 canonical_order(&records, n, threads),
                 (hashes.clone(), ids.clone())
             );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn customers_are_sorted_alike_on_any_thread_count() -> Result<(), OneIdError> {
+        let mut records = Interner::new();
+        for i in 0..5_000u32 {
+            records.intern(&format!("r{}", i.wrapping_mul(2_654_435_761) % 100_003))?;
+        }
+        // Customers of 1 to 9 records, the rows in scrambled order.
+        let sizes: Vec<u32> = (0..1_200u32).map(|c| 1 + c * 7 % 9).collect();
+        let total: u32 = sizes.iter().sum();
+        let comp_order: Vec<u32> = (0..sizes.len() as u32).rev().collect();
+        let rows: Vec<u32> = (0..total).map(|i| i * 7919 % 5_000).collect();
+        let mut one = rows.clone();
+        sort_customers_by_record(&mut one, &comp_order, &sizes, &records, 1);
+        let mut start = 0usize;
+        for &c in &comp_order {
+            let end = start + sizes[c as usize] as usize;
+            assert!(
+                one[start..end]
+                    .windows(2)
+                    .all(|w| records.get(w[0]) <= records.get(w[1]))
+            );
+            start = end;
+        }
+        for threads in [2, 3, 7, 64] {
+            let mut many = rows.clone();
+            sort_customers_by_record(&mut many, &comp_order, &sizes, &records, threads);
+            assert_eq!(many, one, "{threads} threads");
         }
         Ok(())
     }
