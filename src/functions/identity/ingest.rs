@@ -25,7 +25,7 @@ use super::error::OneIdError;
 use super::graph::IdentityGraph;
 use super::interner::{InternHasher, Interner};
 use super::shards::{
-    MAX_SHARDS, Shard, ShardTable, finish_all, first_ids, shard_of, start_threads,
+    Answers, MAX_SHARDS, Shard, ShardTable, finish_all, first_ids, shard_of, start_threads,
 };
 
 /// Rows routed before the shards move to threads of their own.
@@ -205,17 +205,15 @@ impl GraphBuilder {
         let (parts, ids): (Vec<Interner>, Vec<Vec<u32>>) =
             states.into_iter().map(|s| (s.records, s.ids)).unzip();
         let mut rows = self.rows;
-        let mut next = vec![0usize; ids.len()];
+        let mut answers = Answers::new(first, ids);
         let mut last = 0u32;
         for row in &mut rows {
             if row.0 != REPEAT {
-                let s = row.0 as usize;
-                last = first[s] + ids[s][next[s]];
-                next[s] += 1;
+                last = answers.next(row.0 as usize);
             }
             row.0 = last;
         }
-        drop(ids);
+        drop(answers);
         let records = Interner::concat(parts)?;
         Ok(IdentityGraph::from_ingest(
             records,

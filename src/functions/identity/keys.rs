@@ -25,7 +25,7 @@ use super::normalize::{
 };
 use super::settings::ResolverConfig;
 use super::shards::{
-    MAX_SHARDS, Shard, ShardTable, finish_all, first_ids, shard_of, start_threads,
+    Answers, MAX_SHARDS, Shard, ShardTable, finish_all, first_ids, shard_of, start_threads,
 };
 use sha2::{Digest, Sha256};
 
@@ -463,15 +463,15 @@ impl KeyTable {
     /// `key_of_value` by its key's global id.
     fn lay_out(mut shards: Vec<KeyShard>, key_of_value: &mut [u32]) -> Result<Self, OneIdError> {
         let first = first_ids(shards.iter().map(|s| s.keys.len()))?;
-        let mut next = vec![0usize; shards.len()];
+        let ids = shards
+            .iter_mut()
+            .map(|s| std::mem::take(&mut s.ids))
+            .collect();
+        let mut answers = Answers::new(first.clone(), ids);
         for key in key_of_value.iter_mut().filter(|k| **k != NONE) {
-            let s = *key as usize;
-            *key = first[s] + shards[s].ids[next[s]];
-            next[s] += 1;
+            *key = answers.next(*key as usize);
         }
-        for shard in &mut shards {
-            shard.ids = Vec::new();
-        }
+        drop(answers);
         // `first_ids` checked that the plain keys fit below u32::MAX.
         let extra_first = shards.iter().map(|s| s.keys.len()).sum::<usize>() as u32;
         Ok(KeyTable {

@@ -132,6 +132,30 @@ pub(super) fn first_ids(lens: impl Iterator<Item = usize>) -> Result<Vec<u32>, O
     Ok(first)
 }
 
+/// The global ids, in routing order, of what the shards answered: shard `s`'s
+/// answers `ids[s]` (ids in its own table, in the order it was sent work) become
+/// `first[s] + id` once the shards are laid end to end.
+pub(super) struct Answers {
+    first: Vec<u32>,
+    ids: Vec<Vec<u32>>,
+    next: Vec<usize>,
+}
+
+impl Answers {
+    pub(super) fn new(first: Vec<u32>, ids: Vec<Vec<u32>>) -> Self {
+        let next = vec![0; ids.len()];
+        Answers { first, ids, next }
+    }
+
+    /// The global id of shard `s`'s next answer.
+    #[inline]
+    pub(super) fn next(&mut self, s: usize) -> u32 {
+        let id = self.first[s] + self.ids[s][self.next[s]];
+        self.next[s] += 1;
+        id
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
