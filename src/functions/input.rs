@@ -145,6 +145,21 @@ pub async fn read_resolving(
     }
 }
 
+/// As [`read_resolving`], one stream per output partition of the input's plan, to be
+/// read side by side.
+pub async fn read_partitions_resolving(
+    session: &dyn Session,
+    function: &str,
+    input: &str,
+    columns: &[(&str, Expect)],
+) -> Result<(Vec<SendableRecordBatchStream>, bool)> {
+    let (df, lifted) = match unmasked_for_name(session, input)? {
+        Some(unmasked) => (frame(&unmasked, function, input, columns).await?, true),
+        None => (frame(session, function, input, columns).await?, false),
+    };
+    Ok((df.execute_stream_partitioned().await?, lifted))
+}
+
 /// Read `input`, keeping only `columns` (by name, cast to their expected types).
 pub async fn read(
     session: &dyn Session,

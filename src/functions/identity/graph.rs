@@ -35,7 +35,9 @@
 //!    that could not join any anchor (at most 64 anchors per key). A join is
 //!    refused when a split override would end up inside one customer
 //!    (`split_override`) or when a limited family would exceed its limit
-//!    (`type_limit`).
+//!    (`type_limit`). On several threads the plain components of this graph
+//!    are linked side by side, each in this order, which gives the same
+//!    customers ([`linking`](super::linking) says why).
 //! 5. **Ids** ([`stable_ids`](super::stable_ids)): hash-anchored, or kept from
 //!    `previous`.
 //!
@@ -65,6 +67,7 @@ use super::bucket_sort::bucket_sorted;
 use super::error::OneIdError;
 use super::interner::{Interner, prefetch};
 use super::keys::{Families, KEY_JUNK, normalize_values};
+use super::linking::{LinkStep, MAX_ANCHORS, join_holders, link_by_component, touch_ahead};
 pub use super::links::{Explanation, LinkReason, LinkRow};
 use super::links::{LinkDetails, LinkRecord};
 use super::merger::{Merger, Outcome};
@@ -75,13 +78,6 @@ use crate::threads::CpuClock;
 
 /// "No such id" in the compact `u32` tables.
 pub(super) const NONE: u32 = u32::MAX;
-
-/// How many distinct anchors a key keeps; bounds the work per holder when
-/// splits and limits fragment a widely shared key.
-const MAX_ANCHORS: usize = 64;
-
-/// How many link steps ahead the link loop touches memory (see there).
-const LINK_LOOKAHEAD: usize = 8;
 
 /// How many rows ahead row-by-row passes over random ids start loading the
 /// memory those ids point to.
@@ -166,6 +162,14 @@ impl IdentityGraph {
             rows,
             ..IdentityGraph::default()
         }
+    }
+
+    /// The id types, in the order of their ids.
+    #[cfg(test)]
+    pub(super) fn type_names(&self) -> Vec<&str> {
+        (0..self.types.len() as u32)
+            .map(|t| self.types.get(t))
+            .collect()
     }
 
     /// Adds a record with no identifier in this row (e.g. its `id_value` was
@@ -343,6 +347,7 @@ impl IdentityGraph {
 
         // Overrides: splits are constraints, links are applied first.
         let mut links: Vec<(u32, u32)> = Vec::new();
+        let mut splits: Vec<(u32, u32)> = Vec::new();
         for &(a, b, action) in &self.overrides {
             let (Some(ra), Some(rb)) = (
                 self.records.lookup(self.override_names.get(a)),
@@ -356,28 +361,12 @@ impl IdentityGraph {
             }
             let pair = (ra.min(rb), ra.max(rb));
             match action {
-                OverrideAction::Split => merger.forbid(pair.0, pair.1),
+                OverrideAction::Split => splits.push(pair),
                 OverrideAction::Link => links.push(pair),
             }
         }
         links.sort_unstable();
         links.dedup();
-        for &(a, b) in &links {
-            let outcome = merger.try_link(a, b, false);
-            if let Some(d) = details.as_mut() {
-                let (used, reason) = match outcome {
-                    Outcome::SplitBlocked => (false, LinkReason::SplitOverride),
-                    _ => (true, LinkReason::LinkOverride),
-                };
-                d.rows.push(LinkRecord {
-                    record: record_of_rank(b),
-                    linked: record_of_rank(a),
-                    key: NONE,
-                    used,
-                    reason,
-                });
-            }
-        }
 
         // Keys in link order, each with its holders' place in `pairs`: by family,
         // first holder and text, a total order (keys are distinct), sorted on several
@@ -420,89 +409,86 @@ impl IdentityGraph {
         );
 
         clock.lap("steps");
-        let mut anchors: Vec<u32> = Vec::with_capacity(MAX_ANCHORS);
-        let mut touched = 0u64;
-        for (i, step) in steps.iter().enumerate() {
-            // Linking is a chain of dependent cache misses (holders, then
-            // their roots, then their key sets); touching what the steps a
-            // little ahead will need lets those misses overlap.
-            if let Some(far) = steps.get(i + LINK_LOOKAHEAD) {
-                touched ^= pairs[far.start as usize];
+        let threads = config
+            .thread_count()
+            .min(steps.len() / LINK_STEPS_PER_THREAD)
+            .clamp(1, MAX_LINK_THREADS);
+        if details.is_none() && threads > 1 {
+            link_by_component(&merger.shared, &links, &splits, &steps, &pairs, threads);
+        } else {
+            for &(a, b) in &splits {
+                merger.forbid(a, b);
             }
-            if let Some(near) = steps.get(i + LINK_LOOKAHEAD / 2)
-                && near.usable
-            {
-                let (s, e) = (near.start as usize, (near.start + near.len) as usize);
-                for &h in pairs[s..e].iter().take(2) {
-                    touched ^= merger.touch(h as u32);
-                }
-            }
-            let k = step.key;
-            let hs = &pairs[step.start as usize..(step.start + step.len) as usize];
-            let first = hs[0] as u32;
-            if !step.usable {
+            for &(a, b) in &links {
+                let outcome = merger.try_link(a, b, false);
                 if let Some(d) = details.as_mut() {
-                    let reason = if normalized.key_flags[k as usize] & KEY_JUNK != 0 {
-                        LinkReason::JunkValue
-                    } else {
-                        LinkReason::SharedTooWidely
+                    let (used, reason) = match outcome {
+                        Outcome::SplitBlocked => (false, LinkReason::SplitOverride),
+                        _ => (true, LinkReason::LinkOverride),
                     };
-                    for &h in &hs[1..] {
-                        d.rows.push(LinkRecord {
-                            record: record_of_rank(h as u32),
-                            linked: record_of_rank(first),
-                            key: k,
-                            used: false,
-                            reason,
-                        });
-                    }
+                    d.rows.push(LinkRecord {
+                        record: record_of_rank(b),
+                        linked: record_of_rank(a),
+                        key: NONE,
+                        used,
+                        reason,
+                    });
                 }
-                continue;
             }
-            anchors.clear();
-            anchors.push(first);
-            for &h in &hs[1..] {
-                let h = h as u32;
-                let mut joined = None;
-                let mut refused = None;
-                for &a in &anchors {
-                    match merger.try_link(a, h, true) {
-                        Outcome::Together | Outcome::Merged => {
-                            joined = Some(a);
-                            break;
-                        }
-                        Outcome::SplitBlocked => {
-                            refused.get_or_insert(LinkReason::SplitOverride);
-                        }
-                        Outcome::LimitBlocked => {
-                            refused.get_or_insert(LinkReason::TypeLimit);
+            let mut anchors: Vec<u32> = Vec::with_capacity(MAX_ANCHORS);
+            let mut touched = 0u64;
+            for (i, step) in steps.iter().enumerate() {
+                touched ^= touch_ahead(&steps, i, &pairs, &merger.shared);
+                let k = step.key;
+                let hs = step.holders(&pairs);
+                let first = hs[0] as u32;
+                if !step.usable {
+                    if let Some(d) = details.as_mut() {
+                        let reason = if normalized.key_flags[k as usize] & KEY_JUNK != 0 {
+                            LinkReason::JunkValue
+                        } else {
+                            LinkReason::SharedTooWidely
+                        };
+                        for &h in &hs[1..] {
+                            d.rows.push(LinkRecord {
+                                record: record_of_rank(h as u32),
+                                linked: record_of_rank(first),
+                                key: k,
+                                used: false,
+                                reason,
+                            });
                         }
                     }
+                    continue;
                 }
-                if joined.is_none() && anchors.len() < MAX_ANCHORS {
-                    anchors.push(h);
-                }
-                if let Some(d) = details.as_mut() {
-                    d.rows.push(match joined {
+                let Merger { shared, state } = &mut merger;
+                join_holders(shared, state, hs, &mut anchors, |joined| {
+                    let Some(d) = details.as_mut() else {
+                        return;
+                    };
+                    d.rows.push(match joined.anchor {
                         Some(a) => LinkRecord {
-                            record: record_of_rank(h),
+                            record: record_of_rank(joined.holder),
                             linked: record_of_rank(a),
                             key: k,
                             used: true,
                             reason: LinkReason::Linked,
                         },
                         None => LinkRecord {
-                            record: record_of_rank(h),
+                            record: record_of_rank(joined.holder),
                             linked: record_of_rank(first),
                             key: k,
                             used: false,
-                            reason: refused.unwrap_or(LinkReason::TypeLimit),
+                            reason: match joined.refused {
+                                Some(Outcome::SplitBlocked) => LinkReason::SplitOverride,
+                                _ => LinkReason::TypeLimit,
+                            },
                         },
                     });
-                }
+                });
             }
+            std::hint::black_box(touched);
         }
-        std::hint::black_box(touched);
         drop(steps);
         clock.lap("link");
 
@@ -514,7 +500,7 @@ impl IdentityGraph {
             .thread_count()
             .min(n as usize / RECORDS_PER_THREAD)
             .max(1);
-        let components = merger.uf.numbered_sets(threads);
+        let components = merger.shared.uf.numbered_sets(threads);
         let comp_of_rank = components.set_of;
         let anchor_hashes: Vec<u64> = components
             .first
@@ -670,6 +656,13 @@ const PAIRS_PER_THREAD: usize = 1 << 20;
 /// Keys per thread below which the link steps are sorted on one thread.
 const STEPS_PER_THREAD: usize = 1 << 18;
 
+/// Link steps per thread below which the link runs on one thread (in tests, any two
+/// steps run on several, so that the property tests compare both ways).
+const LINK_STEPS_PER_THREAD: usize = if cfg!(test) { 1 } else { 1 << 16 };
+
+/// The most threads of the link phase.
+const MAX_LINK_THREADS: usize = 64;
+
 /// The `(key << 32 | record rank)` pair of every row whose value has a key, sorted
 /// and deduplicated: a record holding a key twice (or under two spellings) holds it
 /// once. On several threads, in ranges of keys (see
@@ -769,19 +762,6 @@ pub enum RecordOrder {
     ById,
     /// Whatever order is cheapest (deterministic for an input set all the same).
     Any,
-}
-
-/// One key to link: its place in link order and its holders.
-#[derive(Debug, Clone, Copy, Default)]
-struct LinkStep {
-    /// Family rank (high half) and first holder's rank (low half).
-    order: u64,
-    key: u32,
-    /// Holders are `pairs[start..start + len]`.
-    start: u32,
-    len: u32,
-    /// Neither junk nor shared too widely.
-    usable: bool,
 }
 
 /// The customers of one resolution: one row per distinct input record,
@@ -1697,16 +1677,18 @@ mod tests {
     }
 
     /// [`run`], the graph built by a [`GraphBuilder`] with `shards` shards from
-    /// batches of `batch` rows.
+    /// batches of `batch` rows, dealt in turn to `readers` readers.
     fn run_built(
         rows: &[(String, String, String)],
-        (shards, batch): (usize, usize),
+        (shards, batch, readers): (usize, usize, usize),
         overrides: &[(u8, u8, bool)],
         previous: &[(u8, i64)],
         cfg: &ResolverConfig,
     ) -> Output {
         let mut builder = GraphBuilder::new(shards);
-        for chunk in rows.chunks(batch.max(1)) {
+        let mut parts: Vec<_> = (0..readers.max(1)).map(|_| builder.reader()).collect();
+        let count = parts.len();
+        for (c, chunk) in rows.chunks(batch.max(1)).enumerate() {
             let column: Arc<dyn TextColumn> =
                 Arc::new(chunk.iter().map(|r| r.0.clone()).collect::<Vec<String>>());
             let batch: Vec<(u32, Option<(&str, &str)>)> = chunk
@@ -1714,9 +1696,14 @@ mod tests {
                 .enumerate()
                 .map(|(i, (_, t, v))| (i as u32, Some((t.as_str(), v.as_str()))))
                 .collect();
-            builder.add_batch(&column, &batch).expect("fits");
+            parts[c % count].add_batch(&column, &batch).expect("fits");
         }
-        outcome(builder.finish().expect("fits"), overrides, previous, cfg)
+        outcome(
+            builder.finish(parts).expect("fits"),
+            overrides,
+            previous,
+            cfg,
+        )
     }
 
     /// Adds the overrides and previous ids to `g` and resolves it both ways.
@@ -1751,6 +1738,53 @@ mod tests {
             .collect();
         assert_eq!(out, plain, "explain and resolve disagree");
         (out, links(&ex))
+    }
+
+    #[test]
+    fn linking_on_several_threads_gives_the_customers_of_one_thread() -> Result<(), OneIdError> {
+        let mut state = 0x1234_5678_9ABC_DEF1u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut g = IdentityGraph::new();
+        for _ in 0..60_000 {
+            let record = format!("rec-{}", next() % 20_000);
+            let (t, v) = match next() % 3 {
+                0 => ("phone", format!("1380013{:04}", next() % 9_000)),
+                1 => ("email", format!("u{}@example.com", next() % 15_000)),
+                _ => ("member_no", format!("M{}", next() % 12_000)),
+            };
+            g.add_identifier(&record, t, &v)?;
+        }
+        for _ in 0..400 {
+            let (a, b) = (next() % 20_000, next() % 20_000);
+            let action = if next() % 2 == 0 {
+                OverrideAction::Link
+            } else {
+                OverrideAction::Split
+            };
+            g.add_override(&format!("rec-{a}"), &format!("rec-{b}"), action)?;
+        }
+        let customers = |threads: usize| -> Result<Vec<(String, i64, i64)>, OneIdError> {
+            let cfg = ResolverConfig {
+                threads,
+                ..guarded_config()
+            };
+            Ok(g.resolve(&cfg)?
+                .iter()
+                .map(|r| (r.record_id.to_string(), r.one_id, r.component_size))
+                .collect())
+        };
+        let one = customers(1)?;
+        let joined = one.iter().filter(|c| c.2 > 1).count();
+        assert!(joined > 5_000, "{joined} records in customers of several");
+        for threads in [2, 3, 8] {
+            assert_eq!(customers(threads)?, one, "{threads} threads");
+        }
+        Ok(())
     }
 
     fn guarded_config() -> ResolverConfig {
@@ -1808,7 +1842,8 @@ mod tests {
             // Batch ingestion gives the same graph.
             let batch = 1 + (seed % 50) as usize;
             let shards = 1 + (seed % 4) as usize;
-            prop_assert_eq!(&run_built(&shuffled, (shards, batch), &ov, &prev, &cfg), &expected);
+            let readers = 1 + (seed / 7 % 3) as usize;
+            prop_assert_eq!(&run_built(&shuffled, (shards, batch, readers), &ov, &prev, &cfg), &expected);
         }
 
         #[test]
@@ -1830,7 +1865,7 @@ mod tests {
                 prop_assert_eq!(&got, &expected, "{} threads", threads);
             }
             for shards in [1, 2, 5] {
-                let got = run_built(&input, (shards, 7), &overrides, &previous, &with_threads(shards));
+                let got = run_built(&input, (shards, 7, shards), &overrides, &previous, &with_threads(shards));
                 prop_assert_eq!(&got, &expected, "{} ingest shards", shards);
             }
         }

@@ -1,34 +1,39 @@
-//! Parallel ingestion: an [`IdentityGraph`] built from batches of input rows, with the
-//! record ids interned on several threads.
+//! Parallel ingestion: an [`IdentityGraph`] built from batches of input rows read by
+//! several readers at once, with the record ids interned on several threads.
 //!
 //! Interning a record id is a hash-table probe with a cache miss or two per row; done
 //! on the thread that reads the input it was the one thread the whole read waited on.
-//! Here each record id goes, by its hash, to one of `shards` interners. The reading
-//! thread only hashes, routes, and appends the raw values (a copy, no lookup); each
-//! shard interns its share of every batch on a thread of its own, fed over a bounded
-//! channel so that only a few batches are ever in flight. At the end the shards'
-//! arenas are laid end to end: shard `s`'s record `i` becomes record `first[s] + i`.
+//! Here each record id goes, by its hash, to one of `shards` interners, shared by every
+//! [`Reader`]. A reader (one per partition of the input, each on a task of its own)
+//! only hashes, routes, and appends its raw values to an arena of its own (a copy, no
+//! lookup); each shard interns its share of every batch on a thread of its own, fed
+//! over a bounded channel so that only a few batches are ever in flight, and keeps the
+//! ids it answers per reader. At the end the shards' arenas are laid end to end (shard
+//! `s`'s record `i` becomes record `first[s] + i`), and the readers' rows and values
+//! follow one another in reader order, as if one reader had read the partitions one
+//! after the other.
 //!
-//! Which id a record gets depends on the shard count, but nothing a resolution
-//! returns does: everything order-sensitive uses the canonical record order (stable
-//! record hash, then text), never the ids (a test resolves the same rows ingested row
-//! by row and with 1 to 7 shards).
+//! Which id a record gets depends on the shard count and on how the readers' batches
+//! interleave, but nothing a resolution returns does: everything order-sensitive uses
+//! the canonical record order (stable record hash, then text), never the ids (tests
+//! resolve the same rows ingested row by row, with 1 to 7 shards, and by several
+//! readers at once).
 //!
-//! Small inputs never start a thread: shards intern on the reading thread until
-//! [`THREADED_FROM`] rows have been routed, then each moves to a thread of its own,
-//! its table so far with it. A thread that cannot be started leaves its shard on the
-//! reading thread: a shortage of threads costs speed, never the result.
+//! Small inputs never start a thread: shards intern on the readers' threads (each
+//! shard behind a lock) until [`THREADED_FROM`] rows have been routed in all, then
+//! each moves to a thread of its own, its table so far with it. A thread that cannot
+//! be started leaves its shard where it was: a shortage of threads costs speed, never
+//! the result.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::error::OneIdError;
 use super::graph::IdentityGraph;
 use super::interner::{InternHasher, Interner};
-use super::shards::{
-    Answers, MAX_SHARDS, Shard, ShardTable, finish_all, first_ids, shard_of, start_threads,
-};
+use super::shards::{Answers, MAX_SHARDS, Shard, ShardTable, first_ids, shard_of};
 
-/// Rows routed before the shards move to threads of their own.
+/// Rows routed (by all readers together) before the shards move to threads of their own.
 const THREADED_FROM: usize = 1 << 16;
 
 /// In a row placeholder: "the same record as the row before" (no shard was asked).
@@ -50,53 +55,99 @@ impl TextColumn for Vec<String> {
     }
 }
 
-/// One shard's share of a batch.
+/// One shard's share of a reader's batch.
 struct Routed {
+    reader: usize,
     column: Arc<dyn TextColumn>,
     /// Row indices, [`KEEP`] set on rows with an identifier.
     rows: Vec<u32>,
     hashes: Vec<u64>,
 }
 
-/// A shard's interner, and the ids of the kept rows it was sent, in the order sent.
+/// A shard's interner, and the ids of the kept rows it was sent, per reader in the
+/// order that reader sent them.
 #[derive(Default)]
 struct RecordShard {
     records: Interner,
-    ids: Vec<u32>,
+    ids: Vec<Vec<u32>>,
 }
 
 impl ShardTable for RecordShard {
     type Batch = Routed;
 
     fn take(&mut self, routed: &Routed) -> Result<(), OneIdError> {
+        if self.ids.len() <= routed.reader {
+            self.ids.resize_with(routed.reader + 1, Vec::new);
+        }
+        let ids = &mut self.ids[routed.reader];
         self.records.reserve_index(routed.rows.len());
         for (i, (&row, &hash)) in routed.rows.iter().zip(&routed.hashes).enumerate() {
             self.records.prefetch_lookups(&routed.hashes, i);
             let text = routed.column.text((row & !KEEP) as usize);
             let id = self.records.intern_prehashed(hash, 0, text)?;
             if row & KEEP != 0 {
-                self.ids.push(id);
+                ids.push(id);
             }
         }
         Ok(())
     }
 }
 
-/// Builds an [`IdentityGraph`] from batches of input rows (see the module docs).
+/// The record shards every reader routes to.
+struct RecordShards {
+    shards: Vec<Mutex<Shard<RecordShard>>>,
+    /// Rows routed so far, by all readers.
+    routed: AtomicUsize,
+    threaded: AtomicBool,
+}
+
+impl RecordShards {
+    fn lock(&self, s: usize) -> Result<MutexGuard<'_, Shard<RecordShard>>, OneIdError> {
+        self.shards[s]
+            .lock()
+            .map_err(|_| OneIdError::Internal("a record shard was left inconsistent by a panic"))
+    }
+
+    /// Counts `rows` more routed rows; the first reader to pass [`THREADED_FROM`]
+    /// moves every shard onto a thread of its own.
+    fn count(&self, rows: usize) -> Result<(), OneIdError> {
+        let routed = self.routed.fetch_add(rows, Ordering::Relaxed) + rows;
+        if routed < THREADED_FROM || self.threaded.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        for s in 0..self.shards.len() {
+            let mut shard = self.lock(s)?;
+            let here = std::mem::replace(&mut *shard, Shard::Here(RecordShard::default()));
+            *shard = here.start_thread("oneid-ingest");
+        }
+        Ok(())
+    }
+}
+
+/// Builds an [`IdentityGraph`] from the batches of one or more [`Reader`]s (see the
+/// module docs).
 pub struct GraphBuilder {
-    shards: Vec<Shard<RecordShard>>,
+    shards: Arc<RecordShards>,
     hasher: InternHasher,
+    readers: usize,
+}
+
+/// One reader's part of the input: its rows and raw values, in the order it read them.
+pub struct Reader {
+    index: usize,
+    shards: Arc<RecordShards>,
+    hasher: InternHasher,
+    /// This reader's id types, numbered in the order it met them.
     types: Interner,
-    /// Raw values, tagged with their type: one entry per row with an identifier.
+    /// Raw values, tagged with their (reader's) type: one entry per row with an
+    /// identifier.
     values: Interner,
-    /// `(shard or REPEAT, value)` per row with an identifier, until [`GraphBuilder::finish`]
-    /// makes the first a record id.
+    /// `(shard or REPEAT, value)` per row with an identifier, until
+    /// [`GraphBuilder::finish`] makes the first a record id.
     rows: Vec<(u32, u32)>,
     last_type: Option<u32>,
     /// The record of the last row added, when that row had an identifier.
     last_kept_record: Option<String>,
-    routed: usize,
-    threaded: bool,
 }
 
 impl GraphBuilder {
@@ -105,22 +156,124 @@ impl GraphBuilder {
         let template = Interner::new();
         let shards = (0..threads.clamp(1, MAX_SHARDS))
             .map(|_| {
-                Shard::Here(RecordShard {
+                Mutex::new(Shard::Here(RecordShard {
                     records: template.clone(),
                     ids: Vec::new(),
-                })
+                }))
             })
             .collect();
         GraphBuilder {
-            shards,
+            shards: Arc::new(RecordShards {
+                shards,
+                routed: AtomicUsize::new(0),
+                threaded: AtomicBool::new(false),
+            }),
             hasher: template.hasher(),
+            readers: 0,
+        }
+    }
+
+    /// A new reader. Readers may add batches at the same time, from any thread; their
+    /// rows follow one another in the order the readers were made.
+    pub fn reader(&mut self) -> Reader {
+        self.readers += 1;
+        Reader {
+            index: self.readers - 1,
+            shards: Arc::clone(&self.shards),
+            hasher: self.hasher,
             types: Interner::new(),
             values: Interner::new_tagged(),
             rows: Vec::new(),
             last_type: None,
             last_kept_record: None,
-            routed: 0,
-            threaded: false,
+        }
+    }
+
+    /// Waits for the shards and lays their records end to end, and the readers' rows
+    /// one after the other, into one graph. `readers` must be every reader this
+    /// builder made.
+    pub fn finish(self, readers: Vec<Reader>) -> Result<IdentityGraph, OneIdError> {
+        if readers.len() != self.readers {
+            return Err(OneIdError::Internal(
+                "a reader of the input was not finished",
+            ));
+        }
+        let mut parts: Vec<ReaderPart> = readers.into_iter().map(Reader::into_part).collect();
+        parts.sort_unstable_by_key(|p| p.index);
+        let shards = Arc::try_unwrap(self.shards)
+            .map_err(|_| OneIdError::Internal("a reader of the input is still held"))?;
+        let states = shards
+            .shards
+            .into_iter()
+            .map(|shard| {
+                shard
+                    .into_inner()
+                    .map_err(|_| OneIdError::Internal("a record shard was left inconsistent"))?
+                    .finish()
+            })
+            .collect::<Result<Vec<RecordShard>, OneIdError>>()?;
+        let first = first_ids(states.iter().map(|s| s.records.len()))?;
+        let (records, mut ids): (Vec<Interner>, Vec<Vec<Vec<u32>>>) =
+            states.into_iter().map(|s| (s.records, s.ids)).unzip();
+
+        // Types numbered as one reader reading every part in turn would have.
+        let mut types = Interner::new();
+        for part in &mut parts {
+            let global = (0..part.types.len() as u32)
+                .map(|t| types.intern(part.types.get(t)))
+                .collect::<Result<Vec<u32>, OneIdError>>()?;
+            part.values.retag(&global);
+        }
+        let row_count = parts.iter().map(|p| p.rows.len()).sum();
+        let mut rows = Vec::with_capacity(row_count);
+        let mut values = Vec::with_capacity(parts.len());
+        let mut value_base = 0u32;
+        for part in parts {
+            let per_shard = ids
+                .iter_mut()
+                .map(|by_reader| {
+                    by_reader
+                        .get_mut(part.index)
+                        .map(std::mem::take)
+                        .unwrap_or_default()
+                })
+                .collect();
+            let mut answers = Answers::new(first.clone(), per_shard);
+            let mut last = 0u32;
+            rows.extend(part.rows.into_iter().map(|(shard, value)| {
+                if shard != REPEAT {
+                    last = answers.next(shard as usize);
+                }
+                (last, value_base + value)
+            }));
+            value_base += part.values.len() as u32;
+            values.push(part.values);
+        }
+        drop(ids);
+        Ok(IdentityGraph::from_ingest(
+            Interner::concat(records)?,
+            types,
+            Interner::concat(values)?,
+            rows,
+        ))
+    }
+}
+
+/// What [`GraphBuilder::finish`] takes from a reader.
+struct ReaderPart {
+    index: usize,
+    types: Interner,
+    values: Interner,
+    rows: Vec<(u32, u32)>,
+}
+
+impl Reader {
+    fn into_part(self) -> ReaderPart {
+        ReaderPart {
+            index: self.index,
+            types: self.types,
+            values: self.values,
+            rows: self.rows,
         }
     }
 
@@ -132,9 +285,10 @@ impl GraphBuilder {
         records: &Arc<dyn TextColumn>,
         rows: &[(u32, Option<(&str, &str)>)],
     ) -> Result<(), OneIdError> {
-        let count = self.shards.len();
-        let mut routed: Vec<Routed> = (0..self.shards.len())
+        let count = self.shards.shards.len();
+        let mut routed: Vec<Routed> = (0..count)
             .map(|_| Routed {
+                reader: self.index,
                 column: Arc::clone(records),
                 rows: Vec::new(),
                 hashes: Vec::new(),
@@ -185,42 +339,13 @@ impl GraphBuilder {
             previous = value.map(|_| record);
         }
         self.last_kept_record = previous.map(str::to_string);
-        self.routed += rows.len();
-        if !self.threaded && self.routed >= THREADED_FROM {
-            self.threaded = true;
-            self.shards = start_threads(std::mem::take(&mut self.shards), "oneid-ingest");
-        }
-        for (shard, routed) in self.shards.iter_mut().zip(routed) {
+        self.shards.count(rows.len())?;
+        for (s, routed) in routed.into_iter().enumerate() {
             if !routed.rows.is_empty() {
-                shard.give(routed)?;
+                self.shards.lock(s)?.give(routed)?;
             }
         }
         Ok(())
-    }
-
-    /// Waits for the shards and lays their records end to end into one graph.
-    pub fn finish(self) -> Result<IdentityGraph, OneIdError> {
-        let states = finish_all(self.shards)?;
-        let first = first_ids(states.iter().map(|s| s.records.len()))?;
-        let (parts, ids): (Vec<Interner>, Vec<Vec<u32>>) =
-            states.into_iter().map(|s| (s.records, s.ids)).unzip();
-        let mut rows = self.rows;
-        let mut answers = Answers::new(first, ids);
-        let mut last = 0u32;
-        for row in &mut rows {
-            if row.0 != REPEAT {
-                last = answers.next(row.0 as usize);
-            }
-            row.0 = last;
-        }
-        drop(answers);
-        let records = Interner::concat(parts)?;
-        Ok(IdentityGraph::from_ingest(
-            records,
-            self.types,
-            self.values,
-            rows,
-        ))
     }
 }
 
@@ -229,11 +354,15 @@ mod tests {
     use super::*;
     use crate::functions::identity::settings::ResolverConfig;
 
-    /// Rows as `(record, type, value)`, every 9th without an identifier.
+    /// Rows as `(record, type, value)`; every 9th has an empty value, read as a row
+    /// without an identifier.
     fn input(n: usize) -> Vec<(String, String, String)> {
         (0..n)
             .map(|i| {
                 let record = format!("rec-{}", (i / 2) % 40_009);
+                if i % 9 == 4 {
+                    return (record, "email".to_string(), String::new());
+                }
                 let (t, v) = match i % 3 {
                     0 => ("phone", format!("1380013{:04}", (i * 7) % 9_973)),
                     1 => ("email", format!("u{}@example.com", (i * 13) % 20_011)),
@@ -253,33 +382,78 @@ mod tests {
             .collect()
     }
 
+    fn add_chunk(reader: &mut Reader, chunk: &[(String, String, String)]) {
+        let column: Arc<dyn TextColumn> =
+            Arc::new(chunk.iter().map(|r| r.0.clone()).collect::<Vec<String>>());
+        let batch: Vec<(u32, Option<(&str, &str)>)> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, (_, t, v))| {
+                (
+                    i as u32,
+                    (!v.is_empty()).then_some((t.as_str(), v.as_str())),
+                )
+            })
+            .collect();
+        reader.add_batch(&column, &batch).expect("fits");
+    }
+
     fn built(rows: &[(String, String, String)], shards: usize, batch: usize) -> IdentityGraph {
         let mut builder = GraphBuilder::new(shards);
+        let mut reader = builder.reader();
         for chunk in rows.chunks(batch) {
-            let column: Arc<dyn TextColumn> =
-                Arc::new(chunk.iter().map(|r| r.0.clone()).collect::<Vec<String>>());
-            let batch: Vec<(u32, Option<(&str, &str)>)> = chunk
-                .iter()
-                .enumerate()
-                .map(|(i, (_, t, v))| (i as u32, (i % 9 != 4).then_some((t.as_str(), v.as_str()))))
-                .collect();
-            builder.add_batch(&column, &batch).expect("fits");
+            add_chunk(&mut reader, chunk);
         }
-        builder.finish().expect("fits")
+        builder.finish(vec![reader]).expect("fits")
+    }
+
+    /// The rows split into `readers` contiguous parts, each read on a thread of its
+    /// own at the same time.
+    fn built_by_readers(
+        rows: &[(String, String, String)],
+        shards: usize,
+        readers: usize,
+    ) -> IdentityGraph {
+        let mut builder = GraphBuilder::new(shards);
+        let part = rows.len().div_ceil(readers);
+        let parts: Vec<Reader> = std::thread::scope(|scope| {
+            let running: Vec<_> = rows
+                .chunks(part)
+                .map(|rows| {
+                    let mut reader = builder.reader();
+                    scope.spawn(move || {
+                        for chunk in rows.chunks(777) {
+                            add_chunk(&mut reader, chunk);
+                        }
+                        reader
+                    })
+                })
+                .collect();
+            running
+                .into_iter()
+                .map(|r| r.join().expect("reader ran"))
+                .collect()
+        });
+        builder.finish(parts).expect("fits")
+    }
+
+    fn row_by_row(rows: &[(String, String, String)]) -> IdentityGraph {
+        let mut single = IdentityGraph::new();
+        for (r, t, v) in rows {
+            if v.is_empty() {
+                single.add_record(r).expect("fits");
+            } else {
+                single.add_identifier(r, t, v).expect("fits");
+            }
+        }
+        single
     }
 
     #[test]
-    fn shards_give_the_graph_of_row_by_row_ingestion() -> Result<(), OneIdError> {
+    fn shards_give_the_graph_of_row_by_row_ingestion() {
         // Large enough that the shards move to threads part way through.
         let rows = input(3 * THREADED_FROM);
-        let mut single = IdentityGraph::new();
-        for (i, (r, t, v)) in rows.chunks(1000).flatten().enumerate() {
-            if i % 1000 % 9 == 4 {
-                single.add_record(r)?;
-            } else {
-                single.add_identifier(r, t, v)?;
-            }
-        }
+        let single = row_by_row(&rows);
         let expected = resolved(&single);
         assert!(expected.len() > 30_000);
         for shards in 1..=7 {
@@ -288,7 +462,25 @@ mod tests {
             assert_eq!(g.row_count(), single.row_count(), "{shards} shards");
             assert_eq!(resolved(&g), expected, "{shards} shards");
         }
-        Ok(())
+    }
+
+    #[test]
+    fn readers_at_the_same_time_give_the_graph_of_row_by_row_ingestion() {
+        let rows = input(3 * THREADED_FROM);
+        let single = row_by_row(&rows);
+        let expected = resolved(&single);
+        for (shards, readers) in [(1, 2), (3, 2), (4, 3), (2, 5)] {
+            let g = built_by_readers(&rows, shards, readers);
+            let what = format!("{shards} shards, {readers} readers");
+            assert_eq!(g.record_count(), single.record_count(), "{what}");
+            assert_eq!(g.row_count(), single.row_count(), "{what}");
+            assert_eq!(resolved(&g), expected, "{what}");
+        }
+        // Each reader meets the types in its own order; the graph's types are
+        // numbered as one reader reading the parts in turn would have.
+        // (With 5 readers the second starts at a `member_no` row.)
+        let g = built_by_readers(&rows[1..], 3, 5);
+        assert_eq!(g.type_names(), ["email", "member_no", "phone"]);
     }
 
     #[test]
@@ -309,9 +501,15 @@ mod tests {
 
     #[test]
     fn an_empty_builder_gives_an_empty_graph() -> Result<(), OneIdError> {
-        let g = GraphBuilder::new(3).finish()?;
+        let g = GraphBuilder::new(3).finish(Vec::new())?;
         assert_eq!((g.record_count(), g.row_count()), (0, 0));
         assert!(g.resolve(&ResolverConfig::default())?.is_empty());
+        let mut builder = GraphBuilder::new(2);
+        let (one, _two) = (builder.reader(), builder.reader());
+        assert!(matches!(
+            builder.finish(vec![one]),
+            Err(OneIdError::Internal(_))
+        ));
         Ok(())
     }
 }

@@ -180,6 +180,15 @@ impl Interner {
         Ok(whole)
     }
 
+    /// Replaces every tag `t` by `map[t]` (each string keeps its text and id). The
+    /// hash index, which hashes the tags, is dropped.
+    pub(crate) fn retag(&mut self, map: &[u32]) {
+        self.drop_index();
+        for tag in &mut self.tags {
+            *tag = map[*tag as usize];
+        }
+    }
+
     /// Returns spare capacity of the arenas to the allocator.
     pub fn shrink_to_fit(&mut self) {
         self.text.shrink_to_fit();

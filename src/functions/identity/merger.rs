@@ -30,14 +30,29 @@ pub(super) enum Outcome {
     LimitBlocked,
 }
 
-/// Union-find plus the constraints checked at every union.
+/// Union-find plus the constraints checked at every union: what threads linking
+/// plain components of their own share ([`Constraints`]) and what each keeps
+/// ([`LinkState`]).
 pub(super) struct Merger {
+    pub(super) shared: Constraints,
+    pub(super) state: LinkState,
+}
+
+/// The union-find and the type limits: read by every linking thread, each
+/// changing only the union-find's sets of its own components.
+pub(super) struct Constraints {
     pub(super) uf: UnionFind,
     limits: Vec<u32>,
     /// Per record rank, its usable keys of limited families as
     /// `(limit slot << 32 | key)`, sorted (CSR).
     own_start: Vec<u32>,
     own: Vec<u64>,
+}
+
+/// What one linking thread keeps for its components: merged limited-key sets
+/// (the roots' union-find tags point into them) and split pairs by root.
+#[derive(Default)]
+pub(super) struct LinkState {
     sets: Vec<Vec<u64>>,
     free_sets: Vec<u32>,
     scratch: Vec<u64>,
@@ -54,21 +69,18 @@ impl Merger {
         key_start: &[u32],
         usable: impl Fn(u32) -> bool,
     ) -> Result<Self, OneIdError> {
-        let mut merger = Merger {
+        let mut merger = Constraints {
             // Tag per root: where its component's limited keys are. `NONE`:
             // the root's own list; `OWN_OF | rank`: another record's own list
-            // (that record already holds them all); else an index into `sets`.
+            // (that record already holds them all); else an index into the
+            // linking thread's `LinkState::sets`.
             uf: UnionFind::with_tag(n, NONE),
             limits: families.limits.clone(),
             own_start: Vec::new(),
             own: Vec::new(),
-            sets: Vec::new(),
-            free_sets: Vec::new(),
-            scratch: Vec::new(),
-            forbidden: HashMap::new(),
         };
         if merger.limits.is_empty() {
-            return Ok(merger);
+            return Ok(Merger::from(merger));
         }
         if n >= OWN_OF {
             return Err(OneIdError::CapacityExceeded {
@@ -125,20 +137,35 @@ impl Merger {
         }
         merger.own = own;
         merger.own_start = own_start;
-        Ok(merger)
+        Ok(Merger::from(merger))
     }
 
+    /// Records that `a` and `b` (ranks) must never be in one customer.
+    pub(super) fn forbid(&mut self, a: u32, b: u32) {
+        self.state.forbid(a, b);
+    }
+
+    /// Joins the customers of `a` and `b` unless a constraint refuses.
+    pub(super) fn try_link(&mut self, a: u32, b: u32, enforce_limits: bool) -> Outcome {
+        self.state.try_link(&self.shared, a, b, enforce_limits)
+    }
+}
+
+impl From<Constraints> for Merger {
+    fn from(shared: Constraints) -> Self {
+        Merger {
+            shared,
+            state: LinkState::default(),
+        }
+    }
+}
+
+impl Constraints {
     /// Reads the first memory a link involving record `rank` needs (its
     /// union-find node, its own key list), so a later access hits cache.
     pub(super) fn touch(&self, rank: u32) -> u64 {
         let own = self.own_start.get(rank as usize).copied().unwrap_or(0);
         u64::from(self.uf.peek_parent(rank)) ^ u64::from(own)
-    }
-
-    /// Records that `a` and `b` (ranks) must never be in one customer.
-    pub(super) fn forbid(&mut self, a: u32, b: u32) {
-        self.forbidden.entry(a).or_default().push(b);
-        self.forbidden.entry(b).or_default().push(a);
     }
 
     /// The limited keys a record holds itself.
@@ -158,11 +185,20 @@ impl Merger {
             r => r,
         }
     }
+}
+
+impl LinkState {
+    /// Records that `a` and `b` (ranks, still unlinked) must never be in one
+    /// customer.
+    pub(super) fn forbid(&mut self, a: u32, b: u32) {
+        self.forbidden.entry(a).or_default().push(b);
+        self.forbidden.entry(b).or_default().push(a);
+    }
 
     /// The limited keys of the component rooted at `root`.
-    fn set(&self, root: u32) -> &[u64] {
-        match self.set_ref(root) {
-            r if r & OWN_OF != 0 => self.own_list(r & !OWN_OF),
+    fn set<'a>(&'a self, shared: &'a Constraints, root: u32) -> &'a [u64] {
+        match shared.set_ref(root) {
+            r if r & OWN_OF != 0 => shared.own_list(r & !OWN_OF),
             i => &self.sets[i as usize],
         }
     }
@@ -177,26 +213,34 @@ impl Merger {
         }
     }
 
-    pub(super) fn try_link(&mut self, a: u32, b: u32, enforce_limits: bool) -> Outcome {
-        let (ra, rb) = (self.uf.find(a), self.uf.find(b));
+    /// Joins the customers of `a` and `b` unless a constraint refuses. Every
+    /// record this touches must be in components this state links alone.
+    pub(super) fn try_link(
+        &mut self,
+        shared: &Constraints,
+        a: u32,
+        b: u32,
+        enforce_limits: bool,
+    ) -> Outcome {
+        let (ra, rb) = (shared.uf.find(a), shared.uf.find(b));
         if ra == rb {
             return Outcome::Together;
         }
-        if self.split_blocks(ra, rb) {
+        if self.split_blocks(shared, ra, rb) {
             return Outcome::SplitBlocked;
         }
         if enforce_limits
-            && !self.limits.is_empty()
-            && !limits_allow(self.set(ra), self.set(rb), &self.limits)
+            && !shared.limits.is_empty()
+            && !limits_allow(self.set(shared, ra), self.set(shared, rb), &shared.limits)
         {
             return Outcome::LimitBlocked;
         }
-        self.merge(ra, rb);
+        self.merge(shared, ra, rb);
         Outcome::Merged
     }
 
     /// Whether some split pair has one record under `ra` and one under `rb`.
-    fn split_blocks(&mut self, ra: u32, rb: u32) -> bool {
+    fn split_blocks(&mut self, shared: &Constraints, ra: u32, rb: u32) -> bool {
         if self.forbidden.is_empty() {
             return false;
         }
@@ -207,16 +251,13 @@ impl Merger {
             return false;
         }
         let (from, target) = if la <= lb { (ra, rb) } else { (rb, ra) };
-        let Some(list) = self.forbidden.remove(&from) else {
-            return false;
-        };
-        let blocked = list.iter().any(|&x| self.uf.find(x) == target);
-        self.forbidden.insert(from, list);
-        blocked
+        self.forbidden
+            .get(&from)
+            .is_some_and(|list| list.iter().any(|&x| shared.uf.find(x) == target))
     }
 
-    fn merge(&mut self, ra: u32, rb: u32) {
-        let root = self.uf.union_roots(ra, rb);
+    fn merge(&mut self, shared: &Constraints, ra: u32, rb: u32) {
+        let root = shared.uf.union_roots(ra, rb);
         let other = if root == ra { rb } else { ra };
         if let Some(mut moved) = self.forbidden.remove(&other) {
             let list = self.forbidden.entry(root).or_default();
@@ -225,21 +266,21 @@ impl Merger {
             }
             list.append(&mut moved);
         }
-        if self.limits.is_empty() {
+        if shared.limits.is_empty() {
             return;
         }
-        let (root_ref, other_ref) = (self.set_ref(root), self.set_ref(other));
+        let (root_ref, other_ref) = (shared.set_ref(root), shared.set_ref(other));
         let mut merged = std::mem::take(&mut self.scratch);
         merged.clear();
-        sorted_union(self.set(root), self.set(other), &mut merged);
-        let (root_len, other_len) = (self.set(root).len(), self.set(other).len());
+        sorted_union(self.set(shared, root), self.set(shared, other), &mut merged);
+        let (root_len, other_len) = (self.set(shared, root).len(), self.set(shared, other).len());
         // Records of one person usually hold the same values: when one side
         // already holds the union, share its list instead of copying it.
         if merged.len() == root_len {
             self.release(other_ref);
         } else if merged.len() == other_len {
             self.release(root_ref);
-            self.uf.set_tag(root, other_ref);
+            shared.uf.set_tag(root, other_ref);
         } else {
             let slot = if root_ref & OWN_OF == 0 {
                 self.release(other_ref);
@@ -253,7 +294,7 @@ impl Merger {
                 (self.sets.len() - 1) as u32
             };
             std::mem::swap(&mut self.sets[slot as usize], &mut merged);
-            self.uf.set_tag(root, slot);
+            shared.uf.set_tag(root, slot);
         }
         merged.clear();
         self.scratch = merged;

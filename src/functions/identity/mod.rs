@@ -10,6 +10,7 @@ pub mod graph;
 pub mod ingest;
 pub mod interner;
 pub mod keys;
+mod linking;
 pub mod links;
 pub mod merger;
 pub mod normalize;

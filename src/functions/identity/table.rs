@@ -16,13 +16,14 @@ use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TablePr
 use datafusion::datasource::TableType;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 
 use super::graph::{IdentityGraph, RecordOrder};
-use super::ingest::{GraphBuilder, TextColumn};
+use super::ingest::{GraphBuilder, Reader, TextColumn};
 use super::settings::{OverrideAction, ResolverConfig};
 use super::udf::literal_text;
 use crate::engine::settings::{self as userql_settings, UserqlSettings};
@@ -200,7 +201,7 @@ async fn compute(
     let mut builder = GraphBuilder::new(settings.resolver.thread_count());
     // Relation names are read unmasked (OneID resolves on real values for every role);
     // then identifier values this function returns are masked for a masked session.
-    let (mut stream, lifted) = input::read_resolving(
+    let (streams, lifted) = input::read_partitions_resolving(
         state,
         function,
         input,
@@ -214,34 +215,26 @@ async fn compute(
     let mask = lifted
         .then(|| crate::engine::masked_table::session_mask(state))
         .flatten();
-    // This task routes rows and copies raw values; the record ids are interned by
-    // the builder's shards on threads of their own (the debug log's "routing" is
-    // this task's share).
-    let mut routing = std::time::Duration::ZERO;
-    let mut routing_cpu = std::time::Duration::ZERO;
-    while let Some(batch) = stream.next().await {
-        let batch = batch?;
-        let (records, types, values) = (text(&batch, 0)?, text(&batch, 1)?, text(&batch, 2)?);
-        let mut rows = Vec::with_capacity(batch.num_rows());
-        for i in 0..batch.num_rows() {
-            if records.is_null(i) {
-                continue;
-            }
-            let identifier = (!types.is_null(i) && !values.is_null(i))
-                .then(|| (types.value(i), values.value(i)));
-            rows.push((i as u32, identifier));
-        }
-        let started = std::time::Instant::now();
-        let cpu = crate::threads::thread_cpu_time();
-        let column: Arc<dyn TextColumn> = Arc::new(records.clone());
-        builder.add_batch(&column, &rows).map_err(oneid_error)?;
-        routing += started.elapsed();
-        if let Some((then, now)) = cpu.zip(crate::threads::thread_cpu_time()) {
-            routing_cpu += now.saturating_sub(then);
-        }
+    // Each partition of the input is read and routed by a task of its own; the record
+    // ids are interned by the builder's shards on threads of their own (the debug
+    // log's "routing" is the reading tasks' share).
+    let mut tasks = tokio::task::JoinSet::new();
+    for (p, stream) in streams.into_iter().enumerate() {
+        let reader = builder.reader();
+        tasks.spawn(async move { (p, read_partition(stream, reader).await) });
+    }
+    let mut readers = Vec::with_capacity(tasks.len());
+    let (mut routing, mut routing_cpu) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
+    while let Some(done) = tasks.join_next().await {
+        let (_, outcome) = done.map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let (reader, wall, cpu) = outcome?;
+        routing = routing.max(wall);
+        routing_cpu += cpu;
+        readers.push(reader);
     }
     let started = std::time::Instant::now();
-    let mut graph = builder.finish().map_err(oneid_error)?;
+    let partitions = readers.len();
+    let mut graph = builder.finish(readers).map_err(oneid_error)?;
     let joining = started.elapsed();
     if let Some(table) = &settings.overrides {
         let (mut s, _) = input::read_resolving(
@@ -309,9 +302,9 @@ async fn compute(
     let (resolved, resolve_cpu_per_wall) = resolving.read();
     let ratio = |r: Option<f64>| r.map_or(String::new(), |r| format!(" (cpu/wall {r:.2})"));
     tracing::debug!(
-        "{function}: read and interned the input in {:.3} s{} (routing {:.3} s, of it \
-         {:.3} s CPU; waiting for the shards and joining them {:.3} s), resolved and built \
-         the output in {:.3} s{}",
+        "{function}: read and interned the input in {:.3} s{} ({partitions} partitions; \
+         routing {:.3} s in the slowest, {:.3} s CPU in all; waiting for the shards and \
+         joining them {:.3} s), resolved and built the output in {:.3} s{}",
         read.as_secs_f64(),
         ratio(read_cpu_per_wall),
         routing.as_secs_f64(),
@@ -321,6 +314,37 @@ async fn compute(
         ratio(resolve_cpu_per_wall),
     );
     out
+}
+
+/// Reads one partition of the input into `reader`: the reader, and the wall and CPU
+/// time spent routing its rows (decoding the input not included).
+async fn read_partition(
+    mut stream: SendableRecordBatchStream,
+    mut reader: Reader,
+) -> Result<(Reader, std::time::Duration, std::time::Duration)> {
+    let (mut wall, mut cpu) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        let (records, types, values) = (text(&batch, 0)?, text(&batch, 1)?, text(&batch, 2)?);
+        let mut rows = Vec::with_capacity(batch.num_rows());
+        for i in 0..batch.num_rows() {
+            if records.is_null(i) {
+                continue;
+            }
+            let identifier = (!types.is_null(i) && !values.is_null(i))
+                .then(|| (types.value(i), values.value(i)));
+            rows.push((i as u32, identifier));
+        }
+        let started = std::time::Instant::now();
+        let then = crate::threads::thread_cpu_time();
+        let column: Arc<dyn TextColumn> = Arc::new(records.clone());
+        reader.add_batch(&column, &rows).map_err(oneid_error)?;
+        wall += started.elapsed();
+        if let Some((then, now)) = then.zip(crate::threads::thread_cpu_time()) {
+            cpu += now.saturating_sub(then);
+        }
+    }
+    Ok((reader, wall, cpu))
 }
 
 fn build_output(

@@ -4,23 +4,61 @@
 //! millions of records the difference is hundreds of megabytes. The parent,
 //! the set size and a caller's tag share one node, so the random access that
 //! finds a root also brings its size and tag into cache.
+//!
+//! The fields are relaxed atomics (plain loads and stores on the machines we run
+//! on), so that threads can share one structure, each linking sets of its own: the
+//! link phase runs plain components on several threads (see
+//! [`linking`](super::linking)). Used that way, no two threads ever touch the same
+//! set; the atomics make an overlap a wrong answer rather than undefined behaviour.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// One element: its parent, the size of its set (meaningful at roots) and a
 /// free `u32` the caller keeps per root.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 struct Node {
-    parent: u32,
-    size: u32,
-    tag: u32,
+    parent: AtomicU32,
+    size: AtomicU32,
+    tag: AtomicU32,
+}
+
+impl Node {
+    fn new(parent: u32, size: u32, tag: u32) -> Self {
+        Node {
+            parent: AtomicU32::new(parent),
+            size: AtomicU32::new(size),
+            tag: AtomicU32::new(tag),
+        }
+    }
+
+    #[inline]
+    fn parent(&self) -> u32 {
+        self.parent.load(Ordering::Relaxed)
+    }
+
+    #[inline]
+    fn size(&self) -> u32 {
+        self.size.load(Ordering::Relaxed)
+    }
 }
 
 /// Union-find with union by size and path halving (near-constant amortised
 /// cost per operation, no recursion), with a `u32` tag per root.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct UnionFind {
     nodes: Vec<Node>,
+}
+
+impl Clone for UnionFind {
+    fn clone(&self) -> Self {
+        UnionFind {
+            nodes: self
+                .nodes
+                .iter()
+                .map(|n| Node::new(n.parent(), n.size(), n.tag.load(Ordering::Relaxed)))
+                .collect(),
+        }
+    }
 }
 
 impl UnionFind {
@@ -32,13 +70,7 @@ impl UnionFind {
     /// `n` singleton sets `0..n`, every tag `tag`.
     pub fn with_tag(n: u32, tag: u32) -> Self {
         UnionFind {
-            nodes: (0..n)
-                .map(|i| Node {
-                    parent: i,
-                    size: 1,
-                    tag,
-                })
-                .collect(),
+            nodes: (0..n).map(|i| Node::new(i, 1, tag)).collect(),
         }
     }
 
@@ -52,16 +84,17 @@ impl UnionFind {
         self.nodes.is_empty()
     }
 
-    /// The representative of `x`'s set. `x` must be `< len()`.
+    /// The representative of `x`'s set, halving the path on the way. `x` must be
+    /// `< len()`. Threads may call this at once on sets no other thread changes.
     #[inline]
-    pub fn find(&mut self, mut x: u32) -> u32 {
+    pub fn find(&self, mut x: u32) -> u32 {
         loop {
-            let p = self.nodes[x as usize].parent;
+            let p = self.nodes[x as usize].parent();
             if p == x {
                 return x;
             }
-            let gp = self.nodes[p as usize].parent;
-            self.nodes[x as usize].parent = gp;
+            let gp = self.nodes[p as usize].parent();
+            self.nodes[x as usize].parent.store(gp, Ordering::Relaxed);
             x = gp;
         }
     }
@@ -70,19 +103,19 @@ impl UnionFind {
     /// cheap read that pulls `x`'s node into cache ahead of a `find`.
     #[inline]
     pub fn peek_parent(&self, x: u32) -> u32 {
-        self.nodes.get(x as usize).map_or(0, |n| n.parent)
+        self.nodes.get(x as usize).map_or(0, Node::parent)
     }
 
     /// The tag of `root` (what the caller last set there).
     #[inline]
     pub fn tag(&self, root: u32) -> u32 {
-        self.nodes[root as usize].tag
+        self.nodes[root as usize].tag.load(Ordering::Relaxed)
     }
 
     /// Sets the tag of `root`.
     #[inline]
-    pub fn set_tag(&mut self, root: u32, tag: u32) {
-        self.nodes[root as usize].tag = tag;
+    pub fn set_tag(&self, root: u32, tag: u32) {
+        self.nodes[root as usize].tag.store(tag, Ordering::Relaxed);
     }
 
     /// Merges the sets whose representatives are `ra` and `rb` (both roots,
@@ -90,29 +123,36 @@ impl UnionFind {
     /// set, keeping trees shallow; on equal sizes the smaller id, so the
     /// result is a function of the sequence of unions alone.
     #[inline]
-    pub fn union_roots(&mut self, ra: u32, rb: u32) -> u32 {
-        let (sa, sb) = (self.nodes[ra as usize].size, self.nodes[rb as usize].size);
+    pub fn union_roots(&self, ra: u32, rb: u32) -> u32 {
+        let (sa, sb) = (
+            self.nodes[ra as usize].size(),
+            self.nodes[rb as usize].size(),
+        );
         let (big, small) = if sa > sb || (sa == sb && ra < rb) {
             (ra, rb)
         } else {
             (rb, ra)
         };
-        self.nodes[small as usize].parent = big;
-        self.nodes[big as usize].size = sa + sb;
+        self.nodes[small as usize]
+            .parent
+            .store(big, Ordering::Relaxed);
+        self.nodes[big as usize]
+            .size
+            .store(sa + sb, Ordering::Relaxed);
         big
     }
 
     /// Size of the set whose representative is `root`.
     pub fn root_size(&self, root: u32) -> u32 {
-        self.nodes.get(root as usize).map_or(0, |n| n.size)
+        self.nodes.get(root as usize).map_or(0, Node::size)
     }
 
-    /// The representative of `x`'s set, without compressing the path (so that
-    /// threads can share the structure read-only). `x` must be `< len()`.
+    /// The representative of `x`'s set, without compressing the path (a read
+    /// only). `x` must be `< len()`.
     #[inline]
     pub fn root(&self, mut x: u32) -> u32 {
         loop {
-            let p = self.nodes[x as usize].parent;
+            let p = self.nodes[x as usize].parent();
             if p == x {
                 return x;
             }
@@ -123,7 +163,7 @@ impl UnionFind {
     /// The sets numbered in order of their smallest element: the number of each
     /// element's set, and per set its smallest element and its size. On `threads`
     /// threads; the same numbers at any count.
-    pub fn numbered_sets(&mut self, threads: usize) -> NumberedSets {
+    pub fn numbered_sets(&self, threads: usize) -> NumberedSets {
         let n = self.nodes.len();
         if threads <= 1 || n < 2 {
             return self.numbered_sets_here();
@@ -133,7 +173,7 @@ impl UnionFind {
             .step_by(share)
             .map(|start| start..(start + share).min(n))
             .collect();
-        let this = &*self;
+        let this = self;
         // Each element's root, and each root's smallest element.
         let mut set_of = vec![0u32; n];
         let least: Vec<AtomicU32> = (0..n).map(|_| AtomicU32::new(u32::MAX)).collect();
@@ -208,7 +248,7 @@ impl UnionFind {
 
     /// [`UnionFind::numbered_sets`] on this thread: one pass in element order
     /// (each root's slot holds its set's number as soon as any member is seen).
-    fn numbered_sets_here(&mut self) -> NumberedSets {
+    fn numbered_sets_here(&self) -> NumberedSets {
         let n = self.nodes.len();
         let mut set_of = vec![u32::MAX; n];
         let (mut first, mut size) = (Vec::new(), Vec::new());
@@ -250,7 +290,7 @@ mod tests {
 
     #[test]
     fn unions_and_finds() {
-        let mut uf = UnionFind::new(6);
+        let uf = UnionFind::new(6);
         let r = uf.union_roots(0, 1);
         let r2 = uf.find(2);
         let r = uf.union_roots(r, r2);
@@ -271,7 +311,7 @@ mod tests {
     #[test]
     fn sets_are_numbered_alike_on_any_thread_count() {
         let n = 100_000u32;
-        let mut uf = UnionFind::new(n);
+        let uf = UnionFind::new(n);
         // Sets of every element with the same residue mod 7919 (scrambled), and a
         // few long chains.
         for x in 0..n {
@@ -302,7 +342,7 @@ mod tests {
     #[test]
     fn long_chains_stay_fast() {
         let n = 1_000_000;
-        let mut uf = UnionFind::new(n);
+        let uf = UnionFind::new(n);
         for i in 1..n {
             let (a, b) = (uf.find(i - 1), uf.find(i));
             uf.union_roots(a, b);
