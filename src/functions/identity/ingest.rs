@@ -218,18 +218,23 @@ impl GraphBuilder {
 
         // Types numbered as one reader reading every part in turn would have.
         let mut types = Interner::new();
-        for part in &mut parts {
-            let global = (0..part.types.len() as u32)
-                .map(|t| types.intern(part.types.get(t)))
-                .collect::<Result<Vec<u32>, OneIdError>>()?;
-            part.values.retag(&global);
+        let mut retags = Vec::with_capacity(parts.len());
+        for part in &parts {
+            retags.push(
+                (0..part.types.len() as u32)
+                    .map(|t| types.intern(part.types.get(t)))
+                    .collect::<Result<Vec<u32>, OneIdError>>()?,
+            );
         }
-        let row_count = parts.iter().map(|p| p.rows.len()).sum();
-        let mut rows = Vec::with_capacity(row_count);
-        let mut values = Vec::with_capacity(parts.len());
+        // Each part's rows made global in place, a thread each (unless small):
+        // record ids from the shards' answers to that reader, values shifted past
+        // the parts before; then the parts laid end to end, each freed once copied
+        // (so that the copies never hold more than one part twice).
+        let row_count: usize = parts.iter().map(|p| p.rows.len()).sum();
+        let mut jobs = Vec::with_capacity(parts.len());
         let mut value_base = 0u32;
-        for part in parts {
-            let per_shard = ids
+        for (part, retag) in parts.into_iter().zip(retags) {
+            let per_shard: Vec<Vec<u32>> = ids
                 .iter_mut()
                 .map(|by_reader| {
                     by_reader
@@ -238,18 +243,44 @@ impl GraphBuilder {
                         .unwrap_or_default()
                 })
                 .collect();
-            let mut answers = Answers::new(first.clone(), per_shard);
-            let mut last = 0u32;
-            rows.extend(part.rows.into_iter().map(|(shard, value)| {
-                if shard != REPEAT {
-                    last = answers.next(shard as usize);
-                }
-                (last, value_base + value)
-            }));
-            value_base += part.values.len() as u32;
-            values.push(part.values);
+            let answers = Answers::new(first.clone(), per_shard);
+            let base = value_base;
+            value_base = value_base.checked_add(part.values.len() as u32).ok_or(
+                OneIdError::CapacityExceeded {
+                    what: "more than 4 billion identifier rows",
+                },
+            )?;
+            jobs.push((part, answers, retag, base));
         }
         drop(ids);
+        let globals: Vec<(Vec<(u32, u32)>, Interner)> = if row_count < THREADED_FROM {
+            jobs.into_iter()
+                .map(|(part, answers, retag, base)| part.into_global(answers, &retag, base))
+                .collect()
+        } else {
+            std::thread::scope(|scope| {
+                let running: Vec<_> = jobs
+                    .into_iter()
+                    .map(|(part, answers, retag, base)| {
+                        scope.spawn(move || part.into_global(answers, &retag, base))
+                    })
+                    .collect();
+                running
+                    .into_iter()
+                    .map(|r| {
+                        r.join()
+                            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                    })
+                    .collect()
+            })
+        };
+        let (row_parts, values): (Vec<_>, Vec<_>) = globals.into_iter().unzip();
+        let mut row_parts = row_parts.into_iter();
+        let mut rows = row_parts.next().unwrap_or_default();
+        rows.reserve_exact(row_count - rows.len());
+        for mut part in row_parts {
+            rows.append(&mut part);
+        }
         Ok(IdentityGraph::from_ingest(
             Interner::concat(records)?,
             types,
@@ -265,6 +296,28 @@ struct ReaderPart {
     types: Interner,
     values: Interner,
     rows: Vec<(u32, u32)>,
+}
+
+impl ReaderPart {
+    /// This part's rows with global record ids (the shards' `answers` to this
+    /// reader, in the order it routed) and value ids (shifted by `value_base`),
+    /// and its values retagged with the global types.
+    fn into_global(
+        mut self,
+        mut answers: Answers,
+        retag: &[u32],
+        value_base: u32,
+    ) -> (Vec<(u32, u32)>, Interner) {
+        let mut last = 0u32;
+        for row in &mut self.rows {
+            if row.0 != REPEAT {
+                last = answers.next(row.0 as usize);
+            }
+            *row = (last, value_base + row.1);
+        }
+        self.values.retag(retag);
+        (self.rows, self.values)
+    }
 }
 
 impl Reader {
