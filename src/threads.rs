@@ -89,6 +89,20 @@ impl CpuClock {
     }
 }
 
+/// Hands memory the allocator holds free back to the system, after a statement that
+/// allocated and freed a lot on many threads (OneID): glibc keeps what its per-thread
+/// arenas free for reuse. On the 10M-row OneID benchmark the server's resident memory
+/// after one resolution went from ~330 to ~250 MiB. (Repeated resolutions still leave
+/// more resident, levelling off after about five runs.) Does nothing on other
+/// allocators.
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,8 +10,9 @@
 //!    text, and its record id's text the first time it is seen.
 //!    [`IdentityGraph::shrink_to_fit`] after the last row lowers the peak of
 //!    the resolutions that follow. `oneid()` builds the graph with
-//!    [`GraphBuilder`](super::ingest::GraphBuilder), which interns record ids
-//!    on several threads while the input is read.
+//!    [`GraphBuilder`](super::ingest::GraphBuilder), which reads the input's
+//!    partitions side by side and interns record ids on several threads
+//!    meanwhile.
 //! 2. **Canonical order**: records are ordered by a stable hash of their id
 //!    ([`record_hash`]), ties by id. Everything order-sensitive below uses this
 //!    order, so results depend on the input *set*, never on row order or on
@@ -60,6 +61,8 @@
 //!   [`Resolution`] (the `oneid()` rows);
 //! - [`keys`](super::keys): raw values → normalised keys, in parallel;
 //! - [`merger`](super::merger): union-find with split and type-limit checks;
+//! - [`linking`](super::linking): the link phase, on one thread or by plain
+//!   component on several;
 //! - [`links`](super::links): the `oneid_links()` explanation;
 //! - [`stable_ids`](super::stable_ids): `one_id` assignment.
 
@@ -67,7 +70,9 @@ use super::bucket_sort::bucket_sorted;
 use super::error::OneIdError;
 use super::interner::{Interner, prefetch};
 use super::keys::{Families, KEY_JUNK, normalize_values};
-use super::linking::{LinkStep, MAX_ANCHORS, join_holders, link_by_component, touch_ahead};
+use super::linking::{
+    LINK_LOOKAHEAD, LinkStep, MAX_ANCHORS, join_holders, link_by_component, touch_ahead,
+};
 pub use super::links::{Explanation, LinkReason, LinkRow};
 use super::links::{LinkDetails, LinkRecord};
 use super::merger::{Merger, Outcome};
@@ -409,6 +414,9 @@ impl IdentityGraph {
         );
 
         clock.lap("steps");
+        // Past the steps, resolving needs nothing of the normalised keys (only an
+        // explanation shows them): freed before the link, where the peak was.
+        let normalized = details.is_some().then_some(normalized);
         let threads = config
             .thread_count()
             .min(steps.len() / LINK_STEPS_PER_THREAD)
@@ -438,13 +446,21 @@ impl IdentityGraph {
             let mut anchors: Vec<u32> = Vec::with_capacity(MAX_ANCHORS);
             let mut touched = 0u64;
             for (i, step) in steps.iter().enumerate() {
-                touched ^= touch_ahead(&steps, i, &pairs, &merger.shared);
+                touched ^= touch_ahead(
+                    steps.get(i + LINK_LOOKAHEAD),
+                    steps.get(i + LINK_LOOKAHEAD / 2),
+                    &pairs,
+                    &merger.shared,
+                );
                 let k = step.key;
                 let hs = step.holders(&pairs);
                 let first = hs[0] as u32;
                 if !step.usable {
                     if let Some(d) = details.as_mut() {
-                        let reason = if normalized.key_flags[k as usize] & KEY_JUNK != 0 {
+                        let junk = normalized
+                            .as_ref()
+                            .is_some_and(|nz| nz.key_flags[k as usize] & KEY_JUNK != 0);
+                        let reason = if junk {
                             LinkReason::JunkValue
                         } else {
                             LinkReason::SharedTooWidely
@@ -537,7 +553,7 @@ impl IdentityGraph {
             "oneid resolve phases: {}",
             clock.report()
         );
-        let details = details.map(|mut d| {
+        let details = details.zip(normalized).map(|(mut d, normalized)| {
             d.keys = normalized.keys;
             d.key_flags = normalized.key_flags;
             d.family_hashed_names = families

@@ -21,6 +21,7 @@
 //! each thread applies its components' overrides and then their steps, in order,
 //! with a [`LinkState`] of its own on the one shared [`Constraints`].
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::merger::{Constraints, LinkState, Outcome};
@@ -30,7 +31,7 @@ use super::merger::{Constraints, LinkState, Outcome};
 pub(super) const MAX_ANCHORS: usize = 64;
 
 /// How many link steps ahead the link loop touches memory (see there).
-const LINK_LOOKAHEAD: usize = 8;
+pub(super) const LINK_LOOKAHEAD: usize = 8;
 
 /// One key to link: its place in link order and its holders.
 #[derive(Debug, Clone, Copy, Default)]
@@ -101,26 +102,24 @@ pub(super) fn join_holders(
     }
 }
 
-/// Touches what the steps a little ahead of `steps[i]` will need (their holders,
-/// then the holders' union-find nodes and key lists): linking is a chain of
-/// dependent cache misses, and touching ahead lets them overlap.
+/// Touches what the steps a little ahead will need — the holders of the step
+/// [`LINK_LOOKAHEAD`] ahead (`far`), the union-find nodes and key lists of the first
+/// holders of the one half as far (`near`): linking is a chain of dependent cache
+/// misses, and touching ahead lets them overlap.
 #[inline]
-pub(super) fn touch_ahead<S: std::borrow::Borrow<LinkStep>>(
-    steps: &[S],
-    i: usize,
+pub(super) fn touch_ahead(
+    far: Option<&LinkStep>,
+    near: Option<&LinkStep>,
     pairs: &[u64],
     shared: &Constraints,
 ) -> u64 {
     let mut touched = 0;
-    if let Some(far) = steps.get(i + LINK_LOOKAHEAD) {
-        touched ^= pairs[far.borrow().start as usize];
+    if let Some(far) = far {
+        touched ^= pairs[far.start as usize];
     }
-    if let Some(near) = steps.get(i + LINK_LOOKAHEAD / 2) {
-        let near = near.borrow();
-        if near.usable {
-            for &h in near.holders(pairs).iter().take(2) {
-                touched ^= shared.touch(h as u32);
-            }
+    if let Some(near) = near.filter(|near| near.usable) {
+        for &h in near.holders(pairs).iter().take(2) {
+            touched ^= shared.touch(h as u32);
         }
     }
     touched
@@ -158,47 +157,58 @@ pub(super) fn link_by_component(
         }
     });
     let owner = |rank: u32| plain.owner(rank, threads);
-    // Each thread's steps, in order (each thread picks its own out of all of them).
-    let step_owner: Vec<u8> = {
-        let mut owners = vec![0u8; steps.len()];
-        std::thread::scope(|scope| {
-            for (part, out) in steps.chunks(share).zip(owners.chunks_mut(share)) {
-                let owner = &owner;
-                scope.spawn(move || {
-                    for (step, slot) in part.iter().zip(out) {
-                        *slot = owner(step.holders(pairs)[0] as u32);
-                    }
-                });
-            }
-        });
-        owners
-    };
+    // The thread of each step, each link override and each split pair inside one
+    // plain component (the others can never block anything).
+    let mut step_owner = vec![0u8; steps.len()];
+    std::thread::scope(|scope| {
+        for (part, out) in steps.chunks(share).zip(step_owner.chunks_mut(share)) {
+            let owner = &owner;
+            scope.spawn(move || {
+                for (step, slot) in part.iter().zip(out) {
+                    *slot = owner(step.holders(pairs)[0] as u32);
+                }
+            });
+        }
+    });
+    let link_owner: Vec<u8> = links.iter().map(|&(a, _)| owner(a)).collect();
+    let split_owner: Vec<Option<u8>> = splits
+        .iter()
+        .map(|&(a, b)| (plain.find(a) == plain.find(b)).then(|| owner(a)))
+        .collect();
+    drop(plain);
     std::thread::scope(|scope| {
         for t in 0..threads as u8 {
-            let (owner, step_owner) = (&owner, &step_owner);
-            let plain = &plain;
+            let (step_owner, link_owner, split_owner) = (&step_owner, &link_owner, &split_owner);
             scope.spawn(move || {
                 let mut state = LinkState::default();
-                for &(a, b) in splits {
-                    if plain.find(a) == plain.find(b) && owner(a) == t {
-                        state.forbid(a, b);
-                    }
+                for (&(a, b), _) in splits
+                    .iter()
+                    .zip(split_owner)
+                    .filter(|(_, o)| **o == Some(t))
+                {
+                    state.forbid(a, b);
                 }
-                for &(a, b) in links {
-                    if owner(a) == t {
-                        state.try_link(shared, a, b, false);
-                    }
+                for (&(a, b), _) in links.iter().zip(link_owner).filter(|(_, o)| **o == t) {
+                    state.try_link(shared, a, b, false);
                 }
-                let mine: Vec<&LinkStep> = steps
+                // This thread's steps in order, with the next few kept in a window
+                // for touching ahead.
+                let mut mine = steps
                     .iter()
                     .zip(step_owner)
-                    .filter(|&(step, &o)| o == t && step.usable)
-                    .map(|(step, _)| step)
-                    .collect();
+                    .filter(move |&(step, &o)| o == t && step.usable)
+                    .map(|(step, _)| step);
+                let mut window: VecDeque<&LinkStep> =
+                    mine.by_ref().take(LINK_LOOKAHEAD + 1).collect();
                 let mut anchors = Vec::with_capacity(MAX_ANCHORS);
                 let mut touched = 0u64;
-                for (i, step) in mine.iter().enumerate() {
-                    touched ^= touch_ahead(&mine, i, pairs, shared);
+                while let Some(step) = window.pop_front() {
+                    touched ^= touch_ahead(
+                        window.get(LINK_LOOKAHEAD - 1).copied(),
+                        window.get(LINK_LOOKAHEAD / 2 - 1).copied(),
+                        pairs,
+                        shared,
+                    );
                     join_holders(
                         shared,
                         &mut state,
@@ -206,6 +216,7 @@ pub(super) fn link_by_component(
                         &mut anchors,
                         |_| {},
                     );
+                    window.extend(mine.next());
                 }
                 std::hint::black_box(touched);
             });

@@ -295,7 +295,11 @@ async fn compute(
     let resolver = settings.resolver.clone();
     let columns = columns.clone();
     let out = tokio::task::spawn_blocking(move || {
-        build_output(&graph, kind, &resolver, &columns, mask.as_deref())
+        let out = build_output(&graph, kind, &resolver, &columns, mask.as_deref());
+        drop(graph);
+        // Off the statement's path: the answer does not wait for it.
+        tokio::task::spawn_blocking(crate::threads::release_free_memory);
+        out
     })
     .await
     .map_err(|e| DataFusionError::Execution(format!("OneID resolution failed: {e}")))?;
