@@ -1033,16 +1033,21 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn output_order_is_the_same_on_any_thread_count() {
-        let n = 2 * RECORDS_PER_THREAD + 12_345;
-        let mut state = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = move || {
+    /// A seeded xorshift generator for the larger generated inputs.
+    fn xorshift(seed: u64) -> impl FnMut() -> u64 {
+        let mut state = seed;
+        move || {
             state ^= state << 13;
             state ^= state >> 7;
             state ^= state << 17;
             state
-        };
+        }
+    }
+
+    #[test]
+    fn output_order_is_the_same_on_any_thread_count() {
+        let n = 2 * RECORDS_PER_THREAD + 12_345;
+        let mut next = xorshift(0x2545_F491_4F6C_DD1Du64);
         // Components of 1 to 5 records, ranks dealt out at random.
         let mut comp_of_rank = Vec::with_capacity(n);
         let mut sizes = Vec::new();
@@ -1885,13 +1890,7 @@ mod tests {
 
     #[test]
     fn linking_on_several_threads_gives_the_customers_of_one_thread() -> Result<(), OneIdError> {
-        let mut state = 0x1234_5678_9ABC_DEF1u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x1234_5678_9ABC_DEF1u64);
         let mut g = IdentityGraph::new();
         for _ in 0..60_000 {
             let record = format!("rec-{}", next() % 20_000);
@@ -1904,7 +1903,7 @@ mod tests {
         }
         for _ in 0..400 {
             let (a, b) = (next() % 20_000, next() % 20_000);
-            let action = if next() % 2 == 0 {
+            let action = if next().is_multiple_of(2) {
                 OverrideAction::Link
             } else {
                 OverrideAction::Split
