@@ -219,15 +219,14 @@ async fn compute(
     // ids are interned by the builder's shards on threads of their own (the debug
     // log's "routing" is the reading tasks' share).
     let mut tasks = tokio::task::JoinSet::new();
-    for (p, stream) in streams.into_iter().enumerate() {
+    for stream in streams {
         let reader = builder.reader();
-        tasks.spawn(async move { (p, read_partition(stream, reader).await) });
+        tasks.spawn(read_partition(stream, reader));
     }
     let mut readers = Vec::with_capacity(tasks.len());
     let (mut routing, mut routing_cpu) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
     while let Some(done) = tasks.join_next().await {
-        let (_, outcome) = done.map_err(|e| DataFusionError::External(Box::new(e)))?;
-        let (reader, wall, cpu) = outcome?;
+        let (reader, wall, cpu) = done.map_err(|e| DataFusionError::External(Box::new(e)))??;
         routing = routing.max(wall);
         routing_cpu += cpu;
         readers.push(reader);
