@@ -29,6 +29,7 @@ use super::error::LtvError;
 use super::expectation::NumeratorSeries;
 use super::gamma_gamma::{GammaGammaParams, conditional_expected_average_profit};
 use super::summary::TimeUnit;
+use super::vector_math;
 
 /// The horizon, discounting and time unit of a CLV.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -262,6 +263,9 @@ pub struct LtvScores {
 /// it, a hash map).
 const DENSE_PAIRS: usize = 1 << 22;
 
+/// Customers scored together (their logarithms and exponentials taken at once).
+const SCORE_BLOCK: usize = 256;
+
 /// Customers per thread when scoring (below it, one thread).
 const CUSTOMERS_PER_THREAD: usize = 100_000;
 
@@ -308,6 +312,8 @@ pub struct Customers<'c> {
     /// The distinct (x rank, T rank) pairs, packed, and each customer's pair.
     pairs: Vec<u64>,
     pair_index: Vec<u32>,
+    /// The pairs' indices in the order of the pairs (x-major).
+    by_x: Vec<u32>,
 }
 
 impl<'c> Customers<'c> {
@@ -330,11 +336,10 @@ impl<'c> Customers<'c> {
                 expected: "one frequency, recency, t and monetary value per customer",
             });
         }
-        // One pass: check each customer, and give its x and T dense ids.
+        // One pass: check each customer, and give its x and T dense ids (looked up
+        // again below rather than kept: cheaper than writing and reading them back).
         let mut xs = Dictionary::new();
         let mut ts = Dictionary::new();
-        let mut x_ids = Vec::with_capacity(n);
-        let mut t_ids = Vec::with_capacity(n);
         for i in 0..n {
             BgNbdPredictor::check(frequency[i], recency[i], t[i])?;
             let m = monetary_value[i];
@@ -345,34 +350,36 @@ impl<'c> Customers<'c> {
                     expected: "a finite number >= 0",
                 });
             }
-            x_ids.push(xs.id(frequency[i]));
-            t_ids.push(ts.id(t[i]));
+            xs.id(frequency[i]);
+            ts.id(t[i]);
         }
-        let (x_values, x_rank) = xs.into_sorted();
-        let (t_values, t_rank) = ts.into_sorted();
-        let pair_of = |x_id: u32, t_id: u32| {
-            (u64::from(x_rank[x_id as usize]) << 32) | u64::from(t_rank[t_id as usize])
+        let (x_values, x_rank) = xs.sorted();
+        let (t_values, t_rank) = ts.sorted();
+        // The (x rank, T rank) of customer i.
+        let mut ranks_of = |i: usize| {
+            (
+                x_rank[xs.id(frequency[i]) as usize],
+                t_rank[ts.id(t[i]) as usize],
+            )
         };
+        let pair_of = |(x, t): (u32, u32)| (u64::from(x) << 32) | u64::from(t);
         let mut pairs: Vec<u64> = Vec::new();
         let mut pair_index = vec![0u32; n];
         if x_values.len().saturating_mul(t_values.len()) <= DENSE_PAIRS {
             let mut slot = vec![u32::MAX; x_values.len() * t_values.len()];
             for i in 0..n {
-                let (x, t) = (
-                    x_rank[x_ids[i] as usize] as usize,
-                    t_rank[t_ids[i] as usize] as usize,
-                );
-                let cell = &mut slot[x * t_values.len() + t];
+                let (x, t) = ranks_of(i);
+                let cell = &mut slot[x as usize * t_values.len() + t as usize];
                 if *cell == u32::MAX {
                     *cell = pairs.len() as u32;
-                    pairs.push(pair_of(x_ids[i], t_ids[i]));
+                    pairs.push(pair_of((x, t)));
                 }
                 pair_index[i] = *cell;
             }
         } else {
             let mut slot: FxHashMap<u64, u32> = FxHashMap::default();
             for i in 0..n {
-                let pair = pair_of(x_ids[i], t_ids[i]);
+                let pair = pair_of(ranks_of(i));
                 let next = pairs.len() as u32;
                 let index = *slot.entry(pair).or_insert(next);
                 if index == next {
@@ -381,6 +388,8 @@ impl<'c> Customers<'c> {
                 pair_index[i] = index;
             }
         }
+        let mut by_x: Vec<u32> = (0..pairs.len() as u32).collect();
+        by_x.sort_unstable_by_key(|&p| pairs[p as usize]);
         Ok(Customers {
             frequency,
             recency,
@@ -390,6 +399,7 @@ impl<'c> Customers<'c> {
             t_values,
             pairs,
             pair_index,
+            by_x,
         })
     }
 
@@ -414,12 +424,11 @@ impl<'c> Customers<'c> {
             t_values,
             pairs,
             pair_index,
+            by_x,
         } = self;
         let n = frequency.len();
         // Horizon sums per pair, x-major so each thread builds few series.
         let horizon = Horizon::new(settings);
-        let mut by_x: Vec<u32> = (0..pairs.len() as u32).collect();
-        by_x.sort_unstable_by_key(|&p| pairs[p as usize]);
         let mut sums = vec![
             HorizonSums {
                 purchases: 0.0,
@@ -450,7 +459,7 @@ impl<'c> Customers<'c> {
             out
         };
         let threads = threads_for_scoring(pairs.len() * 50);
-        for (p, value) in in_parallel(&by_x, threads, compute) {
+        for (p, value) in in_parallel(by_x, threads, compute) {
             sums[p as usize] = value;
         }
 
@@ -475,32 +484,47 @@ impl<'c> Customers<'c> {
             })
             .collect();
 
-        let score = |i: usize| {
-            // A pair holds the customer's x rank in its high half.
-            let pair = pair_index[i] as usize;
-            let x_index = (pairs[pair] >> 32) as usize;
-            let (x, t_x, age) = (frequency[i], recency[i], t[i]);
-            let p_alive = if x == 0.0 {
-                1.0
-            } else {
-                let log_odds_dead =
-                    (bgnbd.r + x) * ((age - t_x) / (bgnbd.alpha + t_x)).ln_1p() + c_x[x_index];
-                if log_odds_dead > 0.0 {
-                    let e = (-log_odds_dead).exp();
-                    e / (1.0 + e)
-                } else {
-                    1.0 / (1.0 + log_odds_dead.exp())
-                }
-            };
-            let w = weight_x[x_index];
-            let expected_avg_value = (1.0 - w) * population_mean + w * monetary_value[i];
-            let s = sums[pair];
-            LtvScore {
-                p_alive,
-                expected_purchases: s.purchases * p_alive,
-                expected_avg_value,
-                clv: expected_avg_value * s.discounted * p_alive,
+        // A block of customers at a time: P(alive) = σ(−log odds of having
+        // dropped out), the logarithms and exponentials of a block taken at
+        // once (vectorised).
+        let score_block = |first: usize, out: &mut [LtvScore]| {
+            let n = out.len();
+            let mut ratio = [0.0; SCORE_BLOCK];
+            for (j, u) in ratio[..n].iter_mut().enumerate() {
+                let i = first + j;
+                *u = (t[i] - recency[i]) / (bgnbd.alpha + recency[i]);
             }
+            let mut ln_ratio = [0.0; SCORE_BLOCK];
+            vector_math::ln_1p(&ratio[..n], &mut ln_ratio[..n]);
+            let mut alive_log_odds = [0.0; SCORE_BLOCK];
+            for (j, odds) in alive_log_odds[..n].iter_mut().enumerate() {
+                let i = first + j;
+                let x = frequency[i];
+                // A pair holds the customer's x rank in its high half.
+                let x_index = (pairs[pair_index[i] as usize] >> 32) as usize;
+                *odds = if x == 0.0 {
+                    f64::INFINITY
+                } else {
+                    -((bgnbd.r + x) * ln_ratio[j] + c_x[x_index])
+                };
+            }
+            let mut p_alive = [0.0; SCORE_BLOCK];
+            vector_math::sigmoid(&alive_log_odds[..n], &mut p_alive[..n]);
+            for (j, score) in out.iter_mut().enumerate() {
+                let i = first + j;
+                let pair = pair_index[i] as usize;
+                let x_index = (pairs[pair] >> 32) as usize;
+                let w = weight_x[x_index];
+                let expected_avg_value = (1.0 - w) * population_mean + w * monetary_value[i];
+                let s = sums[pair];
+                *score = finite_score(LtvScore {
+                    p_alive: p_alive[j],
+                    expected_purchases: s.purchases * p_alive[j],
+                    expected_avg_value,
+                    clv: expected_avg_value * s.discounted * p_alive[j],
+                })?;
+            }
+            Ok::<(), LtvError>(())
         };
         let mut scores = LtvScores {
             p_alive: vec![0.0; n],
@@ -519,12 +543,22 @@ impl<'c> Customers<'c> {
             .zip(scores.clv.chunks_mut(chunk))
             .enumerate();
         let fill = |(k, (((p_alive, purchases), value), clv)): Stretch<'_>| {
-            for j in 0..p_alive.len() {
-                let one = finite_score(score(k * chunk + j))?;
-                p_alive[j] = one.p_alive;
-                purchases[j] = one.expected_purchases;
-                value[j] = one.expected_avg_value;
-                clv[j] = one.clv;
+            let zero = LtvScore {
+                p_alive: 0.0,
+                expected_purchases: 0.0,
+                expected_avg_value: 0.0,
+                clv: 0.0,
+            };
+            let mut block = [zero; SCORE_BLOCK];
+            for start in (0..p_alive.len()).step_by(SCORE_BLOCK) {
+                let n = SCORE_BLOCK.min(p_alive.len() - start);
+                score_block(k * chunk + start, &mut block[..n])?;
+                for (j, one) in block[..n].iter().enumerate() {
+                    p_alive[start + j] = one.p_alive;
+                    purchases[start + j] = one.expected_purchases;
+                    value[start + j] = one.expected_avg_value;
+                    clv[start + j] = one.clv;
+                }
             }
             Ok::<(), LtvError>(())
         };

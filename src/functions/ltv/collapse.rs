@@ -63,6 +63,11 @@ impl Dictionary {
 
     /// The distinct values ascending, and each first-appearance id's rank.
     pub fn into_sorted(self) -> (Vec<f64>, Vec<u32>) {
+        self.sorted()
+    }
+
+    /// As [`Dictionary::into_sorted`], keeping the dictionary (to look ids up again).
+    pub fn sorted(&self) -> (Vec<f64>, Vec<u32>) {
         let mut order: Vec<u32> = (0..self.values.len() as u32).collect();
         order
             .sort_unstable_by(|&a, &b| self.values[a as usize].total_cmp(&self.values[b as usize]));

@@ -24,10 +24,11 @@
 
 use statrs::function::gamma::{digamma, ln_gamma};
 
-use super::bgnbd::{SUM_BLOCK, is_whole, threads_for};
+use super::bgnbd::{SUM_BLOCK, ceil, is_whole, threads_for};
 use super::collapse::{Collapsed, Group, collapse, group_by, lay_out};
 use super::error::LtvError;
 use super::optimize::{MIN_CUSTOMERS, fit_log_parameters};
+use super::vector_math;
 
 const MODEL: &str = "Gamma-Gamma";
 
@@ -464,35 +465,55 @@ fn prepare_whole(
     // Where each x's amounts go: x ascending, each x in input order (as `group_by`).
     let mut groups = Vec::new();
     let (mut next, _) = lay_out(&per_x, |x| x as f64, 0, &mut groups);
-    let mut amounts = vec![0.0; customers];
+    // The tuples hold the raw amounts at first.
+    let mut tuples = vec![
+        Tuple {
+            xm: 0.0,
+            ln_m: 0.0,
+            w: 1.0
+        };
+        customers
+    ];
     for (&x, &m) in frequency.iter().zip(monetary_value) {
         if kept(x, m) {
             let slot = &mut next[x as usize];
-            amounts[*slot] = m;
+            tuples[*slot].xm = m;
             *slot += 1;
         }
     }
     // As `Prepared::new` sums them: in the order of the layout.
-    let spend: f64 = amounts.iter().sum();
+    let spend: f64 = tuples.iter().map(|t| t.xm).sum();
     let total = customers as f64;
     let scale = total / spend;
-    let mut tuples = Vec::with_capacity(customers);
     for group in &groups {
-        tuples.extend(amounts[group.start..group.end].iter().map(|&m| {
-            let m = m * scale;
-            Tuple {
-                xm: group.x * m,
-                ln_m: m.ln(),
-                w: 1.0,
-            }
-        }));
+        for tuple in &mut tuples[group.start..group.end] {
+            let m = tuple.xm * scale;
+            tuple.xm = group.x * m;
+            tuple.ln_m = m;
+        }
     }
+    take_logarithms(&mut tuples);
     Some(Ok(Prepared {
         scale,
         groups,
         tuples,
         total,
     }))
+}
+
+/// Replaces each tuple's `ln_m`, which holds m, by ln m: a block at a time, vectorised.
+fn take_logarithms(tuples: &mut [Tuple]) {
+    let (mut m, mut ln_m) = ([0.0; SUM_BLOCK], [0.0; SUM_BLOCK]);
+    for block in tuples.chunks_mut(SUM_BLOCK) {
+        let n = block.len();
+        for (m, tuple) in m.iter_mut().zip(block.iter()) {
+            *m = tuple.ln_m;
+        }
+        vector_math::ln(&m[..n], &mut ln_m[..n]);
+        for (tuple, &l) in block.iter_mut().zip(&ln_m) {
+            tuple.ln_m = l;
+        }
+    }
 }
 
 /// One distinct (x, m), m scaled: x·m.
@@ -537,12 +558,14 @@ impl Prepared {
                 }),
             }
             let m = m * scale;
+            // ln m is filled in below, for many at once.
             tuples.push(Tuple {
                 xm: x * m,
-                ln_m: m.ln(),
+                ln_m: m,
                 w,
             });
         }
+        take_logarithms(&mut tuples);
         Prepared {
             scale,
             groups,
@@ -561,7 +584,7 @@ impl Prepared {
         for group in &self.groups {
             let start = tuples.len();
             for tuple in &self.tuples[group.start..group.end] {
-                let taken = ((before + tuple.w) / step).ceil() - (before / step).ceil();
+                let taken = ceil((before + tuple.w) / step) - ceil(before / step);
                 before += tuple.w;
                 if taken > 0.0 {
                     tuples.push(Tuple { w: taken, ..*tuple });
@@ -606,11 +629,17 @@ impl Prepared {
             for block in self.tuples[lo..hi].chunks(SUM_BLOCK) {
                 let mut sums = TupleSums::default();
                 let mut weight = 0.0;
-                for tuple in block {
-                    let s = tuple.xm + params.v;
+                let mut xmv = [0.0; SUM_BLOCK];
+                let mut ln_xmv = [0.0; SUM_BLOCK];
+                let n = block.len();
+                for (s, tuple) in xmv.iter_mut().zip(block) {
+                    *s = tuple.xm + params.v;
+                }
+                vector_math::ln(&xmv[..n], &mut ln_xmv[..n]);
+                for (i, tuple) in block.iter().enumerate() {
                     sums.ln_m += tuple.w * tuple.ln_m;
-                    sums.ln_xmv += tuple.w * s.ln();
-                    sums.inv_xmv += tuple.w / s;
+                    sums.ln_xmv += tuple.w * ln_xmv[i];
+                    sums.inv_xmv += tuple.w / xmv[i];
                     weight += tuple.w;
                 }
                 // Linear in the weight and the sums: partial groups add up.

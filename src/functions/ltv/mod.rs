@@ -17,6 +17,7 @@ pub mod summary;
 pub mod table;
 pub mod udaf;
 pub mod udf;
+pub mod vector_math;
 
 #[cfg(test)]
 mod cdnow;

@@ -280,7 +280,7 @@ async fn summarize_bigint(
 ) -> Result<Option<Summaries>> {
     let ctx = input::context_of(state)?;
     let until = as_of.unwrap_or(i64::MAX);
-    let started = std::time::Instant::now();
+    let scatter_clock = crate::threads::CpuClock::start();
     let Some(parts) = input::fold_partitions(
         &ctx,
         input.clone(),
@@ -298,14 +298,18 @@ async fn summarize_bigint(
         return Ok(None);
     };
     let (parts, reservations): (Vec<Scattered>, Vec<_>) = parts.into_iter().unzip();
-    let scattered = started.elapsed();
+    let (scattered, scatter_cpu) = scatter_clock.read();
+    let group_clock = crate::threads::CpuClock::start();
     let summaries = input::blocking(move || summarize_buckets(&parts, as_of, unit))
         .await?
         .map_err(ltv_error)?;
     drop(reservations);
+    let (grouped, group_cpu) = group_clock.read();
     tracing::debug!(
         scatter_ms = scattered.as_secs_f64() * 1e3,
-        group_ms = (started.elapsed() - scattered).as_secs_f64() * 1e3,
+        scatter_cpu,
+        group_ms = grouped.as_secs_f64() * 1e3,
+        group_cpu,
         "ltv summaries of bigint ids"
     );
     Ok(Some(match summaries {

@@ -23,6 +23,9 @@ use crate::error::sqlstate;
 use crate::functions::args;
 use crate::functions::input::{self, Expect, user_error};
 
+/// Output rows from which the result is handed on in several partitions.
+const SPLIT_OUTPUT_FROM: usize = 1 << 18;
+
 /// Which table function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -240,21 +243,24 @@ impl TableProvider for LtvTable {
         let Summaries { keys, columns, .. } = summaries;
         let summarized = started.elapsed();
         let n = columns.len();
-        let frequency = Arc::new(Int64Array::from_iter_values(
-            columns.frequency.iter().map(|&x| x as i64),
-        ));
         let histories = columns;
-        let summary_columns = |h: SummaryColumns| -> Vec<ArrayRef> {
+        let frequency_column = |h: &SummaryColumns| {
+            Int64Array::from_iter_values(h.frequency.iter().map(|&x| x as i64))
+        };
+        let summary_columns = |frequency: Int64Array, h: SummaryColumns| -> Vec<ArrayRef> {
             vec![
                 keys.clone(),
-                frequency.clone(),
+                Arc::new(frequency),
                 Arc::new(Float64Array::from(h.recency)),
                 Arc::new(Float64Array::from(h.t)),
                 Arc::new(Float64Array::from(h.monetary_value)),
             ]
         };
         let batch = match self.kind {
-            Kind::Summary => RecordBatch::try_new(self.schema.clone(), summary_columns(histories))?,
+            Kind::Summary => RecordBatch::try_new(
+                self.schema.clone(),
+                summary_columns(frequency_column(&histories), histories),
+            )?,
             Kind::Ltv if n == 0 => RecordBatch::new_empty(self.schema.clone()),
             Kind::Ltv => {
                 let settings = self.settings;
@@ -264,6 +270,7 @@ impl TableProvider for LtvTable {
                     // parameters: done beside the fits.
                     let scored = std::thread::scope(|scope| {
                         let fitting = std::time::Instant::now();
+                        let fits_clock = crate::threads::CpuClock::start();
                         let customers = scope.spawn(move || {
                             let customers =
                                 Customers::new(&h.frequency, &h.recency, &h.t, &h.monetary_value);
@@ -271,37 +278,41 @@ impl TableProvider for LtvTable {
                                 layout_ms = fitting.elapsed().as_secs_f64() * 1e3,
                                 "ltv scoring layout"
                             );
-                            customers
+                            // The output's frequency column, while the fits run.
+                            (customers, frequency_column(h))
                         });
                         let fits = fit_both(h);
-                        let customers = customers.join().map_err(|_| {
+                        let (customers, frequency) = customers.join().map_err(|_| {
                             DataFusionError::Internal("laying out the customers panicked".into())
                         })?;
                         // The fits and the layout beside them, until both are done.
-                        let fitted = fitting.elapsed();
+                        let (fitted, fits_cpu) = fits_clock.read();
                         let (bg, gg) = fits?;
-                        let scoring = std::time::Instant::now();
+                        let scoring = crate::threads::CpuClock::start();
                         let scores = customers
                             .and_then(|c| c.score(&bg.params, &gg.params, &settings))
                             .map_err(ltv_error)?;
+                        let (scored, score_cpu) = scoring.read();
                         tracing::debug!(
                             customers = h.len(),
                             summary_ms = summarized.as_secs_f64() * 1e3,
                             fits_ms = fitted.as_secs_f64() * 1e3,
-                            score_ms = scoring.elapsed().as_secs_f64() * 1e3,
+                            fits_cpu,
+                            score_ms = scored.as_secs_f64() * 1e3,
+                            score_cpu,
                             "ltv phases"
                         );
-                        Ok::<_, DataFusionError>((bg, gg, scores))
+                        Ok::<_, DataFusionError>((bg, gg, scores, frequency))
                     });
                     (histories, scored)
                 })
                 .await?;
-                let (bg, gg, scores) = scored?;
+                let (bg, gg, scores, frequency) = scored?;
                 notices::notify(
                     state.config().options(),
                     params_notice(&bg, &gg, self.settings.unit),
                 );
-                let mut columns = summary_columns(histories);
+                let mut columns = summary_columns(frequency, histories);
                 columns.extend([
                     Arc::new(Float64Array::from(scores.p_alive)) as ArrayRef,
                     Arc::new(Float64Array::from(scores.expected_purchases)),
@@ -339,11 +350,26 @@ impl TableProvider for LtvTable {
                 )?
             }
         };
-        let exec = MemorySourceConfig::try_new_exec(
-            &[vec![batch]],
-            self.schema.clone(),
-            projection.cloned(),
-        )?;
+        // Many rows: slices of the one batch (no copying), one partition each, so that
+        // what the query does with a million customers' rows runs on every core (their
+        // order, never promised, then depends on the query). Fewer: one partition.
+        let partitions = if batch.num_rows() >= SPLIT_OUTPUT_FROM {
+            state.config().target_partitions().max(1)
+        } else {
+            1
+        };
+        let per_partition = batch.num_rows().div_ceil(partitions).max(1);
+        let parts: Vec<Vec<RecordBatch>> = (0..batch.num_rows())
+            .step_by(per_partition)
+            .map(|at| vec![batch.slice(at, per_partition.min(batch.num_rows() - at))])
+            .collect();
+        let parts = if parts.is_empty() {
+            vec![vec![batch]]
+        } else {
+            parts
+        };
+        let exec =
+            MemorySourceConfig::try_new_exec(&parts, self.schema.clone(), projection.cloned())?;
         Ok(exec)
     }
 }
