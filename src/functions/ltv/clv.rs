@@ -367,25 +367,24 @@ impl<'c> Customers<'c> {
         let mut pair_index = vec![0u32; n];
         if x_values.len().saturating_mul(t_values.len()) <= DENSE_PAIRS {
             let mut slot = vec![u32::MAX; x_values.len() * t_values.len()];
-            for i in 0..n {
+            for (i, index) in pair_index.iter_mut().enumerate() {
                 let (x, t) = ranks_of(i);
                 let cell = &mut slot[x as usize * t_values.len() + t as usize];
                 if *cell == u32::MAX {
                     *cell = pairs.len() as u32;
                     pairs.push(pair_of((x, t)));
                 }
-                pair_index[i] = *cell;
+                *index = *cell;
             }
         } else {
             let mut slot: FxHashMap<u64, u32> = FxHashMap::default();
-            for i in 0..n {
+            for (i, index) in pair_index.iter_mut().enumerate() {
                 let pair = pair_of(ranks_of(i));
                 let next = pairs.len() as u32;
-                let index = *slot.entry(pair).or_insert(next);
-                if index == next {
+                *index = *slot.entry(pair).or_insert(next);
+                if *index == next {
                     pairs.push(pair);
                 }
-                pair_index[i] = index;
             }
         }
         let mut by_x: Vec<u32> = (0..pairs.len() as u32).collect();

@@ -20,18 +20,18 @@
 //! rounding of s only touches a small correction.
 
 /// ln 2 split so that n · `LN2_HI` is exact for the |n| < 2²¹ used here.
-const LN2_HI: f64 = 6.931_471_803_691_238_164_9e-1;
+const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
 /// ln 2 − `LN2_HI`.
-const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
+const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
 /// 1.5 · 2⁵²: adding it rounds a number of magnitude below 2⁵¹ to an integer, which
 /// then sits in the low bits of the sum.
 const ROUND: f64 = 6_755_399_441_055_744.0;
 /// 2⁵², for reading a small integer out of a double's bits.
 const TWO_52: f64 = 4_503_599_627_370_496.0;
 /// Above this, e^y overflows.
-const EXP_OVERFLOW: f64 = 709.782_712_893_383_973_096;
+const EXP_OVERFLOW: f64 = 709.782_712_893_384;
 /// Below this, e^y rounds to 0.
-const EXP_UNDERFLOW: f64 = -745.133_219_101_941_108_42;
+const EXP_UNDERFLOW: f64 = -745.133_219_101_941_1;
 
 /// 1/k! for k = 2..=13, the Taylor coefficients of e^r after 1 + r.
 const EXP_TAYLOR: [f64; 12] = {
