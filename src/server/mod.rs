@@ -105,7 +105,7 @@ impl Server {
                         }
                         Err(_) => {
                             tracing::warn!(%peer, "refused: max_connections reached");
-                            sessions.spawn(refuse_too_many(socket));
+                            sessions.spawn(refuse_too_many(socket, shared.cancel.clone()));
                         }
                     }
                 }
@@ -149,13 +149,20 @@ fn with_hangup_watch(socket: TcpStream) -> std::io::Result<(TcpStream, TcpStream
 ///
 /// The client speaks first (an SSLRequest and/or a StartupMessage), so read what it
 /// sends, decline TLS, and answer the startup with the error.
-async fn refuse_too_many(mut socket: TcpStream) {
+async fn refuse_too_many(mut socket: TcpStream, canceller: Arc<connection::Canceller>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let refuse = async {
         for _ in 0..2 {
             let len = socket.read_i32().await? as usize;
             let mut body = vec![0u8; len.saturating_sub(4).min(1 << 16)];
             socket.read_exact(&mut body).await?;
+            // A CancelRequest takes no session, so a full server still carries it out
+            // (as PostgreSQL does) and, as for any cancel, answers nothing.
+            if let Some(request) = cancel_request(&body) {
+                use pgwire::api::cancel::CancelHandler;
+                canceller.on_cancel_request(request).await;
+                return Ok(());
+            }
             let is_ssl_or_gss = body.len() == 4
                 && matches!(
                     body[..],
@@ -177,6 +184,21 @@ async fn refuse_too_many(mut socket: TcpStream) {
         socket.flush().await
     };
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), refuse).await;
+}
+
+/// The CancelRequest a startup packet's body (after its length) holds, if it is one:
+/// code 80877102, the process id, then the secret key.
+fn cancel_request(body: &[u8]) -> Option<pgwire::messages::cancel::CancelRequest> {
+    const CANCEL_REQUEST_CODE: i32 = 80877102;
+    let code = i32::from_be_bytes(body.get(..4)?.try_into().ok()?);
+    let pid = i32::from_be_bytes(body.get(4..8)?.try_into().ok()?);
+    let secret = body.get(8..).filter(|s| s.len() >= 4)?;
+    (code == CANCEL_REQUEST_CODE).then(|| {
+        pgwire::messages::cancel::CancelRequest::new(
+            pid,
+            pgwire::messages::startup::SecretKey::Bytes(bytes::Bytes::copy_from_slice(secret)),
+        )
+    })
 }
 
 /// A raw ErrorResponse message.

@@ -46,6 +46,30 @@ async fn max_connections_refuses_the_next_with_53300() {
     server.stop();
 }
 
+#[tokio::test]
+async fn a_full_server_still_carries_out_cancel_requests() {
+    let mut config = support::demo_config();
+    config.server.max_connections = 1;
+    let server = support::start(config);
+    let client = server.connect().await;
+    let token = client.cancel_token();
+    let canceller = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let _ = token.cancel_query(NoTls).await;
+        }
+    });
+    let slow = "SELECT sum(length(a.id_value) + length(b.id_value)) \
+                FROM identities a CROSS JOIN identities b";
+    let err = client
+        .simple_query(slow)
+        .await
+        .expect_err("the query was cancelled while the server was full");
+    canceller.abort();
+    assert_eq!(code(&err), "57014", "{err}");
+    server.stop();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_limit_spills_sorts_and_refuses_what_cannot_spill() {
     let mut config = support::demo_config();
