@@ -186,19 +186,19 @@ async fn refuse_too_many(mut socket: TcpStream, canceller: Arc<connection::Cance
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), refuse).await;
 }
 
-/// The CancelRequest a startup packet's body (after its length) holds, if it is one:
-/// code 80877102, the process id, then the secret key.
+/// The CancelRequest a startup packet's body (after its length) holds, if it is one,
+/// read by pgwire's own decoder.
 fn cancel_request(body: &[u8]) -> Option<pgwire::messages::cancel::CancelRequest> {
-    const CANCEL_REQUEST_CODE: i32 = 80877102;
-    let code = i32::from_be_bytes(body.get(..4)?.try_into().ok()?);
-    let pid = i32::from_be_bytes(body.get(4..8)?.try_into().ok()?);
-    let secret = body.get(8..).filter(|s| s.len() >= 4)?;
-    (code == CANCEL_REQUEST_CODE).then(|| {
-        pgwire::messages::cancel::CancelRequest::new(
-            pid,
-            pgwire::messages::startup::SecretKey::Bytes(bytes::Bytes::copy_from_slice(secret)),
-        )
-    })
+    use pgwire::messages::{DecodeContext, Message, cancel::CancelRequest};
+    let mut packet = bytes::BytesMut::with_capacity(4 + body.len());
+    packet.extend_from_slice(&((4 + body.len()) as i32).to_be_bytes());
+    packet.extend_from_slice(body);
+    if !CancelRequest::is_cancel_request_packet(&packet) {
+        return None;
+    }
+    CancelRequest::decode(&mut packet, &DecodeContext::default())
+        .ok()
+        .flatten()
 }
 
 /// A raw ErrorResponse message.

@@ -483,11 +483,15 @@ impl<'c> Customers<'c> {
             })
             .collect();
 
-        // A block of customers at a time: P(alive) = σ(−log odds of having
-        // dropped out), the logarithms and exponentials of a block taken at
-        // once (vectorised).
-        let score_block = |first: usize, out: &mut [LtvScore]| {
-            let n = out.len();
+        // A block of customers at a time, from `first`, into the four output columns:
+        // P(alive) = σ(−log odds of having dropped out), the logarithms and
+        // exponentials of a block taken at once (vectorised).
+        let score_block = |first: usize,
+                           p_alive: &mut [f64],
+                           purchases: &mut [f64],
+                           value: &mut [f64],
+                           clv: &mut [f64]| {
+            let n = p_alive.len();
             let mut ratio = [0.0; SCORE_BLOCK];
             for (j, u) in ratio[..n].iter_mut().enumerate() {
                 let i = first + j;
@@ -496,32 +500,33 @@ impl<'c> Customers<'c> {
             let mut ln_ratio = [0.0; SCORE_BLOCK];
             vector_math::ln_1p(&ratio[..n], &mut ln_ratio[..n]);
             let mut alive_log_odds = [0.0; SCORE_BLOCK];
-            for (j, odds) in alive_log_odds[..n].iter_mut().enumerate() {
+            let mut x_index = [0usize; SCORE_BLOCK];
+            for j in 0..n {
                 let i = first + j;
                 let x = frequency[i];
                 // A pair holds the customer's x rank in its high half.
-                let x_index = (pairs[pair_index[i] as usize] >> 32) as usize;
-                *odds = if x == 0.0 {
+                x_index[j] = (pairs[pair_index[i] as usize] >> 32) as usize;
+                alive_log_odds[j] = if x == 0.0 {
                     f64::INFINITY
                 } else {
-                    -((bgnbd.r + x) * ln_ratio[j] + c_x[x_index])
+                    -((bgnbd.r + x) * ln_ratio[j] + c_x[x_index[j]])
                 };
             }
-            let mut p_alive = [0.0; SCORE_BLOCK];
-            vector_math::sigmoid(&alive_log_odds[..n], &mut p_alive[..n]);
-            for (j, score) in out.iter_mut().enumerate() {
+            vector_math::sigmoid(&alive_log_odds[..n], p_alive);
+            for j in 0..n {
                 let i = first + j;
-                let pair = pair_index[i] as usize;
-                let x_index = (pairs[pair] >> 32) as usize;
-                let w = weight_x[x_index];
+                let w = weight_x[x_index[j]];
                 let expected_avg_value = (1.0 - w) * population_mean + w * monetary_value[i];
-                let s = sums[pair];
-                *score = finite_score(LtvScore {
+                let s = sums[pair_index[i] as usize];
+                let one = finite_score(LtvScore {
                     p_alive: p_alive[j],
                     expected_purchases: s.purchases * p_alive[j],
                     expected_avg_value,
                     clv: expected_avg_value * s.discounted * p_alive[j],
                 })?;
+                purchases[j] = one.expected_purchases;
+                value[j] = one.expected_avg_value;
+                clv[j] = one.clv;
             }
             Ok::<(), LtvError>(())
         };
@@ -542,22 +547,15 @@ impl<'c> Customers<'c> {
             .zip(scores.clv.chunks_mut(chunk))
             .enumerate();
         let fill = |(k, (((p_alive, purchases), value), clv)): Stretch<'_>| {
-            let zero = LtvScore {
-                p_alive: 0.0,
-                expected_purchases: 0.0,
-                expected_avg_value: 0.0,
-                clv: 0.0,
-            };
-            let mut block = [zero; SCORE_BLOCK];
             for start in (0..p_alive.len()).step_by(SCORE_BLOCK) {
-                let n = SCORE_BLOCK.min(p_alive.len() - start);
-                score_block(k * chunk + start, &mut block[..n])?;
-                for (j, one) in block[..n].iter().enumerate() {
-                    p_alive[start + j] = one.p_alive;
-                    purchases[start + j] = one.expected_purchases;
-                    value[start + j] = one.expected_avg_value;
-                    clv[start + j] = one.clv;
-                }
+                let end = (start + SCORE_BLOCK).min(p_alive.len());
+                score_block(
+                    k * chunk + start,
+                    &mut p_alive[start..end],
+                    &mut purchases[start..end],
+                    &mut value[start..end],
+                    &mut clv[start..end],
+                )?;
             }
             Ok::<(), LtvError>(())
         };
