@@ -28,6 +28,7 @@ pub mod store;
 mod text_input;
 mod unknown_literals;
 pub mod views;
+mod yield_points;
 
 use std::sync::Arc;
 
@@ -149,9 +150,14 @@ impl Engine {
             .position(|r| r.name() == "simplify_expressions")
             .map_or(0, |i| i + 1);
         optimizer_rules.insert(after_folding, Arc::new(date_ranges::DateEqualityAsRange));
+        // Fan-out operators (joins, unnest) yield to the runtime as they emit, so a long
+        // query cannot keep timers, cancels and other sessions waiting.
+        let mut physical_rules = state.physical_optimizers().to_vec();
+        physical_rules.push(Arc::new(yield_points::FanOutYieldPoints));
         let state = SessionStateBuilder::new_from_existing(state)
             .with_analyzer_rules(analyzer_rules)
             .with_optimizer_rules(optimizer_rules)
+            .with_physical_optimizer_rules(physical_rules)
             .build();
         let ctx = SessionContext::new_with_state(state);
         let catalog = ctx

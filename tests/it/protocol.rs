@@ -138,6 +138,56 @@ async fn statement_timeout_cancels_with_57014() {
     assert_eq!(row.get::<_, i32>(0), 2);
 }
 
+/// A cross join of a million rows with itself: hours, and each batch read on its right
+/// fans out to a million on its left (a long stretch of work between two reads).
+const BUSY: &str = "SELECT sum(a + b) FROM generate_series(1, 1000000) a \
+     CROSS JOIN generate_series(1, 1000000) b";
+
+/// Two long queries on other connections keep both of the server's worker threads busy;
+/// a third session's statement_timeout still ends its query on time, and theirs end at
+/// their own deadlines. (A cross join used to compute for seconds per poll, so timers
+/// went unserviced and every deadline waited for the joins: minutes or more.)
+#[tokio::test]
+async fn statement_timeout_holds_while_other_queries_keep_the_server_busy() {
+    use std::time::{Duration, Instant};
+    let server = support::start(support::demo_config());
+    let mut busy = Vec::new();
+    for _ in 0..2 {
+        let client = server.connect().await;
+        client
+            .simple_query("SET statement_timeout = '5s'")
+            .await
+            .unwrap();
+        busy.push(tokio::spawn(async move {
+            let started = Instant::now();
+            (code_of(&client, BUSY).await, started.elapsed())
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let client = server.connect().await;
+    client
+        .simple_query("SET statement_timeout = '50ms'")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    assert_eq!(code_of(&client, BUSY).await, "57014");
+    let waited = started.elapsed();
+    for task in busy {
+        let (code, took) = task.await.unwrap();
+        assert_eq!(code, "57014");
+        assert!(
+            took < Duration::from_secs(30),
+            "a 5 s deadline took {took:?}"
+        );
+    }
+    assert!(
+        waited < Duration::from_secs(4),
+        "a 50 ms deadline took {waited:?} beside two busy sessions"
+    );
+    drop(client);
+    server.stop();
+}
+
 #[tokio::test]
 async fn cancel_request_stops_a_running_query() {
     let client = support::demo_server().connect().await;
