@@ -30,7 +30,7 @@
 use rustc_hash::FxHashMap;
 use statrs::function::gamma::{digamma, ln_gamma};
 
-use super::collapse::{Collapsed, Dictionary, Group, collapse, lay_out};
+use super::collapse::{Collapsed, Dictionary, Group, WeightedRows, collapse, lay_out};
 use super::error::LtvError;
 use super::expectation::NumeratorSeries;
 use super::optimize::{MIN_CUSTOMERS, fit_log_parameters};
@@ -324,12 +324,12 @@ fn history_key(x: f64, t: f64, horizon: f64) -> HistoryKey {
 /// count.
 #[derive(Debug, Clone, Default)]
 pub struct BgNbdData {
-    frequency: Vec<f64>,
-    recency: Vec<f64>,
-    age: Vec<f64>,
-    counts: Vec<u64>,
-    customers: u64,
+    /// Columns x, T, t_x: the order the distinct histories are sorted in.
+    rows: WeightedRows<3>,
 }
+
+/// Dictionaries of [`BgNbdData`]'s columns: T and t_x share one.
+const DICTIONARY_OF: [usize; 3] = [0, 1, 1];
 
 impl BgNbdData {
     /// No customers.
@@ -353,82 +353,42 @@ impl BgNbdData {
     /// As [`BgNbdData::add`].
     pub fn add_count(&mut self, x: f64, t_x: f64, t: f64, count: u64) -> Result<(), LtvError> {
         check_fit_history(x, t_x, t)?;
-        if count > 0 {
-            self.frequency.push(x);
-            self.recency.push(t_x);
-            self.age.push(t);
-            self.counts.push(count);
-            self.customers += count;
-        }
+        self.rows.push([x, t, t_x], count);
         Ok(())
     }
 
     /// Adds every customer of `other`.
     pub fn merge(&mut self, other: &BgNbdData) {
-        self.frequency.extend_from_slice(&other.frequency);
-        self.recency.extend_from_slice(&other.recency);
-        self.age.extend_from_slice(&other.age);
-        self.counts.extend_from_slice(&other.counts);
-        self.customers += other.customers;
+        self.rows.merge(&other.rows);
     }
 
     /// Number of customers added.
     pub fn customers(&self) -> u64 {
-        self.customers
+        self.rows.customers()
     }
 
     /// Number of rows held (distinct histories after
     /// [`BgNbdData::collapse`]).
     pub fn len(&self) -> usize {
-        self.counts.len()
+        self.rows.len()
     }
 
     /// Whether no customer was added.
     pub fn is_empty(&self) -> bool {
-        self.counts.is_empty()
+        self.rows.is_empty()
     }
 
     /// Replaces the rows by the distinct histories with summed counts.
     pub fn collapse(&mut self) {
-        let collapsed = self.collapsed();
-        let (xs, times) = (&collapsed.dictionaries[0], &collapsed.dictionaries[1]);
-        self.frequency = collapsed
-            .rows
-            .iter()
-            .map(|(id, _)| xs[id[0] as usize])
-            .collect();
-        self.age = collapsed
-            .rows
-            .iter()
-            .map(|(id, _)| times[id[1] as usize])
-            .collect();
-        self.recency = collapsed
-            .rows
-            .iter()
-            .map(|(id, _)| times[id[2] as usize])
-            .collect();
-        self.counts = collapsed.rows.iter().map(|(_, c)| *c).collect();
+        self.rows.collapse(DICTIONARY_OF);
     }
 
     /// The rows as (x, t_x, T, count).
     pub fn iter(&self) -> impl Iterator<Item = (f64, f64, f64, u64)> + '_ {
-        (0..self.counts.len()).map(|i| {
-            (
-                self.frequency[i],
-                self.recency[i],
-                self.age[i],
-                self.counts[i],
-            )
+        (0..self.rows.len()).map(|i| {
+            let ([x, t, t_x], count) = self.rows.row(i);
+            (x, t_x, t, count)
         })
-    }
-
-    /// Distinct (x, T, t_x), ordered so; times share one dictionary.
-    fn collapsed(&self) -> Collapsed<3> {
-        collapse(
-            [&self.frequency, &self.age, &self.recency],
-            [0, 1, 1],
-            Some(&self.counts),
-        )
     }
 
     /// The maximum-likelihood fit.
@@ -440,15 +400,15 @@ impl BgNbdData {
     /// maximum or the data do not determine some parameter (it runs off to
     /// 0 or infinity).
     pub fn fit(&self) -> Result<BgNbdFit, LtvError> {
-        if self.customers < MIN_CUSTOMERS {
-            return Err(too_few(self.customers));
+        if self.customers() < MIN_CUSTOMERS {
+            return Err(too_few(self.customers()));
         }
         // Checked as they were added.
         prepare(
-            &self.frequency,
-            &self.recency,
-            &self.age,
-            Some(&self.counts),
+            self.rows.column(0),
+            self.rows.column(2),
+            self.rows.column(1),
+            Some(self.rows.counts()),
             false,
         )?
         .fit()

@@ -158,6 +158,98 @@ pub fn group_by(key: &[f64]) -> Grouping {
     }
 }
 
+/// Customer histories of `K` values each, with a count per row: a model's fitting
+/// aggregate state. Adding is a push, the states of partitions merge by concatenation,
+/// and [`WeightedRows::collapse`] keeps only the distinct rows (with summed counts).
+#[derive(Debug, Clone)]
+pub struct WeightedRows<const K: usize> {
+    columns: [Vec<f64>; K],
+    counts: Vec<u64>,
+    customers: u64,
+}
+
+impl<const K: usize> Default for WeightedRows<K> {
+    fn default() -> Self {
+        WeightedRows {
+            columns: std::array::from_fn(|_| Vec::new()),
+            counts: Vec::new(),
+            customers: 0,
+        }
+    }
+}
+
+impl<const K: usize> WeightedRows<K> {
+    /// Adds `count` customers with the values `row` (nothing for 0).
+    pub fn push(&mut self, row: [f64; K], count: u64) {
+        if count > 0 {
+            for (column, value) in self.columns.iter_mut().zip(row) {
+                column.push(value);
+            }
+            self.counts.push(count);
+            self.customers += count;
+        }
+    }
+
+    /// Adds every row of `other`.
+    pub fn merge(&mut self, other: &Self) {
+        for (column, theirs) in self.columns.iter_mut().zip(&other.columns) {
+            column.extend_from_slice(theirs);
+        }
+        self.counts.extend_from_slice(&other.counts);
+        self.customers += other.customers;
+    }
+
+    /// Customers added (the sum of the counts).
+    pub fn customers(&self) -> u64 {
+        self.customers
+    }
+
+    /// Rows held.
+    pub fn len(&self) -> usize {
+        self.counts.len()
+    }
+
+    /// Whether no row is held.
+    pub fn is_empty(&self) -> bool {
+        self.counts.is_empty()
+    }
+
+    /// Column `k`'s values.
+    pub fn column(&self, k: usize) -> &[f64] {
+        &self.columns[k]
+    }
+
+    /// Each row's count.
+    pub fn counts(&self) -> &[u64] {
+        &self.counts
+    }
+
+    /// Row `i`'s values and count.
+    pub fn row(&self, i: usize) -> ([f64; K], u64) {
+        (std::array::from_fn(|k| self.columns[k][i]), self.counts[i])
+    }
+
+    /// The distinct rows, ordered by the columns in order, column `k` looked up in
+    /// dictionary `dictionary_of[k]` (as [`collapse`]).
+    pub fn collapsed(&self, dictionary_of: [usize; K]) -> Collapsed<K> {
+        collapse(
+            std::array::from_fn(|k| self.columns[k].as_slice()),
+            dictionary_of,
+            Some(&self.counts),
+        )
+    }
+
+    /// Replaces the rows by the distinct ones, their counts summed.
+    pub fn collapse(&mut self, dictionary_of: [usize; K]) {
+        let Collapsed { dictionaries, rows } = self.collapsed(dictionary_of);
+        self.columns = std::array::from_fn(|k| {
+            let values = &dictionaries[dictionary_of[k]];
+            rows.iter().map(|(id, _)| values[id[k] as usize]).collect()
+        });
+        self.counts = rows.iter().map(|(_, count)| *count).collect();
+    }
+}
+
 /// Distinct rows with their counts.
 #[derive(Debug, Clone)]
 pub struct Collapsed<const K: usize> {

@@ -25,7 +25,7 @@
 use statrs::function::gamma::{digamma, ln_gamma};
 
 use super::bgnbd::{SUM_BLOCK, ceil, is_whole, threads_for};
-use super::collapse::{Collapsed, Group, collapse, group_by, lay_out};
+use super::collapse::{Collapsed, Group, WeightedRows, collapse, group_by, lay_out};
 use super::error::LtvError;
 use super::optimize::{MIN_CUSTOMERS, fit_log_parameters};
 use super::vector_math;
@@ -211,11 +211,12 @@ struct TupleSums {
 /// partitions merge by concatenation.
 #[derive(Debug, Clone, Default)]
 pub struct GammaGammaData {
-    frequency: Vec<f64>,
-    monetary: Vec<f64>,
-    counts: Vec<u64>,
-    customers: u64,
+    /// Columns x and m.
+    rows: WeightedRows<2>,
 }
+
+/// Dictionaries of [`GammaGammaData`]'s columns: one each.
+const DICTIONARY_OF: [usize; 2] = [0, 1];
 
 impl GammaGammaData {
     /// No customers.
@@ -244,67 +245,42 @@ impl GammaGammaData {
             return Ok(());
         }
         check_monetary(m)?;
-        if count > 0 {
-            self.frequency.push(x);
-            self.monetary.push(m);
-            self.counts.push(count);
-            self.customers += count;
-        }
+        self.rows.push([x, m], count);
         Ok(())
     }
 
     /// Adds every customer of `other`.
     pub fn merge(&mut self, other: &GammaGammaData) {
-        self.frequency.extend_from_slice(&other.frequency);
-        self.monetary.extend_from_slice(&other.monetary);
-        self.counts.extend_from_slice(&other.counts);
-        self.customers += other.customers;
+        self.rows.merge(&other.rows);
     }
 
     /// Number of customers added (with frequency > 0).
     pub fn customers(&self) -> u64 {
-        self.customers
+        self.rows.customers()
     }
 
     /// Number of rows held (distinct pairs after
     /// [`GammaGammaData::collapse`]).
     pub fn len(&self) -> usize {
-        self.counts.len()
+        self.rows.len()
     }
 
     /// Whether no customer was added.
     pub fn is_empty(&self) -> bool {
-        self.counts.is_empty()
+        self.rows.is_empty()
     }
 
     /// Replaces the rows by the distinct (x, m) pairs with summed counts.
     pub fn collapse(&mut self) {
-        let collapsed = self.collapsed();
-        let (xs, ms) = (&collapsed.dictionaries[0], &collapsed.dictionaries[1]);
-        self.frequency = collapsed
-            .rows
-            .iter()
-            .map(|(id, _)| xs[id[0] as usize])
-            .collect();
-        self.monetary = collapsed
-            .rows
-            .iter()
-            .map(|(id, _)| ms[id[1] as usize])
-            .collect();
-        self.counts = collapsed.rows.iter().map(|(_, c)| *c).collect();
+        self.rows.collapse(DICTIONARY_OF);
     }
 
     /// The rows as (x, m, count).
     pub fn iter(&self) -> impl Iterator<Item = (f64, f64, u64)> + '_ {
-        (0..self.counts.len()).map(|i| (self.frequency[i], self.monetary[i], self.counts[i]))
-    }
-
-    fn collapsed(&self) -> Collapsed<2> {
-        collapse(
-            [&self.frequency, &self.monetary],
-            [0, 1],
-            Some(&self.counts),
-        )
+        (0..self.rows.len()).map(|i| {
+            let ([x, m], count) = self.rows.row(i);
+            (x, m, count)
+        })
     }
 
     /// The maximum-likelihood fit.
@@ -315,10 +291,15 @@ impl GammaGammaData {
     /// optimiser does not reach the maximum or the data do not determine a
     /// parameter (every customer spending the same, for instance).
     pub fn fit(&self) -> Result<GammaGammaFit, LtvError> {
-        if self.customers < MIN_CUSTOMERS {
-            return Err(too_few(self.customers));
+        if self.customers() < MIN_CUSTOMERS {
+            return Err(too_few(self.customers()));
         }
-        prepare(&self.frequency, &self.monetary, Some(&self.counts)).fit()
+        prepare(
+            self.rows.column(0),
+            self.rows.column(1),
+            Some(self.rows.counts()),
+        )
+        .fit()
     }
 }
 
