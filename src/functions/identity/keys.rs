@@ -16,6 +16,8 @@ use std::ops::Range;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, mpsc};
 
+use rustc_hash::FxHashMap;
+
 use super::error::OneIdError;
 use super::graph::NONE;
 use super::interner::{InternHasher, Interner};
@@ -421,8 +423,7 @@ pub(super) fn normalize_values(
     let waves_done = std::time::Instant::now();
     let mut key_table = KeyTable::lay_out(tables, &mut key_of_value)?;
     let laid_out = std::time::Instant::now();
-    interning.match_digests(&key_table, families, threads);
-    interning.finish(&mut key_table, &mut key_of_value)?;
+    interning.resolve_hashed(&mut key_table, &mut key_of_value, families, threads)?;
     let matched = std::time::Instant::now();
     let (keys, key_flags) = key_table.concat()?;
     tracing::debug!(
@@ -629,8 +630,6 @@ fn decode_digest(hex_text: &str) -> Option<[u8; 32]> {
 /// Hashed values, resolved once every plain key is known.
 #[derive(Default)]
 struct Interning {
-    /// `(family, digest)` → the plain key hashing to it (first in key order).
-    plain_of_digest: HashMap<(u32, [u8; 32]), u32>,
     /// `(value, family, digest, junk)`.
     deferred: Vec<(u32, u32, [u8; 32], bool)>,
 }
@@ -639,85 +638,140 @@ struct Interning {
 /// [`KeyShard::size_table`]).
 const KEY_SIZE_SAMPLE: usize = 64 * 1024;
 
-impl Interning {
-    /// Finds the plain keys whose SHA-256 some hashed value of their family
-    /// holds (hashing each key once, not each spelling of it, in parallel).
-    fn match_digests(&mut self, keys: &KeyTable, families: &Families, threads: usize) {
-        // The hashed values seen: every one the waves deferred (each valid
-        // hashed value is deferred, with its family and digest).
-        let hashed: HashSet<(u32, [u8; 32])> = self
-            .deferred
-            .iter()
-            .map(|&(_, family, digest, _)| (family, digest))
-            .collect();
-        if hashed.is_empty() {
-            return;
-        }
-        let scan = |range: std::ops::Range<u32>| -> Vec<(u32, u32, [u8; 32])> {
-            let mut found = Vec::new();
-            for k in range {
-                let (family, text) = keys.key(k);
-                if !families.hashed[family as usize] {
-                    continue;
-                }
-                let digest: [u8; 32] = Sha256::digest(text.as_bytes()).into();
-                if hashed.contains(&(family, digest)) {
-                    found.push((k, family, digest));
-                }
-            }
-            found
-        };
-        let total = keys.len();
-        let per = total.div_ceil(threads as u32).max(1);
-        let ranges: Vec<std::ops::Range<u32>> = (0..threads as u32)
-            .map(|i| (i * per).min(total)..((i + 1) * per).min(total))
-            .filter(|r| !r.is_empty())
-            .collect();
-        // One wave, on the same workers mechanism as normalising.
-        let mut wave = Some(ranges);
-        let mut found = Vec::new();
-        let done: Result<(), std::convert::Infallible> = run_waves(
-            threads,
-            || wave.take().unwrap_or_default(),
-            &scan,
-            |results| {
-                found.extend(results.iter().flatten().copied());
-                Ok(())
-            },
-        );
-        let Ok(()) = done;
-        // Key order decides only in the theoretical case of two values with one
-        // SHA-256.
-        for (k, family, digest) in found {
-            self.plain_of_digest.entry((family, digest)).or_insert(k);
-        }
-    }
+/// `(family, digest)` of a hashed value → the plain key hashing to it (the first in
+/// key order), or [`NONE`] while none is known. A digest is already uniformly spread,
+/// so the cheap Fx hash serves.
+type DigestIndex = FxHashMap<(u32, [u8; 32]), u32>;
 
-    /// Gives each hashed value its key: the plain key it is the hash of, else its
-    /// hex form as a key of its own.
-    fn finish(&mut self, keys: &mut KeyTable, key_of_value: &mut [u32]) -> Result<(), OneIdError> {
+/// Deferred values per thread of a parallel look-up (below it, fewer threads).
+const LOOKUPS_PER_THREAD: usize = 64 * 1024;
+
+impl Interning {
+    /// Gives each hashed value its key: the plain key it is the hash of, else its hex
+    /// form as a key of its own. Only the steps that change the key table run on one
+    /// thread: hashing the plain keys and looking every value up are parallel.
+    fn resolve_hashed(
+        &mut self,
+        keys: &mut KeyTable,
+        key_of_value: &mut [u32],
+        families: &Families,
+        threads: usize,
+    ) -> Result<(), OneIdError> {
+        let deferred = std::mem::take(&mut self.deferred);
+        if deferred.is_empty() {
+            return Ok(());
+        }
+        // Every hashed value seen (each valid hashed value is deferred, with its family
+        // and digest), none matched yet.
+        let mut index = DigestIndex::with_capacity_and_hasher(deferred.len(), Default::default());
+        for &(_, family, digest, _) in &deferred {
+            index.insert((family, digest), NONE);
+        }
+        match_digests(&mut index, keys, families, threads);
+        let matched = look_up(&index, &deferred, threads);
+        drop(index);
         let mut hex_text = String::with_capacity(64);
-        for &(v, family, digest, junk) in &self.deferred {
+        for (&(v, family, digest, junk), &plain) in deferred.iter().zip(&matched) {
             let junk = if junk { KEY_JUNK } else { 0 };
-            let key = match self.plain_of_digest.get(&(family, digest)) {
-                Some(&key) => {
-                    keys.mark(key, junk);
-                    key
-                }
-                None => {
-                    hex_text.clear();
-                    hex_text.push_str(&hex::encode(digest));
-                    keys.find_or_add(family, &hex_text, junk | KEY_HASHED_FORM)?
-                }
+            let key = if plain != NONE {
+                keys.mark(plain, junk);
+                plain
+            } else {
+                hex_text.clear();
+                hex_text.push_str(&hex::encode(digest));
+                keys.find_or_add(family, &hex_text, junk | KEY_HASHED_FORM)?
             };
             if let Some(slot) = key_of_value.get_mut(v as usize) {
                 *slot = key;
             }
         }
-        self.deferred = Vec::new();
-        self.plain_of_digest = HashMap::new();
         Ok(())
     }
+}
+
+/// Records in `index` the plain keys whose SHA-256 some hashed value of their family
+/// holds, hashing each key once (not each spelling of it), ranges of keys in parallel.
+fn match_digests(index: &mut DigestIndex, keys: &KeyTable, families: &Families, threads: usize) {
+    let seen: &DigestIndex = index;
+    let scan = |range: std::ops::Range<u32>| -> Vec<(u32, u32, [u8; 32])> {
+        let mut found = Vec::new();
+        for k in range {
+            let (family, text) = keys.key(k);
+            if !families.hashed[family as usize] {
+                continue;
+            }
+            let digest: [u8; 32] = Sha256::digest(text.as_bytes()).into();
+            if seen.contains_key(&(family, digest)) {
+                found.push((k, family, digest));
+            }
+        }
+        found
+    };
+    let total = keys.len();
+    let per = total.div_ceil(threads as u32).max(1);
+    let ranges: Vec<std::ops::Range<u32>> = (0..threads as u32)
+        .map(|i| (i * per).min(total)..((i + 1) * per).min(total))
+        .filter(|r| !r.is_empty())
+        .collect();
+    // One wave, on the same workers mechanism as normalising.
+    let mut wave = Some(ranges);
+    let mut found = Vec::new();
+    let done: Result<(), std::convert::Infallible> = run_waves(
+        threads,
+        || wave.take().unwrap_or_default(),
+        &scan,
+        |results| {
+            found.extend(results.iter().flatten().copied());
+            Ok(())
+        },
+    );
+    let Ok(()) = done;
+    // In key order: it decides only in the theoretical case of two values with one
+    // SHA-256.
+    for (k, family, digest) in found {
+        if let Some(plain) = index.get_mut(&(family, digest))
+            && *plain == NONE
+        {
+            *plain = k;
+        }
+    }
+}
+
+/// Each deferred value's plain key in `index` ([`NONE`] for none), ranges of values
+/// on several threads.
+fn look_up(
+    index: &DigestIndex,
+    deferred: &[(u32, u32, [u8; 32], bool)],
+    threads: usize,
+) -> Vec<u32> {
+    let total = deferred.len() as u32;
+    let threads = (deferred.len() / LOOKUPS_PER_THREAD).clamp(1, threads.max(1)) as u32;
+    let per = total.div_ceil(threads).max(1);
+    let ranges: Vec<Range<u32>> = (0..threads)
+        .map(|i| (i * per).min(total)..((i + 1) * per).min(total))
+        .filter(|r| !r.is_empty())
+        .collect();
+    let work = |range: Range<u32>| -> Vec<u32> {
+        deferred[range.start as usize..range.end as usize]
+            .iter()
+            .map(|&(_, family, digest, _)| index.get(&(family, digest)).copied().unwrap_or(NONE))
+            .collect()
+    };
+    let mut wave = Some(ranges);
+    let mut matched = Vec::with_capacity(deferred.len());
+    let done: Result<(), std::convert::Infallible> = run_waves(
+        threads as usize,
+        || wave.take().unwrap_or_default(),
+        &work,
+        |results| {
+            for part in results {
+                matched.extend_from_slice(part);
+            }
+            Ok(())
+        },
+    );
+    let Ok(()) = done;
+    matched
 }
 
 #[cfg(test)]
