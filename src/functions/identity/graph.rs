@@ -318,6 +318,9 @@ impl IdentityGraph {
         for (rank, &id) in id_of_rank.iter().enumerate() {
             rank_of_id[id as usize] = rank as u32;
         }
+        // What the normalising threads freed, handed back before the pairs and steps
+        // (where the peak is) allocate: see `release_free_memory`.
+        crate::threads::release_free_memory();
         clock.lap("order and normalize");
 
         let key_count = normalized.keys.len();

@@ -289,6 +289,10 @@ async fn compute(
         }
     }
     graph.shrink_to_fit();
+    // The readers' and shards' buffers, freed on their threads' arenas (with many
+    // threads, hundreds of megabytes that would otherwise stay resident through the
+    // resolution).
+    crate::threads::release_free_memory();
     let (read, read_cpu_per_wall) = reading.read();
     let resolving = crate::threads::CpuClock::start();
     let resolver = settings.resolver.clone();
