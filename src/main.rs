@@ -97,6 +97,8 @@ enum CliError {
 const DEFAULT_LOG_FILTER: &str = "info,buoyant_kernel=off,delta_kernel=warn,deltalake_core=warn";
 
 fn main() -> ExitCode {
+    // Before any thread starts allocating.
+    userql::threads::fix_allocator_thresholds();
     let cli = Cli::parse();
     // Lines gathered and written about once a millisecond (`userql::logging`); dropping
     // the flusher writes what is left.
