@@ -102,9 +102,10 @@ const ALLOCATOR_THRESHOLD: libc::c_int = 32 << 20;
 /// than later ones), and later each thread's arena keeps up to 64 MiB of free top that
 /// no trim reaches (`malloc_trim` leaves the top of every arena but the main one). Many
 /// threads, many arenas: on the 10M-row OneID benchmark with 16 threads the peak after
-/// four runs in one server went from 165 to 150 bytes per identifier row (2 threads:
-/// 127 to 118), with `ltv()` as fast as before (smaller thresholds gave less memory but
-/// fresh pages on every call: `ltv()` 8-13% slower at a 1-8 MiB trim threshold). Called
+/// four runs in one server went from 165 to 140-150 bytes per identifier row (2 threads:
+/// 127 to 118), and `ltv()` on 1M customers from 0.188 to 0.159 s (smaller trim
+/// thresholds gave less memory but fresh pages on every call: `ltv()` 8-13% slower at
+/// 1-8 MiB). Called
 /// once at start-up; leaves the allocator alone when `GLIBC_TUNABLES` or a `MALLOC_`
 /// variable sets it already. Does nothing on other allocators.
 pub fn fix_allocator_thresholds() {
