@@ -105,9 +105,8 @@ const ALLOCATOR_THRESHOLD: libc::c_int = 32 << 20;
 /// four runs in one server went from 165 to 140-150 bytes per identifier row (2 threads:
 /// 127 to 118), and `ltv()` on 1M customers from 0.188 to 0.159 s (smaller trim
 /// thresholds gave less memory but fresh pages on every call: `ltv()` 8-13% slower at
-/// 1-8 MiB). Called
-/// once at start-up; leaves the allocator alone when `GLIBC_TUNABLES` or a `MALLOC_`
-/// variable sets it already. Does nothing on other allocators.
+/// 1-8 MiB). Called once at start-up; leaves the allocator alone when `GLIBC_TUNABLES`
+/// or a `MALLOC_` variable sets it already. Does nothing on other allocators.
 pub fn fix_allocator_thresholds() {
     let tuned = std::env::vars_os().any(|(name, value)| {
         let name = name.to_string_lossy();
@@ -130,12 +129,11 @@ pub fn fix_allocator_thresholds() {
 /// phase that allocated and freed a lot on many threads (OneID): glibc keeps what each
 /// thread's arena frees for reuse by that arena only, so with many threads the freed
 /// memory of one phase stays resident beside the next phase's. OneID calls it after
-/// reading, after normalising and after a resolution. On the
-/// 10M-row OneID benchmark with 16 threads (on 2 cores) one run's peak went from 1.65 to
-/// 1.29 GB, and from 1.11 to 1.03 GB with 2 threads; the resident memory after one
-/// resolution from ~330 to ~250 MiB. (Repeated resolutions still leave more resident,
-/// levelling off after about five runs.) Does nothing on other
-/// allocators.
+/// reading, after normalising and after a resolution. On the 10M-row OneID benchmark
+/// with 16 threads (on 2 cores) one run's peak went from 1.65 to 1.29 GB, and from 1.11
+/// to 1.03 GB with 2 threads; the resident memory after one resolution from ~330 to
+/// ~250 MiB. What stays resident between repeated resolutions is held level by
+/// [`fix_allocator_thresholds`]. Does nothing on other allocators.
 pub fn release_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only walks the allocator's own free lists.
