@@ -53,6 +53,9 @@ pub struct Config {
     /// `[privacy]`: what role `read` sees masked.
     #[serde(default)]
     pub privacy: PrivacyConfig,
+    /// `[cluster]`: run queries on a Ballista cluster (none: on this machine).
+    #[serde(default)]
+    pub cluster: ClusterConfig,
     /// Folder the relative paths in this file are resolved against.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -111,6 +114,16 @@ pub struct UserConfig {
     pub role: crate::security::Role,
     /// A SCRAM-SHA-256 verifier in PostgreSQL's format (`userql passwd` prints one).
     pub password: String,
+}
+
+/// `[cluster]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// The scheduler, `df://HOST:PORT` or `HOST:PORT`; queries over channels and stored
+    /// tables then run on its executors.
+    #[serde(default)]
+    pub scheduler: Option<String>,
 }
 
 /// `[privacy]`.
@@ -314,6 +327,10 @@ impl Config {
     /// Checks that need more than the TOML types.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let listen = self.listen_addr()?;
+        if let Some(scheduler) = &self.cluster.scheduler {
+            crate::cluster::SchedulerAddr::parse(scheduler)
+                .map_err(|e| invalid("cluster.scheduler", e.to_string()))?;
+        }
         self.validate_security(listen)?;
         if !is_identifier(&self.server.database) {
             return Err(invalid(

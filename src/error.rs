@@ -92,6 +92,56 @@ pub mod sqlstate {
     pub const UNDEFINED_FILE: &str = "58P01";
     /// XX000
     pub const INTERNAL_ERROR: &str = "XX000";
+
+    /// Every code above.
+    const ALL: &[&str] = &[
+        FEATURE_NOT_SUPPORTED,
+        INVALID_BINARY_REPRESENTATION,
+        CONNECTION_FAILURE,
+        PROTOCOL_VIOLATION,
+        NUMERIC_VALUE_OUT_OF_RANGE,
+        DIVISION_BY_ZERO,
+        INVALID_PARAMETER_VALUE,
+        INVALID_TEXT_REPRESENTATION,
+        INVALID_ESCAPE_SEQUENCE,
+        INVALID_DATETIME_FORMAT,
+        DATETIME_FIELD_OVERFLOW,
+        BAD_COPY_FILE_FORMAT,
+        DATA_EXCEPTION,
+        NOT_NULL_VIOLATION,
+        DEPENDENT_OBJECTS_STILL_EXIST,
+        NO_ACTIVE_SQL_TRANSACTION,
+        INVALID_PASSWORD,
+        INVALID_CATALOG_NAME,
+        INVALID_SCHEMA_NAME,
+        SERIALIZATION_FAILURE,
+        SYNTAX_ERROR,
+        OBJECT_NOT_IN_PREREQUISITE_STATE,
+        INSUFFICIENT_PRIVILEGE,
+        UNDEFINED_COLUMN,
+        WRONG_OBJECT_TYPE,
+        AMBIGUOUS_COLUMN,
+        UNDEFINED_OBJECT,
+        DATATYPE_MISMATCH,
+        UNDEFINED_FUNCTION,
+        UNDEFINED_TABLE,
+        DUPLICATE_SCHEMA,
+        DUPLICATE_TABLE,
+        CANNOT_COERCE,
+        SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION,
+        OUT_OF_MEMORY,
+        TOO_MANY_CONNECTIONS,
+        QUERY_CANCELED,
+        IO_ERROR,
+        UNDEFINED_FILE,
+        INTERNAL_ERROR,
+    ];
+
+    /// The code `text` names, when it is one of ours (an error that crossed a process
+    /// boundary as text gets its code back).
+    pub fn known(text: &str) -> Option<&'static str> {
+        ALL.iter().copied().find(|c| *c == text)
+    }
 }
 
 /// An error as a PostgreSQL client sees it.

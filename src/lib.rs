@@ -5,6 +5,7 @@
 //! Embedding: build a [`config::Config`], open an [`engine::Engine`], then either serve
 //! it ([`server::Server`]) or run statements on an [`engine::Session`].
 
+pub mod cluster;
 pub mod config;
 pub mod demo;
 pub mod engine;

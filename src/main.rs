@@ -42,6 +42,39 @@ enum Command {
         /// Serve the built-in demo data (generated on first start).
         #[arg(long)]
         demo: bool,
+        /// Run queries over channel files on a cluster: its scheduler, df://HOST:PORT
+        /// (overrides [cluster] scheduler).
+        #[arg(long, value_name = "df://HOST:PORT")]
+        cluster: Option<String>,
+    },
+    /// Run a cluster's scheduler (Apache DataFusion Ballista, with userql's functions).
+    ///
+    /// Executors and `serve --cluster` connect to it; /readyz, /healthz and /api/executors
+    /// answer on the same port.
+    Scheduler {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:50050")]
+        listen: String,
+    },
+    /// Run a cluster executor: it runs the tasks its scheduler gives it.
+    ///
+    /// Channel files and stored tables are read from the same paths as `serve` reads
+    /// them: give every node the same filesystem (or mount).
+    Executor {
+        /// The scheduler, df://HOST:PORT or HOST:PORT.
+        #[arg(long, value_name = "df://HOST:PORT")]
+        scheduler: String,
+        /// Address of its data service, where results and shuffles are fetched (port 0:
+        /// a free one).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: String,
+        /// Folder for shuffle and spill files (default: one under the system's temporary
+        /// folder).
+        #[arg(long)]
+        work_dir: Option<PathBuf>,
+        /// Tasks to run at once (default: one per available core).
+        #[arg(long, default_value_t = 0)]
+        tasks: usize,
     },
     /// Write the demo channel files, a matching userql.toml and ground_truth.csv.
     Demo {
@@ -83,6 +116,10 @@ enum CliError {
     Demo(#[from] userql::demo::DemoError),
     #[error("{0}")]
     Sql(#[from] UserqlError),
+    #[error(transparent)]
+    Cluster(#[from] userql::cluster::ClusterError),
+    #[error("invalid address {addr:?}: {message}")]
+    Address { addr: String, message: String },
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: String,
@@ -136,7 +173,7 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(match e {
-                CliError::Config(_) | CliError::Engine(_) => 2,
+                CliError::Config(_) | CliError::Engine(_) | CliError::Address { .. } => 2,
                 _ => 1,
             })
         }
@@ -150,10 +187,14 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             listen,
             data_dir,
             demo,
+            cluster,
         } => {
             let mut config = resolve_config(config.as_deref(), data_dir.as_deref(), demo)?;
             if let Some(listen) = listen {
                 config.server.listen = listen;
+            }
+            if let Some(cluster) = cluster {
+                config.cluster.scheduler = Some(cluster);
             }
             config.validate()?;
             serve(config).await
@@ -182,6 +223,30 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Passwd => passwd(),
+        Command::Scheduler { listen } => {
+            let scheduler = userql::cluster::nodes::Scheduler::bind(socket_addr(&listen)?).await?;
+            tracing::info!(
+                "userql {} scheduler listening on {} — start executors with: userql executor --scheduler df://{}",
+                env!("CARGO_PKG_VERSION"),
+                scheduler.local_addr()?,
+                scheduler.local_addr()?
+            );
+            Ok(scheduler.run().await?)
+        }
+        Command::Executor {
+            scheduler,
+            listen,
+            work_dir,
+            tasks,
+        } => {
+            let options = userql::cluster::nodes::ExecutorOptions {
+                scheduler: userql::cluster::SchedulerAddr::parse(&scheduler)?,
+                listen: socket_addr(&listen)?,
+                work_dir,
+                tasks,
+            };
+            Ok(userql::cluster::nodes::run_executor(options).await?)
+        }
         Command::Query {
             config,
             data_dir,
@@ -191,6 +256,15 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             query(config, &sql).await
         }
     }
+}
+
+/// `HOST:PORT` with an IP address for HOST.
+fn socket_addr(text: &str) -> Result<std::net::SocketAddr, CliError> {
+    text.parse()
+        .map_err(|e: std::net::AddrParseError| CliError::Address {
+            addr: text.to_string(),
+            message: format!("{e} (expected IP:PORT, e.g. 127.0.0.1:50050)"),
+        })
 }
 
 /// The config to use: an explicit file, ./userql.toml, or the demo data.

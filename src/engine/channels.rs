@@ -172,10 +172,16 @@ async fn open(
     } else {
         ChannelFiles::File(full.clone())
     };
+    // On a cluster the executors read the files: data cached here would travel inside
+    // every plan instead.
+    let cache_bytes = match config.cluster.scheduler {
+        Some(_) => 0,
+        None => config.server.channel_cache_mb.saturating_mul(1 << 20),
+    };
     Ok(Arc::new(CachedChannel::new(
         Arc::new(table),
         listing,
-        config.server.channel_cache_mb.saturating_mul(1 << 20),
+        cache_bytes,
     )))
 }
 

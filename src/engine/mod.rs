@@ -28,6 +28,8 @@ pub mod store;
 mod text_input;
 mod unknown_literals;
 pub mod views;
+/// The planner's own functions, for a cluster's codec.
+pub use text_input::{udf_definition, udf_from_definition};
 mod yield_points;
 
 use std::sync::Arc;
@@ -88,33 +90,7 @@ impl Engine {
     pub async fn open(config: Config) -> Result<Arc<Self>, EngineError> {
         let db = config.server.database.clone();
         crate::threads::configure(config.server.threads);
-        let mut session_config = SessionConfig::new()
-            .with_target_partitions(crate::threads::available())
-            .with_default_catalog_and_schema(&db, "public")
-            .with_create_default_catalog_and_schema(true)
-            // Our own information_schema (PostgreSQL type names) is registered below.
-            .with_information_schema(false)
-            .set_str("datafusion.sql_parser.dialect", "PostgreSQL")
-            // `1.5` is numeric, as in PostgreSQL.
-            .set_bool("datafusion.sql_parser.parse_float_as_decimal", true)
-            // Sessions start in UTC (PostgreSQL's TimeZone here): `now()` and
-            // `timestamptz` are zoned.
-            .set_str("datafusion.execution.time_zone", "+00:00");
-        let mut userql = settings::UserqlSettings::default();
-        for (key, value) in config.setting_defaults() {
-            let name = key.trim_start_matches("userql.");
-            userql
-                .set_value(name, &value)
-                .map_err(|e| EngineError::Setting {
-                    key: name.to_string(),
-                    message: UserqlError::from(e).message,
-                })?;
-        }
-        session_config.options_mut().extensions.insert(userql);
-        session_config
-            .options_mut()
-            .extensions
-            .insert(pg_settings::PgSettings::default());
+        let session_config = Self::session_config(&config)?;
 
         let mut runtime = RuntimeEnvBuilder::new();
         if let Some(limit) = &config.server.memory_limit {
@@ -154,11 +130,36 @@ impl Engine {
         // query cannot keep timers, cancels and other sessions waiting.
         let mut physical_rules = state.physical_optimizers().to_vec();
         physical_rules.push(Arc::new(yield_points::FanOutYieldPoints));
-        let state = SessionStateBuilder::new_from_existing(state)
+        let mut state = SessionStateBuilder::new_from_existing(state)
             .with_analyzer_rules(analyzer_rules)
             .with_optimizer_rules(optimizer_rules)
-            .with_physical_optimizer_rules(physical_rules)
-            .build();
+            .with_physical_optimizer_rules(physical_rules);
+        if let Some(scheduler) = &config.cluster.scheduler {
+            let scheduler = crate::cluster::SchedulerAddr::parse(scheduler).map_err(|e| {
+                EngineError::Setting {
+                    key: "cluster.scheduler".into(),
+                    message: e.to_string(),
+                }
+            })?;
+            tracing::info!("queries over channel files run on the cluster at {scheduler}");
+            if let Some(config) = state.config() {
+                let optimizer = &mut config.options_mut().optimizer;
+                // A dynamic filter is state shared by two operators of one process (a
+                // join's build and probe sides, a TopK and its scan): the cluster runs
+                // them apart, and its scheduler refuses to plan a join holding one.
+                optimizer.enable_dynamic_filter_pushdown = false;
+                optimizer.enable_join_dynamic_filter_pushdown = false;
+                optimizer.enable_topk_dynamic_filter_pushdown = false;
+                optimizer.enable_aggregate_dynamic_filter_pushdown = false;
+                // Ballista's shuffle cannot split batches round-robin (its scheduler
+                // turns this off too; such a plan is kept here, see `cluster::exec`).
+                optimizer.enable_round_robin_repartition = false;
+            }
+            state = state.with_query_planner(Arc::new(crate::cluster::exec::ClusterPlanner::new(
+                scheduler,
+            )));
+        }
+        let state = state.build();
         let ctx = SessionContext::new_with_state(state);
         let catalog = ctx
             .catalog(&db)
@@ -257,6 +258,54 @@ impl Engine {
     }
 
     /// The configuration the engine was built from.
+    /// The session configuration of every statement: PostgreSQL's dialect, UTC, and the
+    /// `userql.*` defaults of `config`.
+    fn session_config(config: &Config) -> Result<SessionConfig, EngineError> {
+        let mut session_config = SessionConfig::new()
+            .with_target_partitions(crate::threads::available())
+            .with_default_catalog_and_schema(&config.server.database, "public")
+            .with_create_default_catalog_and_schema(true)
+            // Our own information_schema (PostgreSQL type names) is registered by `open`.
+            .with_information_schema(false)
+            .set_str("datafusion.sql_parser.dialect", "PostgreSQL")
+            // `1.5` is numeric, as in PostgreSQL.
+            .set_bool("datafusion.sql_parser.parse_float_as_decimal", true)
+            // Sessions start in UTC (PostgreSQL's TimeZone here): `now()` and
+            // `timestamptz` are zoned.
+            .set_str("datafusion.execution.time_zone", "+00:00");
+        let mut userql = settings::UserqlSettings::default();
+        for (key, value) in config.setting_defaults() {
+            let name = key.trim_start_matches("userql.");
+            userql
+                .set_value(name, &value)
+                .map_err(|e| EngineError::Setting {
+                    key: name.to_string(),
+                    message: UserqlError::from(e).message,
+                })?;
+        }
+        session_config.options_mut().extensions.insert(userql);
+        session_config
+            .options_mut()
+            .extensions
+            .insert(pg_settings::PgSettings::default());
+        Ok(session_config)
+    }
+
+    /// A state with every function a statement may call (DataFusion's, the PostgreSQL
+    /// catalog's, userql's) and no tables: what a cluster node resolves functions in.
+    pub fn function_state(config: &Config) -> Result<SessionState, EngineError> {
+        let state = SessionStateBuilder::new()
+            .with_config(Self::session_config(config)?)
+            .with_default_features()
+            .build();
+        let ctx = SessionContext::new_with_state(state);
+        let users = crate::security::Users::from_config(config);
+        catalog::install(&ctx, &config.server.database, users.list())
+            .map_err(|e| EngineError::Catalog(e.to_string()))?;
+        crate::functions::register_all(&ctx);
+        Ok(ctx.state())
+    }
+
     pub fn config(&self) -> &Config {
         &self.config
     }

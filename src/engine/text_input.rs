@@ -366,8 +366,72 @@ fn rewrite_cast(
     )))
 }
 
+/// What a cluster node needs to rebuild one of this module's functions, which the
+/// planner creates per target type and session (they are not in any registry): `None`
+/// for any other function.
+pub fn udf_definition(udf: &ScalarUDF) -> Option<String> {
+    let inner = udf.inner();
+    if let Some(input) = inner.downcast_ref::<PgInput>() {
+        return Some(format!("pg_input\n{}\n{}", input.zone_name, input.target));
+    }
+    let output = inner.downcast_ref::<PgOutput>()?;
+    Some(format!(
+        "pg_output\n{}\n{}\n{}",
+        output.options.time_zone, output.options.extra_float_digits, output.target
+    ))
+}
+
+/// The function [`udf_definition`] describes.
+pub fn udf_from_definition(definition: &str) -> Result<ScalarUDF> {
+    let bad = || DataFusionError::Internal(format!("bad function definition {definition:?}"));
+    let zone = |text: &str| text.parse::<Tz>().map_err(|_| bad());
+    let target = |text: &str| text.parse::<DataType>().map_err(|_| bad());
+    let parts: Vec<&str> = definition.splitn(4, '\n').collect();
+    Ok(match parts.as_slice() {
+        ["pg_input", zone_name, data_type] => {
+            ScalarUDF::new_from_impl(PgInput::new(target(data_type)?, zone(zone_name)?))
+        }
+        ["pg_output", zone_name, digits, data_type] => {
+            let options = pg_text::TextOptions {
+                extra_float_digits: digits.parse().map_err(|_| bad())?,
+                time_zone: zone(zone_name)?,
+            };
+            ScalarUDF::new_from_impl(PgOutput::new(target(data_type)?, options))
+        }
+        _ => return Err(bad()),
+    })
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn planner_functions_round_trip_through_their_definitions() {
+        let zone: Tz = "Asia/Shanghai".parse().unwrap();
+        let types = [
+            DataType::Timestamp(
+                datafusion::arrow::datatypes::TimeUnit::Microsecond,
+                Some("+08:00".into()),
+            ),
+            DataType::Interval(datafusion::arrow::datatypes::IntervalUnit::MonthDayNano),
+            DataType::List(Arc::new(Field::new_list_field(DataType::Int64, true))),
+            DataType::Decimal128(38, 10),
+        ];
+        for target in types {
+            let input = ScalarUDF::new_from_impl(PgInput::new(target.clone(), zone));
+            let options = pg_text::TextOptions {
+                extra_float_digits: -3,
+                time_zone: zone,
+            };
+            let output = ScalarUDF::new_from_impl(PgOutput::new(target, options));
+            for udf in [input, output] {
+                let definition = udf_definition(&udf).unwrap();
+                let again = udf_from_definition(&definition).unwrap();
+                assert_eq!(again, udf, "{definition}");
+            }
+        }
+        assert!(udf_from_definition("pg_input\nnowhere\nInt64").is_err());
+    }
+
     use super::*;
     use datafusion::arrow::array::ListArray;
     use datafusion::prelude::SessionContext;

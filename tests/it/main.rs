@@ -4,6 +4,7 @@
 mod support;
 
 mod clients;
+mod cluster;
 mod config_errors;
 mod crash;
 mod fuzz;

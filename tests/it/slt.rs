@@ -138,7 +138,7 @@ impl AsyncDB for Wire {
     }
 }
 
-fn slt_files() -> Vec<PathBuf> {
+pub fn slt_files() -> Vec<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/slt");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .expect("tests/slt exists")
@@ -152,11 +152,19 @@ fn slt_files() -> Vec<PathBuf> {
 /// Each file runs against a server of its own, so files cannot disturb each other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqllogictest_files() {
-    let files = slt_files();
+    let failures = run_files(&slt_files(), support::demo_config).await;
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// Runs `files`, each against a fresh server for `config()`; the failures.
+pub async fn run_files(
+    files: &[PathBuf],
+    config: impl Fn() -> userql::config::Config,
+) -> Vec<String> {
     assert!(!files.is_empty(), "no .slt files found");
     let mut failures = Vec::new();
     for file in files {
-        let config = support::demo_config();
+        let config = config();
         let server: ServerSlot =
             Arc::new(std::sync::Mutex::new(Some(support::start(config.clone()))));
         let slot = server.clone();
@@ -178,7 +186,7 @@ async fn sqllogictest_files() {
                 })
             }
         });
-        if let Err(e) = runner.run_file_async(&file).await {
+        if let Err(e) = runner.run_file_async(file).await {
             failures.push(format!("{}:\n{e}", file.display()));
         }
         drop(runner);
@@ -187,5 +195,5 @@ async fn sqllogictest_files() {
             s.stop();
         }
     }
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    failures
 }
