@@ -130,8 +130,11 @@ enum CliError {
 /// Our own events at `info`; the Delta Lake kernel's only when they are warnings or
 /// worse, as its `info` traces every snapshot it builds (and it logs an expected
 /// "no files in log segment" as an error while a table is being created, so `error`
-/// reaches us as a returned error instead). `RUST_LOG` overrides.
-const DEFAULT_LOG_FILTER: &str = "info,buoyant_kernel=off,delta_kernel=warn,deltalake_core=warn";
+/// reaches us as a returned error instead). Ballista's client logs every job it sends at
+/// `info` (the scheduler and executors log jobs and tasks themselves). `RUST_LOG`
+/// overrides.
+const DEFAULT_LOG_FILTER: &str =
+    "info,buoyant_kernel=off,delta_kernel=warn,deltalake_core=warn,ballista_core=warn";
 
 fn main() -> ExitCode {
     // Before any thread starts allocating.
