@@ -19,12 +19,7 @@ fn cluster() -> SocketAddr {
     *SCHEDULER.get_or_init(|| {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
+            support::runtime().block_on(async move {
                 let scheduler = Scheduler::bind("127.0.0.1:0".parse().unwrap())
                     .await
                     .expect("scheduler binds");

@@ -100,18 +100,22 @@ pub fn fresh_dir(tag: &str) -> PathBuf {
     dir
 }
 
+/// A two-worker runtime for a server (or cluster) running on a thread of its own.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 /// Start a server for `config` on a free loopback port, on its own thread.
 pub fn start(mut config: Config) -> Running {
     config.server.listen = "127.0.0.1:0".into();
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
     let (stop, stop_rx) = watch::channel(false);
     let thread = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async move {
+        runtime().block_on(async move {
             let addr = config.listen_addr().expect("listen addr");
             let engine = match Engine::open(config).await {
                 Ok(e) => e,
