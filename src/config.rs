@@ -123,7 +123,7 @@ pub struct ClusterConfig {
     /// The scheduler, `df://HOST:PORT` or `HOST:PORT`; queries over channels and stored
     /// tables then run on its executors.
     #[serde(default)]
-    pub scheduler: Option<String>,
+    pub scheduler: Option<crate::cluster::SchedulerAddr>,
 }
 
 /// `[privacy]`.
@@ -327,10 +327,6 @@ impl Config {
     /// Checks that need more than the TOML types.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let listen = self.listen_addr()?;
-        if let Some(scheduler) = &self.cluster.scheduler {
-            crate::cluster::SchedulerAddr::parse(scheduler)
-                .map_err(|e| invalid("cluster.scheduler", e.to_string()))?;
-        }
         self.validate_security(listen)?;
         if !is_identifier(&self.server.database) {
             return Err(invalid(

@@ -176,7 +176,10 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(match e {
-                CliError::Config(_) | CliError::Engine(_) | CliError::Address { .. } => 2,
+                CliError::Config(_)
+                | CliError::Engine(_)
+                | CliError::Address { .. }
+                | CliError::Cluster(userql::cluster::ClusterError::Address(_)) => 2,
                 _ => 1,
             })
         }
@@ -197,7 +200,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 config.server.listen = listen;
             }
             if let Some(cluster) = cluster {
-                config.cluster.scheduler = Some(cluster);
+                config.cluster.scheduler = Some(userql::cluster::SchedulerAddr::parse(&cluster)?);
             }
             config.validate()?;
             serve(config).await
@@ -228,11 +231,10 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Passwd => passwd(),
         Command::Scheduler { listen } => {
             let scheduler = userql::cluster::nodes::Scheduler::bind(socket_addr(&listen)?).await?;
+            let bound = scheduler.local_addr()?;
             tracing::info!(
-                "userql {} scheduler listening on {} — start executors with: userql executor --scheduler df://{}",
+                "userql {} scheduler listening on {bound} — start executors with: userql executor --scheduler df://{bound}",
                 env!("CARGO_PKG_VERSION"),
-                scheduler.local_addr()?,
-                scheduler.local_addr()?
             );
             Ok(scheduler.run().await?)
         }

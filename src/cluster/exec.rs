@@ -8,7 +8,6 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use ballista_core::config::BallistaConfig;
 use ballista_core::extension::SessionConfigExt;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::datasource::memory::MemorySourceConfig;
@@ -20,6 +19,8 @@ use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
+use datafusion::physical_plan::empty::EmptyExec;
+use datafusion::physical_plan::placeholder_row::PlaceholderRowExec;
 use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -28,7 +29,6 @@ use datafusion::physical_plan::{
     PlanProperties,
 };
 use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
-use datafusion::prelude::SessionConfig;
 use datafusion_proto::physical_plan::AsExecutionPlan;
 use datafusion_proto::protobuf::PhysicalPlanNode;
 use futures::{StreamExt, TryStreamExt};
@@ -124,7 +124,7 @@ fn reads_files_only(plan: &Arc<dyn ExecutionPlan>) -> bool {
                 .map(|b| b.get_array_memory_size())
                 .sum();
             other |= bytes > MAX_INLINE_BYTES;
-        } else if !(node.name() == "EmptyExec" || node.name() == "PlaceholderRowExec") {
+        } else if !(node.is::<EmptyExec>() || node.is::<PlaceholderRowExec>()) {
             other = true;
         }
         Ok(if other {
@@ -216,7 +216,8 @@ impl ExecutionPlan for ClusterExec {
         let plan = self.input.clone();
         let url = self.scheduler.url();
         let schema = plan.schema();
-        let config = job_config(context.session_config());
+        // Ballista's client reads its own section, with its defaults when absent.
+        let config = context.session_config().clone();
         let session_id = context.session_id();
         let job = async move {
             let codec = UserqlCodec::default();
@@ -238,22 +239,4 @@ impl ExecutionPlan for ClusterExec {
             stream.boxed(),
         )))
     }
-}
-
-/// The session's settings as a job's: with Ballista's own section (its defaults) so
-/// that the client side of Ballista reads its settings from it.
-fn job_config(session: &SessionConfig) -> SessionConfig {
-    let mut config = session.clone();
-    if config
-        .options()
-        .extensions
-        .get::<BallistaConfig>()
-        .is_none()
-    {
-        config
-            .options_mut()
-            .extensions
-            .insert(BallistaConfig::default());
-    }
-    config
 }

@@ -47,7 +47,8 @@ pub enum ClusterError {
 }
 
 /// A scheduler's address, from `df://HOST:PORT`, `HOST:PORT` or `HOST` (port 50050).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "String")]
 pub struct SchedulerAddr {
     pub host: String,
     pub port: u16,
@@ -89,6 +90,14 @@ impl SchedulerAddr {
         } else {
             format!("http://{}:{}", self.host, self.port)
         }
+    }
+}
+
+impl TryFrom<String> for SchedulerAddr {
+    type Error = ClusterError;
+
+    fn try_from(text: String) -> Result<Self, ClusterError> {
+        SchedulerAddr::parse(&text)
     }
 }
 

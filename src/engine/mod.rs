@@ -135,12 +135,6 @@ impl Engine {
             .with_optimizer_rules(optimizer_rules)
             .with_physical_optimizer_rules(physical_rules);
         if let Some(scheduler) = &config.cluster.scheduler {
-            let scheduler = crate::cluster::SchedulerAddr::parse(scheduler).map_err(|e| {
-                EngineError::Setting {
-                    key: "cluster.scheduler".into(),
-                    message: e.to_string(),
-                }
-            })?;
             tracing::info!("queries over channel files run on the cluster at {scheduler}");
             if let Some(config) = state.config() {
                 let optimizer = &mut config.options_mut().optimizer;
@@ -156,7 +150,7 @@ impl Engine {
                 optimizer.enable_round_robin_repartition = false;
             }
             state = state.with_query_planner(Arc::new(crate::cluster::exec::ClusterPlanner::new(
-                scheduler,
+                scheduler.clone(),
             )));
         }
         let state = state.build();

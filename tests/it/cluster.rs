@@ -68,7 +68,11 @@ async fn wait_for_executors(scheduler: SocketAddr, n: usize) {
 /// The demo config, its queries run on the test cluster.
 fn cluster_config() -> Config {
     let mut config = support::demo_config();
-    config.cluster.scheduler = Some(format!("df://{}", cluster()));
+    let scheduler = cluster();
+    config.cluster.scheduler = Some(SchedulerAddr {
+        host: scheduler.ip().to_string(),
+        port: scheduler.port(),
+    });
     config
 }
 
