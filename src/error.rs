@@ -84,6 +84,8 @@ pub mod sqlstate {
     pub const OUT_OF_MEMORY: &str = "53200";
     /// 53300
     pub const TOO_MANY_CONNECTIONS: &str = "53300";
+    /// 54000
+    pub const PROGRAM_LIMIT_EXCEEDED: &str = "54000";
     /// 57014
     pub const QUERY_CANCELED: &str = "57014";
     /// 58030
@@ -131,6 +133,7 @@ pub mod sqlstate {
         SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION,
         OUT_OF_MEMORY,
         TOO_MANY_CONNECTIONS,
+        PROGRAM_LIMIT_EXCEEDED,
         QUERY_CANCELED,
         IO_ERROR,
         UNDEFINED_FILE,

@@ -40,6 +40,9 @@ use super::codec::UserqlCodec;
 /// more than this, and the query runs here (it was computed here anyway).
 const MAX_INLINE_BYTES: usize = 1 << 20;
 
+/// The largest message a cluster query's gRPC clients accept (see [`ClusterExec::execute`]).
+const MAX_MESSAGE_BYTES: usize = 256 << 20;
+
 /// Plans each statement as DataFusion does, then hands what can run on the cluster to
 /// a [`ClusterExec`].
 #[derive(Debug)]
@@ -216,8 +219,15 @@ impl ExecutionPlan for ClusterExec {
         let plan = self.input.clone();
         let url = self.scheduler.url();
         let schema = plan.schema();
-        // Ballista's client reads its own section, with its defaults when absent.
-        let config = context.session_config().clone();
+        // Ballista's client reads its own section, with its defaults when absent, but a
+        // larger message limit (for the client and the executors' shuffle readers, as the
+        // setting travels with the job): a batch of string views is sent with every buffer
+        // its views point into, which passes Ballista's 16 MiB default for a sorted
+        // result of a few hundred thousand rows.
+        let config = context
+            .session_config()
+            .clone()
+            .with_ballista_grpc_client_max_message_size(MAX_MESSAGE_BYTES);
         let session_id = context.session_id();
         let job = async move {
             let codec = UserqlCodec::default();

@@ -22,6 +22,21 @@ use datafusion::prelude::SessionConfig;
 
 use crate::engine::{pg_settings::PgSettings, settings::UserqlSettings};
 
+/// Set on the session config of a cluster-mode server (`serve --cluster`): its presence
+/// says statements run on a cluster; `dir` is where work that must outlive one job (OneID's
+/// rounds) is written, a folder every executor reads and writes at the same path.
+#[derive(Debug, Clone)]
+pub struct ClusterWork {
+    pub dir: std::path::PathBuf,
+}
+
+impl ClusterWork {
+    /// The calling session's, when it runs on a cluster.
+    pub fn of(session: &dyn datafusion::catalog::Session) -> Option<Arc<Self>> {
+        session.config().get_extension::<Self>()
+    }
+}
+
 /// Ballista's default port for the scheduler.
 pub const DEFAULT_SCHEDULER_PORT: u16 = 50050;
 

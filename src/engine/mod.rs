@@ -135,6 +135,7 @@ impl Engine {
             .with_optimizer_rules(optimizer_rules)
             .with_physical_optimizer_rules(physical_rules);
         if let Some(scheduler) = &config.cluster.scheduler {
+            let config_data_dir = config.server.data_dir.clone();
             tracing::info!("queries over channel files run on the cluster at {scheduler}");
             if let Some(config) = state.config() {
                 let optimizer = &mut config.options_mut().optimizer;
@@ -148,6 +149,21 @@ impl Engine {
                 // Ballista's shuffle cannot split batches round-robin (its scheduler
                 // turns this off too; such a plan is kept here, see `cluster::exec`).
                 optimizer.enable_round_robin_repartition = false;
+                // Parquet text read as plain strings: a string view array that was sorted,
+                // taken or filtered keeps pointing into whole input buffers, and Ballista
+                // ships those buffers whole (see `cluster::exec` for the message limit).
+                config
+                    .options_mut()
+                    .execution
+                    .parquet
+                    .schema_force_view_types = false;
+                // Marks the session as one on a cluster; OneID's rounds are written here
+                // for the executors to read: inside the data folder, which they already
+                // share (stored tables).
+                let dir = std::path::absolute(&config_data_dir).unwrap_or(config_data_dir.clone());
+                config.set_extension(Arc::new(crate::cluster::ClusterWork {
+                    dir: dir.join(".cluster-work"),
+                }));
             }
             state = state.with_query_planner(Arc::new(crate::cluster::exec::ClusterPlanner::new(
                 scheduler.clone(),

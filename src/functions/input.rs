@@ -153,11 +153,21 @@ pub async fn read_partitions_resolving(
     input: &str,
     columns: &[(&str, Expect)],
 ) -> Result<(Vec<SendableRecordBatchStream>, bool)> {
-    let (df, lifted) = match unmasked_for_name(session, input)? {
+    let (df, lifted) = frame_resolving(session, function, input, columns).await?;
+    Ok((df.execute_stream_partitioned().await?, lifted))
+}
+
+/// As [`read_resolving`], as a DataFrame.
+pub async fn frame_resolving(
+    session: &dyn Session,
+    function: &str,
+    input: &str,
+    columns: &[(&str, Expect)],
+) -> Result<(DataFrame, bool)> {
+    Ok(match unmasked_for_name(session, input)? {
         Some(unmasked) => (frame(&unmasked, function, input, columns).await?, true),
         None => (frame(session, function, input, columns).await?, false),
-    };
-    Ok((df.execute_stream_partitioned().await?, lifted))
+    })
 }
 
 /// Read `input`, keeping only `columns` (by name, cast to their expected types).

@@ -152,3 +152,110 @@ async fn queries_over_channels_run_on_the_executors_and_errors_keep_their_sqlsta
     on_cluster.stop();
     here.stop();
 }
+
+/// Rows of a simple query, as text.
+async fn text_rows(client: &tokio_postgres::Client, sql: &str) -> Vec<Vec<String>> {
+    client
+        .simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .into_iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => Some(
+                (0..r.len())
+                    .map(|i| r.get(i).unwrap_or("NULL").to_string())
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `rows` as an inline `oneid` input query.
+fn identity_query(rows: &[(String, &str, String)]) -> String {
+    let values: Vec<String> = rows
+        .iter()
+        .map(|(r, t, v)| format!("(''{r}'', ''{t}'', ''{v}'')"))
+        .collect();
+    format!(
+        "SELECT column1 AS record_id, column2 AS id_type, column3 AS id_value FROM (VALUES {}) t",
+        values.join(", ")
+    )
+}
+
+/// Random identity graphs: records sharing phones, emails, member numbers and devices,
+/// a few values junk or shared widely, and chains that take many rounds to settle.
+fn random_identities(seed: u64) -> Vec<(String, &'static str, String)> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut rows = Vec::new();
+    let records = rng.gen_range(20..120);
+    for _ in 0..rng.gen_range(30..200) {
+        let r = format!("r{}", rng.gen_range(0..records));
+        let (t, v) = match rng.gen_range(0..5) {
+            0 => ("phone", format!("1380013{:04}", rng.gen_range(0..40))),
+            1 => ("email", format!("U{}@x.com", rng.gen_range(0..40))),
+            2 => ("member_no", format!("m{}", rng.gen_range(0..30))),
+            3 => ("device_id", format!("d{}", rng.gen_range(0..8))),
+            _ => ("device_id", "00000000".to_string()),
+        };
+        rows.push((r, t, v));
+    }
+    // A chain: c0 - c1 - ... each pair sharing one value, in shuffled hash order.
+    let chain = rng.gen_range(30..120);
+    for i in 0..chain {
+        rows.push((format!("c{i}"), "openid", format!("o{i}")));
+        rows.push((format!("c{}", i + 1), "openid", format!("o{i}")));
+    }
+    rows
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oneid_on_a_cluster_finds_the_customers_and_ids_of_one_machine() {
+    let scheduler = cluster();
+    let on_cluster = support::start(cluster_config());
+    let here = support::start(support::demo_config());
+    let (c, h) = (on_cluster.connect().await, here.connect().await);
+    // The demo's identities (channel files): the keys are written by the executors.
+    let demo = "SELECT record_id, one_id, component_size FROM oneid('identities') \
+                ORDER BY one_id, record_id";
+    let before = jobs(scheduler).await;
+    let from_cluster = text_rows(&c, demo).await;
+    assert!(
+        jobs(scheduler).await >= before + 4,
+        "oneid did not run its rounds on the cluster"
+    );
+    assert!(from_cluster.len() > 1000);
+    assert_eq!(from_cluster, text_rows(&h, demo).await);
+
+    // Random graphs with long chains, under type limits, a small junk threshold,
+    // overrides and earlier ids.
+    for seed in 0..5u64 {
+        let rows = random_identities(seed);
+        let settings = [
+            "SET userql.oneid_max_records_per_value = 4".to_string(),
+            "SET userql.oneid_type_limits = 'member_no:1,phone:2'".to_string(),
+            format!(
+                "SET userql.oneid_overrides = 'SELECT * FROM (VALUES (''r1'', ''r2'', ''link''), \
+                 (''c3'', ''c{}'', ''split''), (''r5'', ''c0'', ''link'')) t(record_a, record_b, action)'",
+                10 + seed
+            ),
+            "SET userql.oneid_previous = 'SELECT * FROM (VALUES (''r1'', 7), (''c2'', 7), \
+             (''r3'', 9)) t(record_id, one_id)'"
+                .to_string(),
+        ];
+        for s in &settings {
+            c.simple_query(s).await.expect("setting");
+            h.simple_query(s).await.expect("setting");
+        }
+        let sql = format!(
+            "SELECT record_id, one_id, component_size FROM oneid('{}') ORDER BY one_id, record_id",
+            identity_query(&rows)
+        );
+        let (there, here_rows) = (text_rows(&c, &sql).await, text_rows(&h, &sql).await);
+        assert!(!there.is_empty());
+        assert_eq!(there, here_rows, "seed {seed}");
+    }
+    on_cluster.stop();
+    here.stop();
+}

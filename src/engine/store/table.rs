@@ -17,6 +17,10 @@ use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Column, DataFusionError, Result};
 use datafusion::datasource::TableType;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::sink::{DataSink, DataSinkExec};
 use datafusion::execution::session_state::SessionStateBuilder;
@@ -52,6 +56,38 @@ pub enum TableError {
 struct Version {
     table: DeltaTable,
     provider: Arc<dyn TableProvider>,
+}
+
+impl Version {
+    /// This version's files as a plain Parquet scan, for a cluster: Delta's scan node
+    /// cannot be sent to an executor (it has no codec), a Parquet scan of local paths
+    /// can. The same rows while the table has no deletion vectors, column mapping or
+    /// partition columns (userql creates none); `None` otherwise, or when it has no
+    /// files, and the scan runs here.
+    fn plain_parquet(&self) -> Option<ListingTable> {
+        let metadata = self.table.snapshot().ok()?.metadata();
+        let setting = |key: &str| metadata.configuration().get(key).map(|v| v.to_lowercase());
+        let mapped = setting("delta.columnMapping.mode").is_some_and(|m| m != "none");
+        let deletion_vectors = setting("delta.enableDeletionVectors").is_some_and(|v| v == "true");
+        if mapped || deletion_vectors || !metadata.partition_columns().is_empty() {
+            return None;
+        }
+        let files: Vec<ListingTableUrl> = self
+            .table
+            .get_file_uris()
+            .ok()?
+            .map(|uri| ListingTableUrl::parse(uri))
+            .collect::<Result<_>>()
+            .ok()?;
+        if files.is_empty() {
+            return None;
+        }
+        let options = ListingOptions::new(Arc::new(ParquetFormat::default()));
+        let config = ListingTableConfig::new_with_multi_paths(files)
+            .with_listing_options(options)
+            .with_schema(self.provider.schema());
+        ListingTable::try_new(config).ok()
+    }
 }
 
 /// A Delta table the users write, registered in the catalog under its name. Cheap to
@@ -494,17 +530,34 @@ impl TableProvider for StoredTable {
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let version = self.current();
+        if crate::cluster::ClusterWork::of(state).is_some()
+            && let Some(files) = version.plain_parquet()
+        {
+            return files.scan(state, projection, filters, limit).await;
+        }
         version
             .provider
             .scan(state, projection, filters, limit)
             .await
     }
 
+    /// Delta's answers, with exact ones made inexact: DataFusion then keeps the filter
+    /// above the scan, which the plain Parquet scan of a cluster needs (it prunes, it
+    /// does not filter).
     fn supports_filters_pushdown(
         &self,
         filters: &[&Expr],
     ) -> Result<Vec<TableProviderFilterPushDown>> {
-        self.current().provider.supports_filters_pushdown(filters)
+        Ok(self
+            .current()
+            .provider
+            .supports_filters_pushdown(filters)?
+            .into_iter()
+            .map(|p| match p {
+                TableProviderFilterPushDown::Exact => TableProviderFilterPushDown::Inexact,
+                other => other,
+            })
+            .collect())
     }
 
     async fn insert_into(

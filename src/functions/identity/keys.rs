@@ -178,16 +178,8 @@ impl NormalizeContext<'_> {
             return 0;
         }
         let mut flags = FLAG_OK;
-        if is_junk(key) {
+        if is_junk_or_blocked(raw, key, &self.blocked_raw, &self.blocked_keys[t as usize]) {
             flags |= FLAG_JUNK;
-        }
-        if flags & FLAG_JUNK == 0 && !self.blocked_raw.is_empty() {
-            let lowered = raw.trim().to_lowercase();
-            if self.blocked_raw.contains(&lowered)
-                || self.blocked_keys[t as usize].contains(key.as_str())
-            {
-                flags |= FLAG_JUNK;
-            }
         }
         if kind == IdKind::Hashed {
             flags |= FLAG_HASHED;
@@ -323,6 +315,90 @@ fn plain_kind(family: &str) -> IdKind {
     }
 }
 
+/// The blocked values as keys of a raw type of rule `kind` in family `family`: each
+/// entry normalised by that rule, and for a hashed type also the hash of the entry
+/// normalised as the family's plain values.
+fn blocked_keys_of(kind: IdKind, family: &str, config: &ResolverConfig) -> HashSet<String> {
+    let region = config.default_region;
+    let mut norm = String::new();
+    let mut set = HashSet::new();
+    for b in &config.blocked_values {
+        if normalize_kind_into(kind, b, region, &mut norm) {
+            set.insert(norm.clone());
+        }
+        if kind == IdKind::Hashed && normalize_kind_into(plain_kind(family), b, region, &mut norm) {
+            let mut h = String::new();
+            sha256_hex_into(&norm, &mut h);
+            set.insert(h);
+        }
+    }
+    set
+}
+
+/// Whether a raw value, normalised to `key`, is junk or blocked (`blocked_raw`: the
+/// blocked entries trimmed and lower-cased; `blocked_keys`: those of its raw type).
+fn is_junk_or_blocked(
+    raw: &str,
+    key: &str,
+    blocked_raw: &HashSet<String>,
+    blocked_keys: &HashSet<String>,
+) -> bool {
+    is_junk(key)
+        || (!blocked_raw.is_empty()
+            && (blocked_raw.contains(&raw.trim().to_lowercase()) || blocked_keys.contains(key)))
+}
+
+/// The key of single rows, for resolving where rows are not all in one process (OneID
+/// on a cluster): a row's key text is equal for two rows exactly when the resolver
+/// gives them one key. It is `family`, a unit separator, and the lower-case hex SHA-256
+/// of the normal form (a hashed row's own hex): a raw value and the hash of it meet,
+/// as [`normalize_values`] matches them.
+pub struct RowKeys {
+    config: ResolverConfig,
+    blocked_raw: HashSet<String>,
+    /// Per canonical raw type: its rule, family and blocked keys.
+    types: HashMap<String, (IdKind, String, HashSet<String>)>,
+    norm: String,
+}
+
+impl RowKeys {
+    pub fn new(config: &ResolverConfig) -> Self {
+        RowKeys {
+            config: config.clone(),
+            blocked_raw: config.blocked_values.iter().cloned().collect(),
+            types: HashMap::new(),
+            norm: String::new(),
+        }
+    }
+
+    /// Writes the key of `(id_type, raw)` into `out` and says whether it is junk or
+    /// blocked; `None` (and `out` empty) when the value does not normalise.
+    pub fn key_into(&mut self, id_type: &str, raw: &str, out: &mut String) -> Option<bool> {
+        out.clear();
+        let canonical = canonical_type(id_type);
+        if !self.types.contains_key(&canonical) {
+            let kind = id_kind(&canonical);
+            let family = type_family(&canonical).to_string();
+            let blocked = blocked_keys_of(kind, &family, &self.config);
+            self.types
+                .insert(canonical.clone(), (kind, family, blocked));
+        }
+        let (kind, family, blocked) = self.types.get(&canonical)?;
+        if !normalize_kind_into(*kind, raw, self.config.default_region, &mut self.norm) {
+            return None;
+        }
+        let junk = is_junk_or_blocked(raw, &self.norm, &self.blocked_raw, blocked);
+        out.push_str(family);
+        out.push('\u{1f}');
+        if *kind == IdKind::Hashed {
+            out.push_str(&self.norm);
+        } else {
+            sha256_hex_into(&self.norm, out);
+        }
+        Some(junk)
+    }
+}
+
 /// Normalises every raw value, in parallel waves of chunks,
 /// interning results in value order (so key ids do not depend on timing).
 pub(super) fn normalize_values(
@@ -332,27 +408,12 @@ pub(super) fn normalize_values(
 ) -> Result<Normalized, OneIdError> {
     let region = config.default_region;
     let blocked_raw: HashSet<String> = config.blocked_values.iter().cloned().collect();
-    let mut blocked_keys = Vec::with_capacity(families.of_type.len());
-    let mut norm = String::new();
-    for t in 0..families.of_type.len() {
-        let kind = families.kind_of_type[t];
-        let family_name = &families.names[families.of_type[t] as usize];
-        let mut set = HashSet::new();
-        for b in &config.blocked_values {
-            if normalize_kind_into(kind, b, region, &mut norm) {
-                set.insert(norm.clone());
-            }
-            // A hashed type also blocks the hash of a blocked plain value.
-            if kind == IdKind::Hashed
-                && normalize_kind_into(plain_kind(family_name), b, region, &mut norm)
-            {
-                let mut h = String::new();
-                sha256_hex_into(&norm, &mut h);
-                set.insert(h);
-            }
-        }
-        blocked_keys.push(set);
-    }
+    let blocked_keys: Vec<HashSet<String>> = (0..families.of_type.len())
+        .map(|t| {
+            let family_name = &families.names[families.of_type[t] as usize];
+            blocked_keys_of(families.kind_of_type[t], family_name, config)
+        })
+        .collect();
     let started = std::time::Instant::now();
     let threads = config.thread_count();
     let shard_count = threads.clamp(1, MAX_SHARDS);

@@ -5,6 +5,7 @@
 //! `customer_ids`) are the thin glue.
 
 mod bucket_sort;
+pub mod cluster;
 pub mod error;
 pub mod graph;
 pub mod ingest;
@@ -14,6 +15,7 @@ mod linking;
 pub mod links;
 pub mod merger;
 pub mod normalize;
+pub mod partwise;
 pub mod settings;
 mod shards;
 pub mod stable_ids;
@@ -77,6 +79,22 @@ pub const DOCS: &[FunctionDoc] = &[
         volatility: 'i',
     },
     FunctionDoc {
+        name: "oneid_key",
+        kind: FunctionKind::Scalar,
+        arguments: "id_type text, id_value text",
+        result: "record(key text, junk boolean)",
+        description: "The key OneID links an identifier by (family and SHA-256 of the normal form; NULL when it does not normalise) and whether it is junk or blocked",
+        volatility: 's',
+    },
+    FunctionDoc {
+        name: "oneid_row",
+        kind: FunctionKind::Scalar,
+        arguments: "record_id text, id_type text, id_value text",
+        result: "record(record_id text, node bigint, id_type text, id_value text, key text, junk boolean)",
+        description: "An identifier row as OneID on a cluster writes it: with its record's node (the stable hash as an order-keeping bigint) and its oneid_key",
+        volatility: 's',
+    },
+    FunctionDoc {
         name: "mask_email",
         kind: FunctionKind::Scalar,
         arguments: "email text",
@@ -89,5 +107,6 @@ pub const DOCS: &[FunctionDoc] = &[
 /// Register the identity functions.
 pub fn register(ctx: &SessionContext) {
     udf::register(ctx);
+    cluster::register(ctx);
     table::register(ctx);
 }

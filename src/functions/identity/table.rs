@@ -73,6 +73,23 @@ impl OneIdSettings {
     }
 }
 
+impl OneIdSettings {
+    /// The resolver's knobs.
+    pub fn resolver(&self) -> &ResolverConfig {
+        &self.resolver
+    }
+
+    /// The `userql.oneid_overrides` table, if set.
+    pub fn overrides(&self) -> Option<&str> {
+        self.overrides.as_deref()
+    }
+
+    /// The `userql.oneid_previous` table, if set.
+    pub fn previous(&self) -> Option<&str> {
+        self.previous.as_deref()
+    }
+}
+
 fn output_schema(kind: Kind) -> SchemaRef {
     Arc::new(match kind {
         Kind::Resolve => Schema::new(vec![
@@ -150,7 +167,9 @@ impl TableProvider for OneIdTable {
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let columns = Columns::of(&self.schema, projection);
-        let batch = compute(state, self.kind, &self.input, &self.settings, &columns).await?;
+        let batch =
+            compute_here_or_on_cluster(state, self.kind, &self.input, &self.settings, &columns)
+                .await?;
         memory_exec(batch)
     }
 }
@@ -181,6 +200,25 @@ impl Columns {
 
     fn wants(&self, i: usize) -> bool {
         self.indices.contains(&i)
+    }
+}
+
+/// [`compute`], or on a cluster-mode server `oneid` as distributed connected components
+/// ([`cluster`](super::cluster)); `oneid_links` explains on this machine (its pairs are
+/// per shared value, not per component).
+async fn compute_here_or_on_cluster(
+    state: &dyn Session,
+    kind: Kind,
+    input: &str,
+    settings: &OneIdSettings,
+    columns: &Columns,
+) -> Result<RecordBatch> {
+    match crate::cluster::ClusterWork::of(state) {
+        Some(work) if kind == Kind::Resolve => {
+            let rows = super::cluster::resolve(state, input, settings, &work).await?;
+            partwise_output(&rows, columns)
+        }
+        _ => compute(state, kind, input, settings, columns).await,
     }
 }
 
@@ -439,6 +477,32 @@ fn build_output(
     )?)
 }
 
+/// `oneid()`'s columns from rows resolved part by part (on a cluster).
+fn partwise_output(rows: &[super::partwise::PartwiseRow], wanted: &Columns) -> Result<RecordBatch> {
+    let mut ids = StringBuilder::new();
+    let mut one = Int64Builder::with_capacity(rows.len());
+    let mut size = Int64Builder::with_capacity(rows.len());
+    for row in rows {
+        if wanted.wants(0) {
+            ids.append_value(&row.record_id);
+        }
+        one.append_value(row.one_id);
+        size.append_value(row.component_size);
+    }
+    let all: Vec<ArrayRef> = vec![
+        Arc::new(ids.finish()),
+        Arc::new(one.finish()),
+        Arc::new(size.finish()),
+    ];
+    let columns: Vec<ArrayRef> = wanted.indices.iter().map(|&i| all[i].clone()).collect();
+    let options = RecordBatchOptions::new().with_row_count(Some(rows.len()));
+    Ok(RecordBatch::try_new_with_options(
+        wanted.schema.clone(),
+        columns,
+        &options,
+    )?)
+}
+
 /// A computed result as a scan.
 fn memory_exec(batch: RecordBatch) -> Result<Arc<dyn ExecutionPlan>> {
     let schema = batch.schema();
@@ -446,7 +510,7 @@ fn memory_exec(batch: RecordBatch) -> Result<Arc<dyn ExecutionPlan>> {
         .map(|e| e as Arc<dyn ExecutionPlan>)
 }
 
-fn oneid_error(e: super::error::OneIdError) -> DataFusionError {
+pub(super) fn oneid_error(e: super::error::OneIdError) -> DataFusionError {
     let state = match e {
         super::error::OneIdError::Internal(_) => sqlstate::INTERNAL_ERROR,
         _ => sqlstate::INVALID_PARAMETER_VALUE,
@@ -545,7 +609,7 @@ impl TableProvider for CustomerIds {
             Some(b) => b,
             None => {
                 let columns = Columns::of(&output_schema(Kind::Resolve), Some(&vec![0, 1]));
-                let b = compute(
+                let b = compute_here_or_on_cluster(
                     state,
                     Kind::Resolve,
                     CUSTOMER_IDS_INPUT,

@@ -1,0 +1,782 @@
+//! `oneid()` on a cluster (`serve --cluster`): the plain components are found by
+//! distributed SQL, then resolved here part by part ([`partwise`](super::partwise)).
+//!
+//! 1. **Keys**: every input row with its record's node (its stable hash as an
+//!    order-keeping `bigint`, [`node_of`]) and its linking key (`oneid_key`: the family
+//!    and SHA-256 of the normal form, so a raw phone meets its hash) is written to
+//!    Parquet in a work folder the executors share (`oneid_row` gives the whole row).
+//! 2. **Edges**: each usable key (not junk, held by 2..=`oneid_max_records_per_value`
+//!    records) links its holders to its smallest node; link overrides add theirs.
+//! 3. **Large-star / small-star** (Kiveris et al., "Connected Components in MapReduce
+//!    and Beyond", SoCC 2014), one statement each, until the edges form stars: every
+//!    edge points from a node to its component's smallest node. O(log² n) rounds at
+//!    worst, a handful on customer graphs; each round's edges are written to Parquet
+//!    (a recursive CTE cannot be shipped).
+//! 4. **Parts**: the rows of usable keys, labelled with their component and sorted by
+//!    it, stream back here, and whole components at a time are resolved by the same
+//!    resolver as on one machine; the `one_id`s are then assigned across all of them.
+//!
+//! Same customers and ids as one machine on the same input (`partwise` says why).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, BooleanBuilder, Int64Array, Int64Builder, RecordBatch, StringArray,
+    StringBuilder, StructArray, UInt64Array,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Fields};
+use datafusion::catalog::{
+    CatalogProvider, MemoryCatalogProvider, MemoryCatalogProviderList, Session,
+};
+use datafusion::common::ScalarValue;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::context::SessionState;
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use futures::StreamExt;
+
+use super::graph::OverrideAction;
+use super::keys::RowKeys;
+use super::partwise::{PartwiseResolution, PartwiseRow};
+use super::stable_ids::record_hash;
+use super::table::OneIdSettings;
+use crate::cluster::ClusterWork;
+use crate::engine::settings::UserqlSettings;
+use crate::error::sqlstate;
+use crate::functions::input::{self, Expect, user_error};
+
+/// Rounds after which the loop gives up (large-star / small-star needs O(log² n)).
+const MAX_ROUNDS: usize = 200;
+
+/// Rows resolved at once: whole components are gathered until a part holds this many.
+const PART_ROWS: usize = 1 << 20;
+
+/// What a distributed resolution did, for the log and the benchmark.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ClusterStats {
+    pub rounds: usize,
+    pub edges_written: u64,
+    pub parts: usize,
+    pub bytes_written: u64,
+}
+
+/// Bytes of the files under `dir`.
+fn folder_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => folder_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// Removes the work folder of one call, whatever way the call ends.
+struct WorkFolder(PathBuf);
+
+impl Drop for WorkFolder {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A folder name no other call (of this or another server on the work folder) uses.
+fn call_folder_name() -> String {
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("oneid-{}-{nanos}-{call}", std::process::id())
+}
+
+/// `oneid(input)`'s rows, resolved on the cluster.
+pub(super) async fn resolve(
+    session: &dyn Session,
+    input: &str,
+    settings: &OneIdSettings,
+    work: &ClusterWork,
+) -> Result<Vec<PartwiseRow>> {
+    let started = std::time::Instant::now();
+    let (frame, _) = input::frame_resolving(
+        session,
+        "oneid",
+        input,
+        &[
+            ("record_id", Expect::Text),
+            ("id_type", Expect::Text),
+            ("id_value", Expect::Text),
+        ],
+    )
+    .await?;
+    let folder = WorkFolder(work.dir.join(call_folder_name()));
+    std::fs::create_dir_all(&folder.0).map_err(|e| {
+        user_error(
+            sqlstate::IO_ERROR,
+            format!(
+                "oneid: cannot create the cluster work folder {}: {e}",
+                folder.0.display()
+            ),
+        )
+    })?;
+    let ctx = scratch_context(session)?;
+    ctx.register_table("oneid_input", Arc::new(InputTable::new(frame)))?;
+    let overrides = read_overrides(session, settings).await?;
+    let previous = read_previous(session, settings).await?;
+    let mut stats = ClusterStats::default();
+
+    // 1. Keys.
+    let keys = folder.0.join("keys");
+    let rows = copy_to(
+        &ctx,
+        "SELECT x['record_id'] AS record_id, x['node'] AS node, x['id_type'] AS id_type, \
+                x['id_value'] AS id_value, x['key'] AS key, x['junk'] AS junk \
+         FROM (SELECT oneid_row(record_id, id_type, id_value) AS x \
+               FROM oneid_input WHERE record_id IS NOT NULL)",
+        &keys,
+    )
+    .await?;
+    if !register_written(&ctx, "keys", &keys, rows).await? {
+        return Ok(Vec::new());
+    }
+    let (records, nodes) = two_counts(
+        &ctx,
+        "SELECT count(DISTINCT record_id), count(DISTINCT node) FROM keys",
+    )
+    .await?;
+    if records != nodes {
+        // Two record ids with one 64-bit hash (about 1 in 10⁷ at 10⁶ records): the
+        // node order would not be the canonical one.
+        return Err(user_error(
+            sqlstate::FEATURE_NOT_SUPPORTED,
+            "oneid on the cluster: two record ids share a stable hash; run it on one machine \
+             (serve without --cluster)"
+                .into(),
+        ));
+    }
+    let max = settings.resolver().max_records_per_value;
+    ctx.sql(&format!(
+        "CREATE VIEW usable AS SELECT key FROM keys WHERE key IS NOT NULL GROUP BY key \
+         HAVING NOT bool_or(junk) AND count(DISTINCT record_id) <= {max}"
+    ))
+    .await?;
+
+    // 2. Edges: each usable key's holders to its smallest node, and the link overrides.
+    let links = link_edges(&ctx, &overrides, &folder.0).await?;
+    let edges = folder.0.join("edges-0");
+    let mut edges_sql = "SELECT DISTINCT k.node AS src, s.m AS dst FROM keys k \
+         JOIN (SELECT key, min(node) AS m FROM keys WHERE key IN (SELECT key FROM usable) \
+               GROUP BY key HAVING count(DISTINCT node) > 1) s ON k.key = s.key \
+         WHERE k.node <> s.m"
+        .to_string();
+    if links {
+        edges_sql = format!(
+            "SELECT DISTINCT src, dst FROM ({edges_sql} UNION ALL SELECT src, dst FROM links)"
+        );
+    }
+    let written = copy_to(&ctx, &edges_sql, &edges).await?;
+    stats.edges_written += written;
+    let mut current = register_written(&ctx, "edges_0", &edges, written)
+        .await?
+        .then(|| "edges_0".to_string());
+
+    // 3. Large-star / small-star until every edge points at a root.
+    while let Some(e) = current.clone() {
+        // Settled when every node has at most one edge, to a node that has none: each
+        // component is then a star around its smallest node.
+        let (chained, forked) = two_counts(
+            &ctx,
+            &format!(
+                "SELECT x.chained, y.forked FROM \
+                   (SELECT count(*) AS chained FROM {e} a JOIN {e} b ON a.dst = b.src) x \
+                 CROSS JOIN (SELECT count(*) - count(DISTINCT src) AS forked FROM {e}) y"
+            ),
+        )
+        .await?;
+        if chained == 0 && forked == 0 {
+            break;
+        }
+        if stats.rounds == MAX_ROUNDS {
+            return Err(user_error(
+                sqlstate::PROGRAM_LIMIT_EXCEEDED,
+                format!("oneid on the cluster: components not settled after {MAX_ROUNDS} rounds"),
+            ));
+        }
+        stats.rounds += 1;
+        let r = stats.rounds;
+        let neighbours = format!(
+            "SELECT src AS u, dst AS v FROM {{e}} UNION ALL SELECT dst AS u, src AS v FROM {{e}}"
+        );
+        let large = format!(
+            "WITH n AS ({}), m AS (SELECT u, least(u, min(v)) AS m FROM n GROUP BY u) \
+             SELECT DISTINCT n.v AS src, m.m AS dst FROM n JOIN m ON n.u = m.u \
+             WHERE n.v > n.u AND n.v <> m.m",
+            neighbours.replace("{e}", &e)
+        );
+        let large_path = folder.0.join(format!("large-{r}"));
+        let written = copy_to(&ctx, &large, &large_path).await?;
+        stats.edges_written += written;
+        let large_name = format!("large_{r}");
+        if !register_written(&ctx, &large_name, &large_path, written).await? {
+            // Each edge (v, u) gives (v, m(u)) with m(u) <= u < v: never none.
+            return Err(DataFusionError::Internal(
+                "oneid on the cluster: large-star wrote no edges".into(),
+            ));
+        }
+        let small = format!(
+            "WITH n AS ({}), m AS (SELECT u, min(v) AS m FROM n WHERE v < u GROUP BY u) \
+             SELECT DISTINCT src, dst FROM ( \
+               SELECT n.v AS src, m.m AS dst FROM n JOIN m ON n.u = m.u \
+               WHERE n.v < n.u AND n.v <> m.m \
+               UNION ALL SELECT u AS src, m AS dst FROM m)",
+            neighbours.replace("{e}", &large_name)
+        );
+        let small_path = folder.0.join(format!("small-{r}"));
+        let written = copy_to(&ctx, &small, &small_path).await?;
+        stats.edges_written += written;
+        let small_name = format!("small_{r}");
+        current = register_written(&ctx, &small_name, &small_path, written)
+            .await?
+            .then_some(small_name);
+    }
+
+    // 4. Parts: usable rows by component, resolved whole components at a time.
+    let labels = match &current {
+        Some(e) => format!("SELECT src AS node, dst AS label FROM {e}"),
+        None => "SELECT CAST(NULL AS BIGINT) AS node, CAST(NULL AS BIGINT) AS label WHERE false"
+            .to_string(),
+    };
+    let parts = ctx
+        .sql(&format!(
+            "WITH labels AS ({labels}) \
+             SELECT coalesce(l.label, k.node) AS part, k.record_id, \
+                    CASE WHEN u.key IS NULL THEN NULL ELSE k.id_type END AS id_type, \
+                    CASE WHEN u.key IS NULL THEN NULL ELSE k.id_value END AS id_value \
+             FROM keys k LEFT JOIN usable u ON k.key = u.key \
+                         LEFT JOIN labels l ON k.node = l.node \
+             ORDER BY part"
+        ))
+        .await?;
+    let mut stream = parts.execute_stream().await?;
+    let mut resolution = PartwiseResolution::new(settings.resolver().clone(), overrides);
+    let mut chunk = PartRows::default();
+    let mut last_part: Option<i64> = None;
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        let part = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .ok_or_else(|| DataFusionError::Internal("oneid: part is not bigint".into()))?;
+        let (records, types, values) = (text(&batch, 1)?, text(&batch, 2)?, text(&batch, 3)?);
+        for i in 0..batch.num_rows() {
+            let p = part.value(i);
+            if last_part != Some(p) && chunk.len() >= PART_ROWS {
+                resolution = resolve_part(resolution, std::mem::take(&mut chunk)).await?;
+                stats.parts += 1;
+            }
+            last_part = Some(p);
+            let identifier = (!types.is_null(i) && !values.is_null(i))
+                .then(|| (types.value(i), values.value(i)));
+            chunk.push(records.value(i), identifier);
+        }
+    }
+    if chunk.len() > 0 {
+        resolution = resolve_part(resolution, chunk).await?;
+        stats.parts += 1;
+    }
+    let rows = input::blocking(move || resolution.finish(&previous)).await?;
+    stats.bytes_written = folder_bytes(&folder.0);
+    tracing::info!(
+        "oneid on the cluster: {} records in {:.3} s; {} rounds, {} edges written, {} parts, \
+         {} bytes written",
+        rows.len(),
+        started.elapsed().as_secs_f64(),
+        stats.rounds,
+        stats.edges_written,
+        stats.parts,
+        stats.bytes_written,
+    );
+    Ok(rows)
+}
+
+/// The rows of one part, their text kept in one buffer.
+#[derive(Default)]
+struct PartRows {
+    text: String,
+    /// Per row: where its record id, type and value end in `text` (type and value
+    /// absent for a record without a usable identifier).
+    rows: Vec<(usize, Option<(usize, usize)>)>,
+}
+
+impl PartRows {
+    fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    fn push(&mut self, record: &str, identifier: Option<(&str, &str)>) {
+        self.text.push_str(record);
+        let r = self.text.len();
+        let id = identifier.map(|(t, v)| {
+            self.text.push_str(t);
+            let t_end = self.text.len();
+            self.text.push_str(v);
+            (t_end, self.text.len())
+        });
+        self.rows.push((r, id));
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&str, Option<(&str, &str)>)> + '_ {
+        let mut start = 0usize;
+        self.rows.iter().map(move |&(r, id)| {
+            let record = &self.text[start..r];
+            let identifier = id.map(|(t, v)| (&self.text[r..t], &self.text[t..v]));
+            start = id.map_or(r, |(_, v)| v);
+            (record, identifier)
+        })
+    }
+}
+
+async fn resolve_part(
+    mut resolution: PartwiseResolution,
+    rows: PartRows,
+) -> Result<PartwiseResolution> {
+    input::blocking(move || resolution.add_part(rows.iter()).map(|()| resolution))
+        .await?
+        .map_err(super::table::oneid_error)
+}
+
+/// The input as the rounds read it: its columns nullable, and its plan opaque to the
+/// statements over it. Planned inline (a view), the input's union of a channel with
+/// `NULL` columns reached the keys statement with a column taken as never `NULL`, and
+/// writing it failed.
+#[derive(Debug)]
+struct InputTable {
+    frame: datafusion::dataframe::DataFrame,
+    schema: datafusion::arrow::datatypes::SchemaRef,
+}
+
+impl InputTable {
+    fn new(frame: datafusion::dataframe::DataFrame) -> Self {
+        let fields: Vec<Field> = frame
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect();
+        InputTable {
+            frame,
+            schema: Arc::new(datafusion::arrow::datatypes::Schema::new(fields)),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl datafusion::catalog::TableProvider for InputTable {
+    fn schema(&self) -> datafusion::arrow::datatypes::SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> datafusion::datasource::TableType {
+        datafusion::datasource::TableType::Temporary
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[datafusion::logical_expr::Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+        let plan = state
+            .create_physical_plan(self.frame.logical_plan())
+            .await?;
+        let columns = projection
+            .cloned()
+            .unwrap_or_else(|| (0..self.schema.fields().len()).collect());
+        let exprs: Vec<(Arc<dyn datafusion::physical_expr::PhysicalExpr>, String)> = columns
+            .iter()
+            .map(|&i| {
+                let name = self.schema.field(i).name().clone();
+                let column: Arc<dyn datafusion::physical_expr::PhysicalExpr> = Arc::new(
+                    datafusion::physical_expr::expressions::Column::new(&name, i),
+                );
+                (column, name)
+            })
+            .collect();
+        Ok(Arc::new(
+            datafusion::physical_plan::projection::ProjectionExec::try_new(exprs, plan)?,
+        ))
+    }
+}
+
+/// A context with the calling session's functions, settings and planner (so its
+/// statements run on the cluster) and a catalog of its own for the rounds' tables.
+fn scratch_context(session: &dyn Session) -> Result<SessionContext> {
+    let state = session
+        .as_any()
+        .downcast_ref::<SessionState>()
+        .ok_or_else(|| DataFusionError::Internal("unexpected session type".into()))?;
+    let catalogs = Arc::new(MemoryCatalogProviderList::new());
+    let state = SessionStateBuilder::new_from_existing(state.clone())
+        .with_catalog_list(catalogs)
+        .build();
+    let options = state.config().options();
+    let (catalog, schema) = (
+        options.catalog.default_catalog.clone(),
+        options.catalog.default_schema.clone(),
+    );
+    let ctx = SessionContext::new_with_state(state);
+    let provider = Arc::new(MemoryCatalogProvider::new());
+    provider.register_schema(
+        &schema,
+        Arc::new(datafusion::catalog::MemorySchemaProvider::new()),
+    )?;
+    ctx.register_catalog(catalog, provider);
+    Ok(ctx)
+}
+
+/// Writes `query`'s rows to Parquet files in the folder `path` (by the executors, when
+/// the query runs on the cluster); returns the row count.
+async fn copy_to(ctx: &SessionContext, query: &str, path: &Path) -> Result<u64> {
+    let target = format!("{}/", path.display()).replace('\'', "''");
+    let batches = ctx
+        .sql(&format!("COPY ({query}) TO '{target}' STORED AS PARQUET"))
+        .await?
+        .collect()
+        .await?;
+    Ok(batches
+        .iter()
+        .filter_map(|b| b.column(0).as_any().downcast_ref::<UInt64Array>())
+        .flat_map(|a| a.iter().flatten())
+        .sum())
+}
+
+/// Registers the Parquet folder `path`, where `rows` rows were written, as `name`;
+/// `false` when there are none (nothing to read, perhaps not even a file).
+async fn register_written(
+    ctx: &SessionContext,
+    name: &str,
+    path: &Path,
+    rows: u64,
+) -> Result<bool> {
+    if rows == 0 {
+        return Ok(false);
+    }
+    ctx.register_parquet(
+        name,
+        &format!("{}/", path.display()),
+        ParquetReadOptions::default(),
+    )
+    .await?;
+    Ok(true)
+}
+
+/// The first row's two integer columns.
+async fn two_counts(ctx: &SessionContext, sql: &str) -> Result<(i64, i64)> {
+    let batches = ctx.sql(sql).await?.collect().await?;
+    let value = |c: usize| -> i64 {
+        batches
+            .iter()
+            .find(|b| b.num_rows() > 0)
+            .and_then(|b| ScalarValue::try_from_array(b.column(c), 0).ok())
+            .and_then(|v| v.cast_to(&DataType::Int64).ok())
+            .and_then(|v| match v {
+                ScalarValue::Int64(x) => x,
+                _ => None,
+            })
+            .unwrap_or(0)
+    };
+    Ok((value(0), value(1)))
+}
+
+/// Writes the link overrides as edges (`links`); `false` when there are none.
+async fn link_edges(
+    ctx: &SessionContext,
+    overrides: &[(String, String, OverrideAction)],
+    folder: &Path,
+) -> Result<bool> {
+    let mut src = Int64Builder::new();
+    let mut dst = Int64Builder::new();
+    for (a, b, action) in overrides {
+        let (na, nb) = (node_of(a), node_of(b));
+        if *action == OverrideAction::Link && na != nb {
+            src.append_value(na.max(nb));
+            dst.append_value(na.min(nb));
+        }
+    }
+    let (src, dst) = (src.finish(), dst.finish());
+    if src.is_empty() {
+        return Ok(false);
+    }
+    let batch = RecordBatch::try_from_iter([
+        ("src", Arc::new(src) as ArrayRef),
+        ("dst", Arc::new(dst) as ArrayRef),
+    ])?;
+    let rows = batch.num_rows() as u64;
+    let path = folder.join("links");
+    ctx.read_batch(batch)?
+        .write_parquet(
+            &format!("{}/", path.display()),
+            datafusion::dataframe::DataFrameWriteOptions::new(),
+            None,
+        )
+        .await?;
+    register_written(ctx, "links", &path, rows).await
+}
+
+async fn read_overrides(
+    session: &dyn Session,
+    settings: &OneIdSettings,
+) -> Result<Vec<(String, String, OverrideAction)>> {
+    let mut out = Vec::new();
+    let Some(table) = settings.overrides() else {
+        return Ok(out);
+    };
+    let (mut s, _) = input::read_resolving(
+        session,
+        "userql.oneid_overrides",
+        table,
+        &[
+            ("record_a", Expect::Text),
+            ("record_b", Expect::Text),
+            ("action", Expect::Text),
+        ],
+    )
+    .await?;
+    while let Some(batch) = s.next().await {
+        let batch = batch?;
+        let (a, b, action) = (text(&batch, 0)?, text(&batch, 1)?, text(&batch, 2)?);
+        for i in 0..batch.num_rows() {
+            if a.is_null(i) || b.is_null(i) || action.is_null(i) {
+                continue;
+            }
+            let act = OverrideAction::parse(action.value(i)).map_err(|e| {
+                user_error(sqlstate::INVALID_PARAMETER_VALUE, format!("{table}: {e}"))
+            })?;
+            out.push((a.value(i).to_string(), b.value(i).to_string(), act));
+        }
+    }
+    Ok(out)
+}
+
+async fn read_previous(
+    session: &dyn Session,
+    settings: &OneIdSettings,
+) -> Result<Vec<(String, i64)>> {
+    let mut out = Vec::new();
+    let Some(table) = settings.previous() else {
+        return Ok(out);
+    };
+    let (mut s, _) = input::read_resolving(
+        session,
+        "userql.oneid_previous",
+        table,
+        &[("record_id", Expect::Text), ("one_id", Expect::BigInt)],
+    )
+    .await?;
+    while let Some(batch) = s.next().await {
+        let batch = batch?;
+        let ids = text(&batch, 0)?;
+        let one = batch
+            .column(1)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .ok_or_else(|| DataFusionError::Internal("one_id is not bigint".into()))?;
+        for i in 0..batch.num_rows() {
+            if !ids.is_null(i) && !one.is_null(i) {
+                out.push((ids.value(i).to_string(), one.value(i)));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Column `i` as `Utf8` (a view or large string column is cast).
+fn text(batch: &RecordBatch, i: usize) -> Result<StringArray> {
+    let column = datafusion::arrow::compute::cast(batch.column(i), &DataType::Utf8)?;
+    column
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .cloned()
+        .ok_or_else(|| DataFusionError::Internal(format!("oneid: column {i} is not text")))
+}
+
+/// A record's node: its stable hash ([`record_hash`]) as a `bigint` in the same order
+/// (the top bit flipped), so the smallest node of a customer is its anchor.
+pub fn node_of(record_id: &str) -> i64 {
+    (record_hash(record_id) ^ (1 << 63)) as i64
+}
+
+/// `oneid_key(id_type, id_value) → struct(key, junk)`, and `oneid_row(record_id, id_type,
+/// id_value)`: the row as OneID on a cluster writes it, struct(record_id, node, id_type,
+/// id_value, key, junk), every field plain text or number and nullable (so no plan can
+/// take a column of it for one that holds no NULL).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct OneIdScalar {
+    row: bool,
+    signature: Signature,
+}
+
+fn key_fields(row: bool) -> Fields {
+    let mut fields = Vec::new();
+    if row {
+        fields.push(Field::new("record_id", DataType::Utf8, true));
+        fields.push(Field::new("node", DataType::Int64, true));
+        fields.push(Field::new("id_type", DataType::Utf8, true));
+        fields.push(Field::new("id_value", DataType::Utf8, true));
+    }
+    fields.push(Field::new("key", DataType::Utf8, true));
+    fields.push(Field::new("junk", DataType::Boolean, true));
+    Fields::from(fields)
+}
+
+impl ScalarUDFImpl for OneIdScalar {
+    fn name(&self) -> &str {
+        if self.row { "oneid_row" } else { "oneid_key" }
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Struct(key_fields(self.row)))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let rows = args.number_rows;
+        let texts: Vec<StringArray> = args
+            .args
+            .iter()
+            .map(|a| {
+                let a = a.to_array(rows)?;
+                let a = datafusion::arrow::compute::cast(&a, &DataType::Utf8)?;
+                a.as_any()
+                    .downcast_ref::<StringArray>()
+                    .cloned()
+                    .ok_or_else(|| DataFusionError::Internal("not text".into()))
+            })
+            .collect::<Result<_>>()?;
+        let settings = args
+            .config_options
+            .extensions
+            .get::<UserqlSettings>()
+            .cloned()
+            .unwrap_or_default();
+        let resolver = OneIdSettings::from_session(&settings)?.resolver().clone();
+        let mut keys = RowKeys::new(&resolver);
+        let (types, values) = if self.row {
+            (&texts[1], &texts[2])
+        } else {
+            (&texts[0], &texts[1])
+        };
+        let mut key_col = StringBuilder::with_capacity(rows, rows * 72);
+        let mut junk_col = BooleanBuilder::with_capacity(rows);
+        let mut valid = Vec::with_capacity(rows);
+        let mut key = String::with_capacity(80);
+        for i in 0..rows {
+            let junk = (!types.is_null(i) && !values.is_null(i))
+                .then(|| keys.key_into(types.value(i), values.value(i), &mut key))
+                .flatten();
+            match junk {
+                Some(junk) => {
+                    key_col.append_value(&key);
+                    junk_col.append_value(junk);
+                }
+                None => {
+                    key_col.append_null();
+                    junk_col.append_null();
+                }
+            }
+            // oneid_key: NULL (and so its fields) when the value does not normalise.
+            valid.push(self.row || junk.is_some());
+        }
+        let mut columns: Vec<ArrayRef> = Vec::new();
+        if self.row {
+            let ids = &texts[0];
+            let nodes: Int64Array = (0..rows)
+                .map(|i| (!ids.is_null(i)).then(|| node_of(ids.value(i))))
+                .collect();
+            columns.push(Arc::new(ids.clone()));
+            columns.push(Arc::new(nodes));
+            columns.push(Arc::new(types.clone()));
+            columns.push(Arc::new(values.clone()));
+        }
+        columns.push(Arc::new(key_col.finish()));
+        columns.push(Arc::new(junk_col.finish()));
+        let array = StructArray::try_new(key_fields(self.row), columns, Some(valid.into()))?;
+        Ok(ColumnarValue::Array(Arc::new(array)))
+    }
+}
+
+/// Registers `oneid_key` and `oneid_row`.
+pub fn register(ctx: &SessionContext) {
+    for (row, arity) in [(false, 2), (true, 3)] {
+        ctx.register_udf(ScalarUDF::new_from_impl(OneIdScalar {
+            row,
+            signature: Signature::uniform(arity, vec![DataType::Utf8], Volatility::Stable),
+        }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nodes_keep_the_hash_order() {
+        let mut ids: Vec<String> = (0..1000).map(|i| format!("r{i}")).collect();
+        ids.sort_by_key(|r| record_hash(r));
+        let nodes: Vec<i64> = ids.iter().map(|r| node_of(r)).collect();
+        assert!(nodes.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn a_raw_value_and_its_hash_share_a_key() {
+        let mut keys = RowKeys::new(&Default::default());
+        let (mut a, mut b) = (String::new(), String::new());
+        let hashed = super::super::normalize::hash_id("phone", "13800138000", Default::default())
+            .unwrap_or_default();
+        assert_eq!(keys.key_into("Phone", "138 0013 8000", &mut a), Some(false));
+        assert_eq!(
+            keys.key_into("phone_sha256", &hashed.to_uppercase(), &mut b),
+            Some(false)
+        );
+        assert_eq!(a, b);
+        assert_eq!(keys.key_into("phone", "not a phone", &mut a), None);
+        assert_eq!(keys.key_into("device_id", "00000000", &mut a), Some(true));
+    }
+}
+
+#[cfg(test)]
+mod part_rows_tests {
+    use super::PartRows;
+
+    #[test]
+    fn rows_come_back_as_pushed() {
+        let mut rows = PartRows::default();
+        rows.push("a", Some(("phone", "1")));
+        rows.push("b", None);
+        rows.push("c", Some(("email", "x@y")));
+        rows.push("c", None);
+        let back: Vec<_> = rows.iter().collect();
+        assert_eq!(
+            back,
+            vec![
+                ("a", Some(("phone", "1"))),
+                ("b", None),
+                ("c", Some(("email", "x@y"))),
+                ("c", None)
+            ]
+        );
+    }
+}
