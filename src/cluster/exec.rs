@@ -22,6 +22,7 @@ use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::placeholder_row::PlaceholderRowExec;
 use datafusion::physical_plan::repartition::RepartitionExec;
+use datafusion::physical_plan::scalar_subquery::ScalarSubqueryExec;
 use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
@@ -108,6 +109,13 @@ fn reads_files_only(plan: &Arc<dyn ExecutionPlan>) -> bool {
         {
             // Through Ballista's shuffle, rows of a round-robin repartition came back
             // more than once (a LIMIT 3 gave 5 rows): such a plan runs here.
+            other = true;
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        if node.is::<ScalarSubqueryExec>() {
+            // It writes, but an executor cannot read it back: its subquery expressions
+            // are only decoded inside a stage that holds the subquery, and Ballista's
+            // stages split them apart.
             other = true;
             return Ok(TreeNodeRecursion::Stop);
         }
