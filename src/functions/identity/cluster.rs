@@ -129,8 +129,8 @@ pub(super) async fn resolve(
     })?;
     let ctx = scratch_context(session)?;
     ctx.register_table("oneid_input", Arc::new(InputTable::new(frame)))?;
-    let overrides = read_overrides(session, settings).await?;
-    let previous = read_previous(session, settings).await?;
+    let overrides = super::table::read_overrides(session, settings).await?;
+    let previous = super::table::read_previous(session, settings).await?;
     let mut stats = ClusterStats::default();
 
     // 1. Keys.
@@ -163,11 +163,22 @@ pub(super) async fn resolve(
         ));
     }
     let max = settings.resolver().max_records_per_value;
-    ctx.sql(&format!(
-        "CREATE VIEW usable AS SELECT key FROM keys WHERE key IS NOT NULL GROUP BY key \
-         HAVING NOT bool_or(junk) AND count(DISTINCT record_id) <= {max}"
-    ))
+    // Written once: the edges and the parts both read it, and its distinct count is the
+    // costliest aggregate of the run.
+    let usable = folder.0.join("usable");
+    let rows = copy_to(
+        &ctx,
+        &format!(
+            "SELECT key FROM keys WHERE key IS NOT NULL GROUP BY key \
+             HAVING NOT bool_or(junk) AND count(DISTINCT record_id) <= {max}"
+        ),
+        &usable,
+    )
     .await?;
+    if !register_written(&ctx, "usable", &usable, rows).await? {
+        ctx.sql("CREATE VIEW usable AS SELECT key FROM keys WHERE false")
+            .await?;
+    }
 
     // 2. Edges: each usable key's holders to its smallest node, and the link overrides.
     let links = link_edges(&ctx, &overrides, &folder.0).await?;
@@ -276,7 +287,11 @@ pub(super) async fn resolve(
             .as_any()
             .downcast_ref::<Int64Array>()
             .ok_or_else(|| DataFusionError::Internal("oneid: part is not bigint".into()))?;
-        let (records, types, values) = (text(&batch, 1)?, text(&batch, 2)?, text(&batch, 3)?);
+        let (records, types, values) = (
+            super::table::text(&batch, 1)?,
+            super::table::text(&batch, 2)?,
+            super::table::text(&batch, 3)?,
+        );
         for i in 0..batch.num_rows() {
             let p = part.value(i);
             if last_part != Some(p) && chunk.len() >= PART_ROWS {
@@ -531,83 +546,6 @@ async fn link_edges(
         )
         .await?;
     register_written(ctx, "links", &path, rows).await
-}
-
-async fn read_overrides(
-    session: &dyn Session,
-    settings: &OneIdSettings,
-) -> Result<Vec<(String, String, OverrideAction)>> {
-    let mut out = Vec::new();
-    let Some(table) = settings.overrides() else {
-        return Ok(out);
-    };
-    let (mut s, _) = input::read_resolving(
-        session,
-        "userql.oneid_overrides",
-        table,
-        &[
-            ("record_a", Expect::Text),
-            ("record_b", Expect::Text),
-            ("action", Expect::Text),
-        ],
-    )
-    .await?;
-    while let Some(batch) = s.next().await {
-        let batch = batch?;
-        let (a, b, action) = (text(&batch, 0)?, text(&batch, 1)?, text(&batch, 2)?);
-        for i in 0..batch.num_rows() {
-            if a.is_null(i) || b.is_null(i) || action.is_null(i) {
-                continue;
-            }
-            let act = OverrideAction::parse(action.value(i)).map_err(|e| {
-                user_error(sqlstate::INVALID_PARAMETER_VALUE, format!("{table}: {e}"))
-            })?;
-            out.push((a.value(i).to_string(), b.value(i).to_string(), act));
-        }
-    }
-    Ok(out)
-}
-
-async fn read_previous(
-    session: &dyn Session,
-    settings: &OneIdSettings,
-) -> Result<Vec<(String, i64)>> {
-    let mut out = Vec::new();
-    let Some(table) = settings.previous() else {
-        return Ok(out);
-    };
-    let (mut s, _) = input::read_resolving(
-        session,
-        "userql.oneid_previous",
-        table,
-        &[("record_id", Expect::Text), ("one_id", Expect::BigInt)],
-    )
-    .await?;
-    while let Some(batch) = s.next().await {
-        let batch = batch?;
-        let ids = text(&batch, 0)?;
-        let one = batch
-            .column(1)
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .ok_or_else(|| DataFusionError::Internal("one_id is not bigint".into()))?;
-        for i in 0..batch.num_rows() {
-            if !ids.is_null(i) && !one.is_null(i) {
-                out.push((ids.value(i).to_string(), one.value(i)));
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Column `i` as `Utf8` (a view or large string column is cast).
-fn text(batch: &RecordBatch, i: usize) -> Result<StringArray> {
-    let column = datafusion::arrow::compute::cast(batch.column(i), &DataType::Utf8)?;
-    column
-        .as_any()
-        .downcast_ref::<StringArray>()
-        .cloned()
-        .ok_or_else(|| DataFusionError::Internal(format!("oneid: column {i} is not text")))
 }
 
 /// A record's node: its stable hash ([`record_hash`]) as a `bigint` in the same order

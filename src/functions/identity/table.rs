@@ -71,9 +71,7 @@ impl OneIdSettings {
             previous: table("oneid_previous"),
         })
     }
-}
 
-impl OneIdSettings {
     /// The resolver's knobs.
     pub fn resolver(&self) -> &ResolverConfig {
         &self.resolver
@@ -273,58 +271,11 @@ async fn compute(
     let partitions = readers.len();
     let mut graph = builder.finish(readers).map_err(oneid_error)?;
     let joining = started.elapsed();
-    if let Some(table) = &settings.overrides {
-        let (mut s, _) = input::read_resolving(
-            state,
-            "userql.oneid_overrides",
-            table,
-            &[
-                ("record_a", Expect::Text),
-                ("record_b", Expect::Text),
-                ("action", Expect::Text),
-            ],
-        )
-        .await?;
-        while let Some(batch) = s.next().await {
-            let batch = batch?;
-            let (a, b, action) = (text(&batch, 0)?, text(&batch, 1)?, text(&batch, 2)?);
-            for i in 0..batch.num_rows() {
-                if a.is_null(i) || b.is_null(i) || action.is_null(i) {
-                    continue;
-                }
-                let act = OverrideAction::parse(action.value(i)).map_err(|e| {
-                    user_error(sqlstate::INVALID_PARAMETER_VALUE, format!("{table}: {e}"))
-                })?;
-                graph
-                    .add_override(a.value(i), b.value(i), act)
-                    .map_err(oneid_error)?;
-            }
-        }
+    for (a, b, action) in read_overrides(state, settings).await? {
+        graph.add_override(&a, &b, action).map_err(oneid_error)?;
     }
-    if let Some(table) = &settings.previous {
-        let (mut s, _) = input::read_resolving(
-            state,
-            "userql.oneid_previous",
-            table,
-            &[("record_id", Expect::Text), ("one_id", Expect::BigInt)],
-        )
-        .await?;
-        while let Some(batch) = s.next().await {
-            let batch = batch?;
-            let ids = text(&batch, 0)?;
-            let one = batch
-                .column(1)
-                .as_any()
-                .downcast_ref::<Int64Array>()
-                .ok_or_else(|| DataFusionError::Internal("one_id is not bigint".into()))?;
-            for i in 0..batch.num_rows() {
-                if !ids.is_null(i) && !one.is_null(i) {
-                    graph
-                        .add_previous(ids.value(i), one.value(i))
-                        .map_err(oneid_error)?;
-                }
-            }
-        }
+    for (record, one_id) in read_previous(state, settings).await? {
+        graph.add_previous(&record, one_id).map_err(oneid_error)?;
     }
     graph.shrink_to_fit();
     // The readers' and shards' buffers, freed on their threads' arenas (with many
@@ -524,12 +475,82 @@ impl TextColumn for StringArray {
     }
 }
 
-/// Column `i`, which `input::read` has already cast to `Utf8`.
-fn text(batch: &RecordBatch, i: usize) -> Result<&StringArray> {
-    batch
-        .column(i)
+/// The `userql.oneid_overrides` rows, `(record_a, record_b, action)`.
+pub(super) async fn read_overrides(
+    session: &dyn Session,
+    settings: &OneIdSettings,
+) -> Result<Vec<(String, String, OverrideAction)>> {
+    let mut out = Vec::new();
+    let Some(table) = settings.overrides() else {
+        return Ok(out);
+    };
+    let (mut s, _) = input::read_resolving(
+        session,
+        "userql.oneid_overrides",
+        table,
+        &[
+            ("record_a", Expect::Text),
+            ("record_b", Expect::Text),
+            ("action", Expect::Text),
+        ],
+    )
+    .await?;
+    while let Some(batch) = s.next().await {
+        let batch = batch?;
+        let (a, b, action) = (text(&batch, 0)?, text(&batch, 1)?, text(&batch, 2)?);
+        for i in 0..batch.num_rows() {
+            if a.is_null(i) || b.is_null(i) || action.is_null(i) {
+                continue;
+            }
+            let act = OverrideAction::parse(action.value(i)).map_err(|e| {
+                user_error(sqlstate::INVALID_PARAMETER_VALUE, format!("{table}: {e}"))
+            })?;
+            out.push((a.value(i).to_string(), b.value(i).to_string(), act));
+        }
+    }
+    Ok(out)
+}
+
+/// The `userql.oneid_previous` rows, `(record_id, one_id)`.
+pub(super) async fn read_previous(
+    session: &dyn Session,
+    settings: &OneIdSettings,
+) -> Result<Vec<(String, i64)>> {
+    let mut out = Vec::new();
+    let Some(table) = settings.previous() else {
+        return Ok(out);
+    };
+    let (mut s, _) = input::read_resolving(
+        session,
+        "userql.oneid_previous",
+        table,
+        &[("record_id", Expect::Text), ("one_id", Expect::BigInt)],
+    )
+    .await?;
+    while let Some(batch) = s.next().await {
+        let batch = batch?;
+        let ids = text(&batch, 0)?;
+        let one = batch
+            .column(1)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .ok_or_else(|| DataFusionError::Internal("one_id is not bigint".into()))?;
+        for i in 0..batch.num_rows() {
+            if !ids.is_null(i) && !one.is_null(i) {
+                out.push((ids.value(i).to_string(), one.value(i)));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Column `i` as `Utf8` (a view or large string column is cast).
+pub(super) fn text(batch: &RecordBatch, i: usize) -> Result<StringArray> {
+    let column = datafusion::arrow::compute::cast(batch.column(i), &DataType::Utf8)?;
+    column
         .as_any()
         .downcast_ref::<StringArray>()
+        .cloned()
         .ok_or_else(|| DataFusionError::Internal(format!("column {i} is not text")))
 }
 
