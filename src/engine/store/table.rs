@@ -76,7 +76,7 @@ impl Version {
             .table
             .get_file_uris()
             .ok()?
-            .map(|uri| ListingTableUrl::parse(uri))
+            .map(ListingTableUrl::parse)
             .collect::<Result<_>>()
             .ok()?;
         if files.is_empty() {

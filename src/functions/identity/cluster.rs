@@ -223,9 +223,8 @@ pub(super) async fn resolve(
         }
         stats.rounds += 1;
         let r = stats.rounds;
-        let neighbours = format!(
-            "SELECT src AS u, dst AS v FROM {{e}} UNION ALL SELECT dst AS u, src AS v FROM {{e}}"
-        );
+        let neighbours =
+            "SELECT src AS u, dst AS v FROM {e} UNION ALL SELECT dst AS u, src AS v FROM {e}";
         let large = format!(
             "WITH n AS ({}), m AS (SELECT u, least(u, min(v)) AS m FROM n GROUP BY u) \
              SELECT DISTINCT n.v AS src, m.m AS dst FROM n JOIN m ON n.u = m.u \

@@ -358,13 +358,14 @@ mod tests {
         }
     }
 
-    fn arb_input() -> impl Strategy<
-        Value = (
-            Vec<Row>,
-            Vec<(String, String, OverrideAction)>,
-            Vec<(String, i64)>,
-        ),
-    > {
+    /// Identifier rows, overrides and earlier ids.
+    type Input = (
+        Vec<Row>,
+        Vec<(String, String, OverrideAction)>,
+        Vec<(String, i64)>,
+    );
+
+    fn arb_input() -> impl Strategy<Value = Input> {
         let row = (0u8..40, 0u8..5, 0u8..12).prop_map(|(r, t, v)| {
             let types = ["phone", "email", "member_no", "device_id", "email_sha256"];
             let t = types[t as usize];
