@@ -112,25 +112,13 @@ async fn queries_over_channels_run_on_the_executors_and_errors_keep_their_sqlsta
     let sql = "SELECT channel, count(*), count(DISTINCT record_id) FROM public.orders \
                GROUP BY channel ORDER BY channel";
     let before = jobs(scheduler).await;
-    let rows = |rows: Vec<tokio_postgres::SimpleQueryMessage>| -> Vec<Vec<String>> {
-        rows.into_iter()
-            .filter_map(|m| match m {
-                tokio_postgres::SimpleQueryMessage::Row(r) => Some(
-                    (0..r.len())
-                        .map(|i| r.get(i).unwrap_or("NULL").to_string())
-                        .collect(),
-                ),
-                _ => None,
-            })
-            .collect()
-    };
-    let from_cluster = rows(c.simple_query(sql).await.unwrap());
+    let from_cluster = text_rows(&c, sql).await;
     assert!(
         jobs(scheduler).await > before,
         "the query did not run on the cluster"
     );
     assert!(!from_cluster.is_empty());
-    assert_eq!(from_cluster, rows(h.simple_query(sql).await.unwrap()));
+    assert_eq!(from_cluster, text_rows(&h, sql).await);
     // Raised on an executor, seen as on one machine.
     for (sql, code) in [
         (
