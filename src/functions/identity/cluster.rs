@@ -556,7 +556,8 @@ pub fn node_of(record_id: &str) -> i64 {
 /// `oneid_key(id_type, id_value) → struct(key, junk)`, and `oneid_row(record_id, id_type,
 /// id_value)`: the row as OneID on a cluster writes it, struct(record_id, node, id_type,
 /// id_value, key, junk), every field plain text or number and nullable (so no plan can
-/// take a column of it for one that holds no NULL).
+/// take a column of it for one that holds no NULL). Registered on every node for the
+/// rounds' statements, not listed among the documented functions (`\df`).
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct OneIdScalar {
     row: bool,

@@ -79,22 +79,6 @@ pub const DOCS: &[FunctionDoc] = &[
         volatility: 'i',
     },
     FunctionDoc {
-        name: "oneid_key",
-        kind: FunctionKind::Scalar,
-        arguments: "id_type text, id_value text",
-        result: "record",
-        description: "(key text, junk boolean): the key OneID links an identifier by (family and SHA-256 of the normal form; NULL when it does not normalise) and whether it is junk or blocked",
-        volatility: 's',
-    },
-    FunctionDoc {
-        name: "oneid_row",
-        kind: FunctionKind::Scalar,
-        arguments: "record_id text, id_type text, id_value text",
-        result: "record",
-        description: "(record_id text, node bigint, id_type text, id_value text, key text, junk boolean): an identifier row as OneID on a cluster writes it, with its record's node (the stable hash as an order-keeping bigint) and its oneid_key",
-        volatility: 's',
-    },
-    FunctionDoc {
         name: "mask_email",
         kind: FunctionKind::Scalar,
         arguments: "email text",
