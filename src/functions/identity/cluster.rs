@@ -47,7 +47,7 @@ use super::table::OneIdSettings;
 use crate::cluster::ClusterWork;
 use crate::engine::settings::UserqlSettings;
 use crate::error::sqlstate;
-use crate::functions::input::{self, Expect, user_error};
+use crate::functions::input::{self, user_error};
 
 /// Rounds after which the loop gives up (large-star / small-star needs O(log² n)).
 const MAX_ROUNDS: usize = 200;
@@ -57,11 +57,11 @@ const PART_ROWS: usize = 1 << 20;
 
 /// What a distributed resolution did, for the log and the benchmark.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct ClusterStats {
-    pub rounds: usize,
-    pub edges_written: u64,
-    pub parts: usize,
-    pub bytes_written: u64,
+struct ClusterStats {
+    rounds: usize,
+    edges_written: u64,
+    parts: usize,
+    bytes_written: u64,
 }
 
 /// Bytes of the files under `dir`.
@@ -106,17 +106,8 @@ pub(super) async fn resolve(
     work: &ClusterWork,
 ) -> Result<Vec<PartwiseRow>> {
     let started = std::time::Instant::now();
-    let (frame, _) = input::frame_resolving(
-        session,
-        "oneid",
-        input,
-        &[
-            ("record_id", Expect::Text),
-            ("id_type", Expect::Text),
-            ("id_value", Expect::Text),
-        ],
-    )
-    .await?;
+    let (frame, _) =
+        input::frame_resolving(session, "oneid", input, &super::table::INPUT_COLUMNS).await?;
     let folder = WorkFolder(work.dir.join(call_folder_name()));
     std::fs::create_dir_all(&folder.0).map_err(|e| {
         user_error(
@@ -193,9 +184,7 @@ pub(super) async fn resolve(
             "SELECT DISTINCT src, dst FROM ({edges_sql} UNION ALL SELECT src, dst FROM links)"
         );
     }
-    let written = copy_to(&ctx, &edges_sql, &edges).await?;
-    stats.edges_written += written;
-    let mut current = register_written(&ctx, "edges_0", &edges, written)
+    let mut current = write_edges(&ctx, &mut stats, "edges_0", &edges_sql, &edges)
         .await?
         .then(|| "edges_0".to_string());
 
@@ -231,11 +220,9 @@ pub(super) async fn resolve(
              WHERE n.v > n.u AND n.v <> m.m",
             neighbours.replace("{e}", &e)
         );
-        let large_path = folder.0.join(format!("large-{r}"));
-        let written = copy_to(&ctx, &large, &large_path).await?;
-        stats.edges_written += written;
         let large_name = format!("large_{r}");
-        if !register_written(&ctx, &large_name, &large_path, written).await? {
+        let large_path = folder.0.join(&large_name);
+        if !write_edges(&ctx, &mut stats, &large_name, &large, &large_path).await? {
             // Each edge (v, u) gives (v, m(u)) with m(u) <= u < v: never none.
             return Err(DataFusionError::Internal(
                 "oneid on the cluster: large-star wrote no edges".into(),
@@ -249,11 +236,9 @@ pub(super) async fn resolve(
                UNION ALL SELECT u AS src, m AS dst FROM m)",
             neighbours.replace("{e}", &large_name)
         );
-        let small_path = folder.0.join(format!("small-{r}"));
-        let written = copy_to(&ctx, &small, &small_path).await?;
-        stats.edges_written += written;
         let small_name = format!("small_{r}");
-        current = register_written(&ctx, &small_name, &small_path, written)
+        let small_path = folder.0.join(&small_name);
+        current = write_edges(&ctx, &mut stats, &small_name, &small, &small_path)
             .await?
             .then_some(small_name);
     }
@@ -472,6 +457,20 @@ async fn copy_to(ctx: &SessionContext, query: &str, path: &Path) -> Result<u64> 
         .filter_map(|b| b.column(0).as_any().downcast_ref::<UInt64Array>())
         .flat_map(|a| a.iter().flatten())
         .sum())
+}
+
+/// Writes one round's edges (`query`) to `path`, counts them, and registers them as
+/// `name`; `false` when there are none.
+async fn write_edges(
+    ctx: &SessionContext,
+    stats: &mut ClusterStats,
+    name: &str,
+    query: &str,
+    path: &Path,
+) -> Result<bool> {
+    let written = copy_to(ctx, query, path).await?;
+    stats.edges_written += written;
+    register_written(ctx, name, path, written).await
 }
 
 /// Registers the Parquet folder `path`, where `rows` rows were written, as `name`;

@@ -88,6 +88,13 @@ impl OneIdSettings {
     }
 }
 
+/// The input columns of `oneid` and `oneid_links`.
+pub(super) const INPUT_COLUMNS: [(&str, Expect); 3] = [
+    ("record_id", Expect::Text),
+    ("id_type", Expect::Text),
+    ("id_value", Expect::Text),
+];
+
 fn output_schema(kind: Kind) -> SchemaRef {
     Arc::new(match kind {
         Kind::Resolve => Schema::new(vec![
@@ -237,17 +244,8 @@ async fn compute(
     let mut builder = GraphBuilder::new(settings.resolver.thread_count());
     // Relation names are read unmasked (OneID resolves on real values for every role);
     // then identifier values this function returns are masked for a masked session.
-    let (streams, lifted) = input::read_partitions_resolving(
-        state,
-        function,
-        input,
-        &[
-            ("record_id", Expect::Text),
-            ("id_type", Expect::Text),
-            ("id_value", Expect::Text),
-        ],
-    )
-    .await?;
+    let (streams, lifted) =
+        input::read_partitions_resolving(state, function, input, &INPUT_COLUMNS).await?;
     let mask = lifted
         .then(|| crate::engine::masked_table::session_mask(state))
         .flatten();
