@@ -2,9 +2,10 @@
 //! distributed SQL, then resolved here part by part ([`partwise`](super::partwise)).
 //!
 //! 1. **Keys**: every input row with its record's node (its stable hash as an
-//!    order-keeping `bigint`, [`node_of`]) and its linking key (`oneid_key`: the family
-//!    and SHA-256 of the normal form, so a raw phone meets its hash) is written to
-//!    Parquet in a work folder the executors share (`oneid_row` gives the whole row).
+//!    order-keeping `bigint`, [`node_of`]) and its linking key (the family and SHA-256
+//!    of the normal form, so a raw phone meets its hash; as a 128-bit digest,
+//!    [`key_digest`]) is written to Parquet in a work folder the executors share
+//!    (`oneid_row` gives the whole row).
 //! 2. **Edges**: each usable key (not junk, held by 2..=`oneid_max_records_per_value`
 //!    records) links its holders to its smallest node; link overrides add theirs.
 //! 3. **Large-star / small-star** (Kiveris et al., "Connected Components in MapReduce
@@ -23,7 +24,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{
     Array, ArrayRef, BooleanBuilder, Int64Array, Int64Builder, RecordBatch, StringArray,
-    StringBuilder, StructArray, UInt64Array,
+    StructArray, UInt64Array,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Fields};
 use datafusion::catalog::{
@@ -36,8 +37,10 @@ use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
+use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use futures::StreamExt;
+use sha2::{Digest, Sha256};
 
 use super::graph::OverrideAction;
 use super::keys::RowKeys;
@@ -124,28 +127,38 @@ pub(super) async fn resolve(
     let previous = super::table::read_previous(session, settings).await?;
     let mut stats = ClusterStats::default();
 
-    // 1. Keys.
+    // 1. Keys. `oneid_row` is called once per row: its struct is written whole and
+    // read through a view. (Selecting its fields in the writing statement had the
+    // optimiser push each field access, and so a call of the function, into the scan:
+    // one call per field.)
     let keys = folder.0.join("keys");
     let rows = copy_to(
         &ctx,
-        "SELECT x['record_id'] AS record_id, x['node'] AS node, x['id_type'] AS id_type, \
-                x['id_value'] AS id_value, x['key'] AS key, x['junk'] AS junk \
-         FROM (SELECT oneid_row(record_id, id_type, id_value) AS x \
-               FROM oneid_input WHERE record_id IS NOT NULL)",
+        "SELECT oneid_row(record_id, id_type, id_value) AS x \
+         FROM oneid_input WHERE record_id IS NOT NULL",
         &keys,
     )
     .await?;
-    if !register_written(&ctx, "keys", &keys, rows).await? {
+    if !register_written(&ctx, "keys_written", &keys, rows).await? {
         return Ok(Vec::new());
     }
-    let (records, nodes) = two_counts(
-        &ctx,
-        "SELECT count(DISTINCT record_id), count(DISTINCT node) FROM keys",
+    ctx.sql(
+        "CREATE VIEW keys AS SELECT x['record_id'] AS record_id, x['node'] AS node, \
+                x['id_type'] AS id_type, x['id_value'] AS id_value, x['key_hi'] AS key_hi, \
+                x['key_lo'] AS key_lo, x['junk'] AS junk FROM keys_written",
     )
     .await?;
-    if records != nodes {
-        // Two record ids with one 64-bit hash (about 1 in 10⁷ at 10⁶ records): the
-        // node order would not be the canonical one.
+    step(&started, "keys written", rows);
+    // Two record ids with one 64-bit hash (about 1 in 10⁷ at 10⁶ records) would leave
+    // the node order not the canonical one. Grouped by node (min and max, no distinct
+    // count: that would gather every record id in one place).
+    let (shared, _) = two_counts(
+        &ctx,
+        "SELECT count(*), 0 FROM (SELECT node FROM keys GROUP BY node \
+                                  HAVING min(record_id) <> max(record_id))",
+    )
+    .await?;
+    if shared > 0 {
         return Err(user_error(
             sqlstate::FEATURE_NOT_SUPPORTED,
             "oneid on the cluster: two record ids share a stable hash; run it on one machine \
@@ -154,30 +167,37 @@ pub(super) async fn resolve(
         ));
     }
     let max = settings.resolver().max_records_per_value;
-    // Written once: the edges and the parts both read it, and its distinct count is the
-    // costliest aggregate of the run.
+    // Each usable key with its smallest holder, written once: the edges and the parts
+    // both read it. Grouped by (key, node) first, then by key: a node stands for its
+    // record (no two share one, checked above), so counting the groups counts the
+    // holders without a distinct count per key.
     let usable = folder.0.join("usable");
     let rows = copy_to(
         &ctx,
         &format!(
-            "SELECT key FROM keys WHERE key IS NOT NULL GROUP BY key \
-             HAVING NOT bool_or(junk) AND count(DISTINCT record_id) <= {max}"
+            "SELECT key_hi, key_lo, min(node) AS first, count(*) AS holders \
+             FROM (SELECT key_hi, key_lo, node, bool_or(junk) AS junk FROM keys \
+                   WHERE key_hi IS NOT NULL GROUP BY key_hi, key_lo, node) \
+             GROUP BY key_hi, key_lo HAVING NOT bool_or(junk) AND count(*) <= {max}"
         ),
         &usable,
     )
     .await?;
+    step(&started, "usable keys written", rows);
     if !register_written(&ctx, "usable", &usable, rows).await? {
-        ctx.sql("CREATE VIEW usable AS SELECT key FROM keys WHERE false")
-            .await?;
+        ctx.sql(
+            "CREATE VIEW usable AS SELECT key_hi, key_lo, CAST(NULL AS BIGINT) AS first, \
+             CAST(NULL AS BIGINT) AS holders FROM keys WHERE false",
+        )
+        .await?;
     }
 
     // 2. Edges: each usable key's holders to its smallest node, and the link overrides.
     let links = link_edges(&ctx, &overrides, &folder.0).await?;
     let edges = folder.0.join("edges-0");
-    let mut edges_sql = "SELECT DISTINCT k.node AS src, s.m AS dst FROM keys k \
-         JOIN (SELECT key, min(node) AS m FROM keys WHERE key IN (SELECT key FROM usable) \
-               GROUP BY key HAVING count(DISTINCT node) > 1) s ON k.key = s.key \
-         WHERE k.node <> s.m"
+    let mut edges_sql = "SELECT DISTINCT k.node AS src, u.first AS dst FROM keys k \
+         JOIN usable u ON k.key_hi = u.key_hi AND k.key_lo = u.key_lo \
+         WHERE u.holders > 1 AND k.node <> u.first"
         .to_string();
     if links {
         edges_sql = format!(
@@ -187,6 +207,7 @@ pub(super) async fn resolve(
     let mut current = write_edges(&ctx, &mut stats, "edges_0", &edges_sql, &edges)
         .await?
         .then(|| "edges_0".to_string());
+    step(&started, "first edges written", stats.edges_written);
 
     // 3. Large-star / small-star until every edge points at a root.
     while let Some(e) = current.clone() {
@@ -197,7 +218,8 @@ pub(super) async fn resolve(
             &format!(
                 "SELECT x.chained, y.forked FROM \
                    (SELECT count(*) AS chained FROM {e} a JOIN {e} b ON a.dst = b.src) x \
-                 CROSS JOIN (SELECT count(*) - count(DISTINCT src) AS forked FROM {e}) y"
+                 CROSS JOIN (SELECT count(*) AS forked FROM \
+                   (SELECT src FROM {e} GROUP BY src HAVING count(*) > 1)) y"
             ),
         )
         .await?;
@@ -241,6 +263,7 @@ pub(super) async fn resolve(
         current = write_edges(&ctx, &mut stats, &small_name, &small, &small_path)
             .await?
             .then_some(small_name);
+        step(&started, &format!("round {r} done"), stats.edges_written);
     }
 
     // 4. Parts: usable rows by component, resolved whole components at a time.
@@ -253,9 +276,9 @@ pub(super) async fn resolve(
         .sql(&format!(
             "WITH labels AS ({labels}) \
              SELECT coalesce(l.label, k.node) AS part, k.record_id, \
-                    CASE WHEN u.key IS NULL THEN NULL ELSE k.id_type END AS id_type, \
-                    CASE WHEN u.key IS NULL THEN NULL ELSE k.id_value END AS id_value \
-             FROM keys k LEFT JOIN usable u ON k.key = u.key \
+                    CASE WHEN u.first IS NULL THEN NULL ELSE k.id_type END AS id_type, \
+                    CASE WHEN u.first IS NULL THEN NULL ELSE k.id_value END AS id_value \
+             FROM keys k LEFT JOIN usable u ON k.key_hi = u.key_hi AND k.key_lo = u.key_lo \
                          LEFT JOIN labels l ON k.node = l.node \
              ORDER BY part"
         ))
@@ -266,6 +289,9 @@ pub(super) async fn resolve(
     let mut last_part: Option<i64> = None;
     while let Some(batch) = stream.next().await {
         let batch = batch?;
+        if last_part.is_none() {
+            step(&started, "parts streaming", batch.num_rows() as u64);
+        }
         let part = batch
             .column(0)
             .as_any()
@@ -292,6 +318,7 @@ pub(super) async fn resolve(
         resolution = resolve_part(resolution, chunk).await?;
         stats.parts += 1;
     }
+    step(&started, "parts resolved", stats.parts as u64);
     let rows = input::blocking(move || resolution.finish(&previous)).await?;
     stats.bytes_written = folder_bytes(&folder.0);
     tracing::info!(
@@ -305,6 +332,15 @@ pub(super) async fn resolve(
         stats.bytes_written,
     );
     Ok(rows)
+}
+
+/// Logs a step of the run (debug): how far into the call, and a count of what it wrote.
+fn step(started: &std::time::Instant, what: &str, count: u64) {
+    tracing::debug!(
+        at_s = started.elapsed().as_secs_f64(),
+        count,
+        "oneid on the cluster: {what}"
+    );
 }
 
 /// The rows of one part, their text kept in one buffer.
@@ -395,8 +431,15 @@ impl datafusion::catalog::TableProvider for InputTable {
         _filters: &[datafusion::logical_expr::Expr],
         _limit: Option<usize>,
     ) -> Result<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
-        let plan = state
-            .create_physical_plan(self.frame.logical_plan())
+        // Planned as a part of the statement over it, not sent to the cluster on its
+        // own: that statement then goes whole (the keys are made on the executors).
+        let state = state
+            .as_any()
+            .downcast_ref::<SessionState>()
+            .ok_or_else(|| DataFusionError::Internal("unexpected session type".into()))?;
+        let logical = state.optimize(self.frame.logical_plan())?;
+        let plan = DefaultPhysicalPlanner::default()
+            .create_physical_plan(&logical, state)
             .await?;
         let columns = projection
             .cloned()
@@ -552,33 +595,46 @@ pub fn node_of(record_id: &str) -> i64 {
     (record_hash(record_id) ^ (1 << 63)) as i64
 }
 
-/// `oneid_key(id_type, id_value) → struct(key, junk)`, and `oneid_row(record_id, id_type,
-/// id_value)`: the row as OneID on a cluster writes it, struct(record_id, node, id_type,
-/// id_value, key, junk), every field plain text or number and nullable (so no plan can
-/// take a column of it for one that holds no NULL). Registered on every node for the
-/// rounds' statements, not listed among the documented functions (`\df`).
+/// The 128-bit digest a linking key travels as: the first 16 bytes of the SHA-256 of
+/// its text, as two `bigint`s. Two keys share one by chance with odds near n²/2¹²⁹
+/// (10⁻²¹ at 10⁹ keys); grouping and joining two integers moves and hashes a fifth of
+/// the bytes of the 70-character text.
+fn key_digest(key: &str) -> (i64, i64) {
+    let digest = Sha256::digest(key.as_bytes());
+    let half = |at: usize| {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(&digest[at..at + 8]);
+        i64::from_be_bytes(bytes)
+    };
+    (half(0), half(8))
+}
+
+/// `oneid_row(record_id, id_type, id_value)`: the row as OneID on a cluster writes it,
+/// struct(record_id, node, id_type, id_value, key_hi, key_lo, junk) — the linking key
+/// ([`RowKeys::key_into`]) as its [`key_digest`], NULL with `junk` when the value does
+/// not normalise. Every field is plain text or number and nullable (so no plan can take
+/// a column of it for one that holds no NULL). Registered on every node for the
+/// statements of a run, not listed among the documented functions (`\df`).
 #[derive(Debug, PartialEq, Eq, Hash)]
-struct OneIdScalar {
-    row: bool,
+struct OneIdRow {
     signature: Signature,
 }
 
-fn key_fields(row: bool) -> Fields {
-    let mut fields = Vec::new();
-    if row {
-        fields.push(Field::new("record_id", DataType::Utf8, true));
-        fields.push(Field::new("node", DataType::Int64, true));
-        fields.push(Field::new("id_type", DataType::Utf8, true));
-        fields.push(Field::new("id_value", DataType::Utf8, true));
-    }
-    fields.push(Field::new("key", DataType::Utf8, true));
-    fields.push(Field::new("junk", DataType::Boolean, true));
-    Fields::from(fields)
+fn row_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("record_id", DataType::Utf8, true),
+        Field::new("node", DataType::Int64, true),
+        Field::new("id_type", DataType::Utf8, true),
+        Field::new("id_value", DataType::Utf8, true),
+        Field::new("key_hi", DataType::Int64, true),
+        Field::new("key_lo", DataType::Int64, true),
+        Field::new("junk", DataType::Boolean, true),
+    ])
 }
 
-impl ScalarUDFImpl for OneIdScalar {
+impl ScalarUDFImpl for OneIdRow {
     fn name(&self) -> &str {
-        if self.row { "oneid_row" } else { "oneid_key" }
+        "oneid_row"
     }
 
     fn signature(&self) -> &Signature {
@@ -586,7 +642,7 @@ impl ScalarUDFImpl for OneIdScalar {
     }
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
-        Ok(DataType::Struct(key_fields(self.row)))
+        Ok(DataType::Struct(row_fields()))
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
@@ -611,14 +667,10 @@ impl ScalarUDFImpl for OneIdScalar {
             .unwrap_or_default();
         let resolver = OneIdSettings::from_session(&settings)?.resolver().clone();
         let mut keys = RowKeys::new(&resolver);
-        let (types, values) = if self.row {
-            (&texts[1], &texts[2])
-        } else {
-            (&texts[0], &texts[1])
-        };
-        let mut key_col = StringBuilder::with_capacity(rows, rows * 72);
+        let (ids, types, values) = (&texts[0], &texts[1], &texts[2]);
+        let mut key_hi = Int64Builder::with_capacity(rows);
+        let mut key_lo = Int64Builder::with_capacity(rows);
         let mut junk_col = BooleanBuilder::with_capacity(rows);
-        let mut valid = Vec::with_capacity(rows);
         let mut key = String::with_capacity(80);
         for i in 0..rows {
             let junk = (!types.is_null(i) && !values.is_null(i))
@@ -626,43 +678,40 @@ impl ScalarUDFImpl for OneIdScalar {
                 .flatten();
             match junk {
                 Some(junk) => {
-                    key_col.append_value(&key);
+                    let (hi, lo) = key_digest(&key);
+                    key_hi.append_value(hi);
+                    key_lo.append_value(lo);
                     junk_col.append_value(junk);
                 }
                 None => {
-                    key_col.append_null();
+                    key_hi.append_null();
+                    key_lo.append_null();
                     junk_col.append_null();
                 }
             }
-            // oneid_key: NULL (and so its fields) when the value does not normalise.
-            valid.push(self.row || junk.is_some());
         }
-        let mut columns: Vec<ArrayRef> = Vec::new();
-        if self.row {
-            let ids = &texts[0];
-            let nodes: Int64Array = (0..rows)
-                .map(|i| (!ids.is_null(i)).then(|| node_of(ids.value(i))))
-                .collect();
-            columns.push(Arc::new(ids.clone()));
-            columns.push(Arc::new(nodes));
-            columns.push(Arc::new(types.clone()));
-            columns.push(Arc::new(values.clone()));
-        }
-        columns.push(Arc::new(key_col.finish()));
-        columns.push(Arc::new(junk_col.finish()));
-        let array = StructArray::try_new(key_fields(self.row), columns, Some(valid.into()))?;
+        let nodes: Int64Array = (0..rows)
+            .map(|i| (!ids.is_null(i)).then(|| node_of(ids.value(i))))
+            .collect();
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(ids.clone()),
+            Arc::new(nodes),
+            Arc::new(types.clone()),
+            Arc::new(values.clone()),
+            Arc::new(key_hi.finish()),
+            Arc::new(key_lo.finish()),
+            Arc::new(junk_col.finish()),
+        ];
+        let array = StructArray::try_new(row_fields(), columns, None)?;
         Ok(ColumnarValue::Array(Arc::new(array)))
     }
 }
 
-/// Registers `oneid_key` and `oneid_row`.
+/// Registers `oneid_row`.
 pub fn register(ctx: &SessionContext) {
-    for (row, arity) in [(false, 2), (true, 3)] {
-        ctx.register_udf(ScalarUDF::new_from_impl(OneIdScalar {
-            row,
-            signature: Signature::uniform(arity, vec![DataType::Utf8], Volatility::Stable),
-        }));
-    }
+    ctx.register_udf(ScalarUDF::new_from_impl(OneIdRow {
+        signature: Signature::uniform(3, vec![DataType::Utf8], Volatility::Stable),
+    }));
 }
 
 #[cfg(test)]
