@@ -16,6 +16,8 @@ pub mod sqlstate {
     /// 0A000
     pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
     pub const INVALID_BINARY_REPRESENTATION: &str = "22P03";
+    /// 08001 (as `postgres_fdw` when it cannot reach its remote server)
+    pub const SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION: &str = "08001";
     /// 08006
     pub const CONNECTION_FAILURE: &str = "08006";
     /// 08P01
@@ -99,6 +101,7 @@ pub mod sqlstate {
     const ALL: &[&str] = &[
         FEATURE_NOT_SUPPORTED,
         INVALID_BINARY_REPRESENTATION,
+        SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION,
         CONNECTION_FAILURE,
         PROTOCOL_VIOLATION,
         NUMERIC_VALUE_OUT_OF_RANGE,

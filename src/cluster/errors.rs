@@ -19,7 +19,25 @@ pub fn from_cluster(e: DataFusionError) -> DataFusionError {
     if let Some(error) = arrow_error(&text) {
         return DataFusionError::ArrowError(Box::new(error), None);
     }
+    if unreachable(&text) {
+        // As postgres_fdw answers when its remote server cannot be reached: the
+        // client's own connection is fine, and the next statement may find the
+        // cluster back.
+        return DataFusionError::External(Box::new(
+            UserqlError::new(
+                sqlstate::SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION,
+                format!("could not reach the cluster: {text}"),
+            )
+            .with_hint("is the scheduler that serve --cluster names running, with its executors?"),
+        ));
+    }
     e
+}
+
+/// Whether a node of the cluster could not be reached: its address refused the
+/// connection or did not answer.
+fn unreachable(text: &str) -> bool {
+    text.contains("tonic::transport::Error") || text.contains("tcp connect error")
 }
 
 /// The last `UserqlError { code: "…", message: "…", hint: … }` printed in `text`.
@@ -98,6 +116,22 @@ mod tests {
             "Job 038HVZTQAW000 failed: Job failed due to stage 1 failed: Task failed due to \
              runtime execution error: DataFusionError(Shared(External({inner})))"
         ))
+    }
+
+    #[test]
+    fn an_unreachable_scheduler_is_a_connection_error() {
+        let refused = DataFusionError::Execution(
+            "tonic::transport::Error(Transport, ConnectError(ConnectError(\"tcp connect error\", \
+             127.0.0.1:50199, Os { code: 111, kind: ConnectionRefused, message: \
+             \"Connection refused\" })))"
+                .into(),
+        );
+        let back = UserqlError::from(from_cluster(refused));
+        assert_eq!(back.code, "08001");
+        assert!(back.message.starts_with("could not reach the cluster: "));
+        assert!(back.hint.is_some());
+        let other = UserqlError::from(from_cluster(DataFusionError::Execution("boom".into())));
+        assert_ne!(other.code, "08001");
     }
 
     #[test]
