@@ -232,10 +232,13 @@ impl ExecutionPlan for ClusterExec {
         // setting travels with the job): a batch of string views is sent with every buffer
         // its views point into, which passes Ballista's 16 MiB default for a sorted
         // result of a few hundred thousand rows.
+        // A name of its own, to find the job by when the statement stops early.
+        let name = super::cancel::job_name();
         let config = context
             .session_config()
             .clone()
-            .with_ballista_grpc_client_max_message_size(MAX_MESSAGE_BYTES);
+            .with_ballista_grpc_client_max_message_size(MAX_MESSAGE_BYTES)
+            .with_ballista_job_name(&name);
         let session_id = context.session_id();
         let job = async move {
             let codec = UserqlCodec::default();
@@ -252,9 +255,7 @@ impl ExecutionPlan for ClusterExec {
         let stream = futures::stream::once(job)
             .try_flatten()
             .map_err(super::errors::from_cluster);
-        Ok(Box::pin(RecordBatchStreamAdapter::new(
-            schema,
-            stream.boxed(),
-        )))
+        let stream = super::cancel::CancelOnDrop::new(stream.boxed(), self.scheduler.clone(), name);
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
     }
 }

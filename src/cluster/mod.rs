@@ -8,6 +8,7 @@
 //! same functions registered ([`node_functions`]), and the `userql.*` settings travel
 //! as key/value pairs into a configuration that knows them ([`node_config`]).
 
+pub mod cancel;
 pub mod codec;
 pub mod errors;
 pub mod exec;

@@ -141,6 +141,52 @@ async fn queries_over_channels_run_on_the_executors_and_errors_keep_their_sqlsta
     here.stop();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_past_its_timeout_cancels_its_job_on_the_cluster() {
+    let scheduler = cluster();
+    let server = support::start(cluster_config());
+    let c = server.connect().await;
+    let cancelled = || async {
+        http_get(scheduler, "/api/jobs")
+            .await
+            .matches("Cancelled")
+            .count()
+    };
+    let before = cancelled().await;
+    c.simple_query("SET statement_timeout = '1s'")
+        .await
+        .expect("set");
+    // Orders against orders against orders: hours of work.
+    let e = c
+        .simple_query(
+            "SELECT count(*) FROM public.orders a, public.orders b, public.orders c \
+             WHERE a.amount + b.amount > c.amount",
+        )
+        .await
+        .expect_err("the statement times out");
+    assert_eq!(e.code().map(|c| c.code()), Some("57014"), "{e}");
+    // Only this test cancels jobs on the shared cluster.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while cancelled().await == before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the job ran on after its statement timed out: {}",
+            http_get(scheduler, "/api/jobs").await
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    // The session and the cluster serve the next statement.
+    c.simple_query("RESET statement_timeout")
+        .await
+        .expect("reset");
+    assert!(
+        !text_rows(&c, "SELECT count(*) FROM public.orders")
+            .await
+            .is_empty()
+    );
+    server.stop();
+}
+
 /// Rows of a simple query, as text.
 async fn text_rows(client: &tokio_postgres::Client, sql: &str) -> Vec<Vec<String>> {
     client
