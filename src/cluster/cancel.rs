@@ -24,12 +24,7 @@ const FIND_EVERY: Duration = Duration::from_millis(200);
 
 /// A job name no other job of this or another server has.
 pub fn job_name() -> String {
-    static JOBS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let job = JOBS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!("userql-{}-{nanos}-{job}", std::process::id())
+    super::unique_name("userql")
 }
 
 /// A job's result stream that cancels the job when dropped before its end.

@@ -23,6 +23,17 @@ use datafusion::prelude::SessionConfig;
 
 use crate::engine::{pg_settings::PgSettings, settings::UserqlSettings};
 
+/// A name no other has, in this process or another one on the same cluster: `prefix`,
+/// the process id, the time in nanoseconds and a count of the names made.
+pub fn unique_name(prefix: &str) -> String {
+    static MADE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let made = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{prefix}-{}-{nanos}-{made}", std::process::id())
+}
+
 /// Set on the session config of a cluster-mode server (`serve --cluster`): its presence
 /// says statements run on a cluster; `dir` is where work that must outlive one job (OneID's
 /// rounds) is written, a folder every executor reads and writes at the same path.

@@ -93,12 +93,7 @@ impl Drop for WorkFolder {
 
 /// A folder name no other call (of this or another server on the work folder) uses.
 fn call_folder_name() -> String {
-    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!("oneid-{}-{nanos}-{call}", std::process::id())
+    crate::cluster::unique_name("oneid")
 }
 
 /// `oneid(input)`'s rows, resolved on the cluster.
