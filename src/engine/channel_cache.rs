@@ -202,15 +202,9 @@ impl TableProvider for CachedChannel {
         &self,
         filters: &[&Expr],
     ) -> Result<Vec<TableProviderFilterPushDown>> {
-        Ok(self
-            .files
-            .supports_filters_pushdown(filters)?
-            .into_iter()
-            .map(|p| match p {
-                TableProviderFilterPushDown::Exact => TableProviderFilterPushDown::Inexact,
-                other => other,
-            })
-            .collect())
+        Ok(crate::engine::kept_above(
+            self.files.supports_filters_pushdown(filters)?,
+        ))
     }
 
     async fn scan(

@@ -377,3 +377,16 @@ fn uuid_like() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(1);
     format!("session-{}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
+
+/// A scan's filter pushdowns with every `Exact` made `Inexact`: the scan may still use a
+/// filter to skip data, but DataFusion keeps it above the scan, for scans that do not
+/// apply every filter to every row (a memory cache, a plain Parquet scan on a cluster).
+pub(crate) fn kept_above(
+    pushdowns: Vec<datafusion::logical_expr::TableProviderFilterPushDown>,
+) -> Vec<datafusion::logical_expr::TableProviderFilterPushDown> {
+    use datafusion::logical_expr::TableProviderFilterPushDown::{Exact, Inexact};
+    pushdowns
+        .into_iter()
+        .map(|p| if p == Exact { Inexact } else { p })
+        .collect()
+}

@@ -548,16 +548,9 @@ impl TableProvider for StoredTable {
         &self,
         filters: &[&Expr],
     ) -> Result<Vec<TableProviderFilterPushDown>> {
-        Ok(self
-            .current()
-            .provider
-            .supports_filters_pushdown(filters)?
-            .into_iter()
-            .map(|p| match p {
-                TableProviderFilterPushDown::Exact => TableProviderFilterPushDown::Inexact,
-                other => other,
-            })
-            .collect())
+        Ok(crate::engine::kept_above(
+            self.current().provider.supports_filters_pushdown(filters)?,
+        ))
     }
 
     async fn insert_into(
