@@ -13,20 +13,8 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-venv="$here/.venv"
-py="${PYTHON:-python3}"
-
+source "$here/venv.sh"
 # tomllib (oneid_vs_duckdb reads the demo's userql.toml with it) is in Python 3.11+.
-"$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
-    || { echo "error: $py is older than Python 3.11" >&2; exit 1; }
+bench_venv 11 "duckdb, psycopg, numpy, pyarrow" duckdb 'psycopg[binary]' numpy pyarrow
 
-if [[ ! -x "$venv/bin/python" ]]; then
-    "$py" -m venv "$venv"
-fi
-# Installing only when an import fails keeps repeated runs offline and fast.
-if ! "$venv/bin/python" -c 'import duckdb, psycopg, numpy, pyarrow' 2>/dev/null; then
-    "$venv/bin/python" -m pip install --quiet --upgrade pip
-    "$venv/bin/python" -m pip install --quiet duckdb 'psycopg[binary]' numpy pyarrow
-fi
-
-exec "$venv/bin/python" "$here/cluster.py" "$@"
+exec "$BENCH_PYTHON" "$here/cluster.py" "$@"

@@ -18,21 +18,9 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-venv="$here/.venv"
 lt_venv="$here/.venv-lifetimes"
-py="${PYTHON:-python3}"
-
-"$py" -c 'import sys; sys.exit(sys.version_info < (3, 9))' \
-    || { echo "error: $py is older than Python 3.9" >&2; exit 1; }
-
-if [[ ! -x "$venv/bin/python" ]]; then
-    "$py" -m venv "$venv"
-fi
-# Installing only when an import fails keeps repeated runs offline and fast.
-if ! "$venv/bin/python" -c 'import psycopg, numpy, pyarrow' 2>/dev/null; then
-    "$venv/bin/python" -m pip install --quiet --upgrade pip
-    "$venv/bin/python" -m pip install --quiet 'psycopg[binary]' numpy pyarrow
-fi
+source "$here/venv.sh"
+bench_venv 9 "psycopg, numpy, pyarrow" 'psycopg[binary]' numpy pyarrow
 
 lifetimes_ok() { "$1" -c 'import sys; sys.exit(not ((3, 9) <= sys.version_info[:2] <= (3, 11)))' 2>/dev/null; }
 if [[ ! -x "$lt_venv/bin/python" ]]; then
@@ -57,5 +45,5 @@ if ! "$lt_venv/bin/python" -c 'import lifetimes, pyarrow' 2>/dev/null; then
         pandas==1.5.3 scipy==1.11.4 autograd==1.6.2 pyarrow==17.0.0
 fi
 
-exec "$venv/bin/python" "$here/ltv_vs_lifetimes.py" \
+exec "$BENCH_PYTHON" "$here/ltv_vs_lifetimes.py" \
     --lifetimes-python "$lt_venv/bin/python" "$@"

@@ -9,20 +9,8 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-venv="$here/.venv"
-py="${PYTHON:-python3}"
-
+source "$here/venv.sh"
 # tomllib (used to read userql.toml) is in the standard library from Python 3.11.
-"$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
-    || { echo "error: $py is older than Python 3.11" >&2; exit 1; }
+bench_venv 11 "duckdb, psycopg" duckdb 'psycopg[binary]'
 
-if [[ ! -x "$venv/bin/python" ]]; then
-    "$py" -m venv "$venv"
-fi
-# Installing only when an import fails keeps repeated runs offline and fast.
-if ! "$venv/bin/python" -c 'import duckdb, psycopg' 2>/dev/null; then
-    "$venv/bin/python" -m pip install --quiet --upgrade pip
-    "$venv/bin/python" -m pip install --quiet duckdb 'psycopg[binary]'
-fi
-
-exec "$venv/bin/python" "$here/oneid_vs_duckdb.py" "$@"
+exec "$BENCH_PYTHON" "$here/oneid_vs_duckdb.py" "$@"

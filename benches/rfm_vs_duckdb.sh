@@ -12,19 +12,7 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-venv="$here/.venv"
-py="${PYTHON:-python3}"
+source "$here/venv.sh"
+bench_venv 9 "duckdb, psycopg, numpy, pyarrow" duckdb 'psycopg[binary]' numpy pyarrow
 
-"$py" -c 'import sys; sys.exit(sys.version_info < (3, 9))' \
-    || { echo "error: $py is older than Python 3.9" >&2; exit 1; }
-
-if [[ ! -x "$venv/bin/python" ]]; then
-    "$py" -m venv "$venv"
-fi
-# Installing only when an import fails keeps repeated runs offline and fast.
-if ! "$venv/bin/python" -c 'import duckdb, psycopg, numpy, pyarrow' 2>/dev/null; then
-    "$venv/bin/python" -m pip install --quiet --upgrade pip
-    "$venv/bin/python" -m pip install --quiet duckdb 'psycopg[binary]' numpy pyarrow
-fi
-
-exec "$venv/bin/python" "$here/rfm_vs_duckdb.py" "$@"
+exec "$BENCH_PYTHON" "$here/rfm_vs_duckdb.py" "$@"

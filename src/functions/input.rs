@@ -103,13 +103,17 @@ fn is_query(input: &str) -> bool {
         .any(|k| head.starts_with(k))
 }
 
-/// A context over the calling session's state (catalog, settings).
-pub fn context_of(session: &dyn Session) -> Result<SessionContext> {
-    let state = session
+/// The calling session's state (every session of this server is one).
+pub fn state_of(session: &dyn Session) -> Result<&SessionState> {
+    session
         .as_any()
         .downcast_ref::<SessionState>()
-        .ok_or_else(|| DataFusionError::Internal("unexpected session type".into()))?;
-    Ok(SessionContext::new_with_state(state.clone()))
+        .ok_or_else(|| DataFusionError::Internal("unexpected session type".into()))
+}
+
+/// A context over the calling session's state (catalog, settings).
+pub fn context_of(session: &dyn Session) -> Result<SessionContext> {
+    Ok(SessionContext::new_with_state(state_of(session)?.clone()))
 }
 
 /// The state an identity function reads a relation-name input with in a masked (role
@@ -120,11 +124,7 @@ fn unmasked_for_name(session: &dyn Session, input: &str) -> Result<Option<Sessio
     if is_query(input) || crate::engine::masked_table::session_mask(session).is_none() {
         return Ok(None);
     }
-    let mut state = session
-        .as_any()
-        .downcast_ref::<SessionState>()
-        .ok_or_else(|| DataFusionError::Internal("unexpected session type".into()))?
-        .clone();
+    let mut state = state_of(session)?.clone();
     state
         .config_mut()
         .set_extension(std::sync::Arc::new(crate::security::MaskPolicy::default()));
@@ -139,10 +139,8 @@ pub async fn read_resolving(
     input: &str,
     columns: &[(&str, Expect)],
 ) -> Result<(SendableRecordBatchStream, bool)> {
-    match unmasked_for_name(session, input)? {
-        Some(unmasked) => Ok((read(&unmasked, function, input, columns).await?, true)),
-        None => Ok((read(session, function, input, columns).await?, false)),
-    }
+    let (df, lifted) = frame_resolving(session, function, input, columns).await?;
+    Ok((df.execute_stream().await?, lifted))
 }
 
 /// As [`read_resolving`], one stream per output partition of the input's plan, to be

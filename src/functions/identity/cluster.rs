@@ -33,7 +33,6 @@ use datafusion::catalog::{
 use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::SessionStateBuilder;
-use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
@@ -428,10 +427,7 @@ impl datafusion::catalog::TableProvider for InputTable {
     ) -> Result<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
         // Planned as a part of the statement over it, not sent to the cluster on its
         // own: that statement then goes whole (the keys are made on the executors).
-        let state = state
-            .as_any()
-            .downcast_ref::<SessionState>()
-            .ok_or_else(|| DataFusionError::Internal("unexpected session type".into()))?;
+        let state = input::state_of(state)?;
         let logical = state.optimize(self.frame.logical_plan())?;
         let plan = DefaultPhysicalPlanner::default()
             .create_physical_plan(&logical, state)
@@ -458,10 +454,7 @@ impl datafusion::catalog::TableProvider for InputTable {
 /// A context with the calling session's functions, settings and planner (so its
 /// statements run on the cluster) and a catalog of its own for the rounds' tables.
 fn scratch_context(session: &dyn Session) -> Result<SessionContext> {
-    let state = session
-        .as_any()
-        .downcast_ref::<SessionState>()
-        .ok_or_else(|| DataFusionError::Internal("unexpected session type".into()))?;
+    let state = input::state_of(session)?;
     let catalogs = Arc::new(MemoryCatalogProviderList::new());
     let state = SessionStateBuilder::new_from_existing(state.clone())
         .with_catalog_list(catalogs)

@@ -479,33 +479,33 @@ pub(super) async fn read_overrides(
     settings: &OneIdSettings,
 ) -> Result<Vec<(String, String, OverrideAction)>> {
     let mut out = Vec::new();
-    let Some(table) = settings.overrides() else {
-        return Ok(out);
-    };
-    let (mut s, _) = input::read_resolving(
+    let columns = [
+        ("record_a", Expect::Text),
+        ("record_b", Expect::Text),
+        ("action", Expect::Text),
+    ];
+    let table = settings.overrides();
+    each_batch(
         session,
         "userql.oneid_overrides",
         table,
-        &[
-            ("record_a", Expect::Text),
-            ("record_b", Expect::Text),
-            ("action", Expect::Text),
-        ],
+        &columns,
+        |batch| {
+            let (a, b, action) = (text(batch, 0)?, text(batch, 1)?, text(batch, 2)?);
+            for i in 0..batch.num_rows() {
+                if a.is_null(i) || b.is_null(i) || action.is_null(i) {
+                    continue;
+                }
+                let act = OverrideAction::parse(action.value(i)).map_err(|e| {
+                    let table = table.unwrap_or_default();
+                    user_error(sqlstate::INVALID_PARAMETER_VALUE, format!("{table}: {e}"))
+                })?;
+                out.push((a.value(i).to_string(), b.value(i).to_string(), act));
+            }
+            Ok(())
+        },
     )
     .await?;
-    while let Some(batch) = s.next().await {
-        let batch = batch?;
-        let (a, b, action) = (text(&batch, 0)?, text(&batch, 1)?, text(&batch, 2)?);
-        for i in 0..batch.num_rows() {
-            if a.is_null(i) || b.is_null(i) || action.is_null(i) {
-                continue;
-            }
-            let act = OverrideAction::parse(action.value(i)).map_err(|e| {
-                user_error(sqlstate::INVALID_PARAMETER_VALUE, format!("{table}: {e}"))
-            })?;
-            out.push((a.value(i).to_string(), b.value(i).to_string(), act));
-        }
-    }
     Ok(out)
 }
 
@@ -515,31 +515,48 @@ pub(super) async fn read_previous(
     settings: &OneIdSettings,
 ) -> Result<Vec<(String, i64)>> {
     let mut out = Vec::new();
-    let Some(table) = settings.previous() else {
-        return Ok(out);
-    };
-    let (mut s, _) = input::read_resolving(
+    let columns = [("record_id", Expect::Text), ("one_id", Expect::BigInt)];
+    each_batch(
         session,
         "userql.oneid_previous",
-        table,
-        &[("record_id", Expect::Text), ("one_id", Expect::BigInt)],
+        settings.previous(),
+        &columns,
+        |batch| {
+            let ids = text(batch, 0)?;
+            let one = batch
+                .column(1)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .ok_or_else(|| DataFusionError::Internal("one_id is not bigint".into()))?;
+            for i in 0..batch.num_rows() {
+                if !ids.is_null(i) && !one.is_null(i) {
+                    out.push((ids.value(i).to_string(), one.value(i)));
+                }
+            }
+            Ok(())
+        },
     )
     .await?;
-    while let Some(batch) = s.next().await {
-        let batch = batch?;
-        let ids = text(&batch, 0)?;
-        let one = batch
-            .column(1)
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .ok_or_else(|| DataFusionError::Internal("one_id is not bigint".into()))?;
-        for i in 0..batch.num_rows() {
-            if !ids.is_null(i) && !one.is_null(i) {
-                out.push((ids.value(i).to_string(), one.value(i)));
-            }
-        }
-    }
     Ok(out)
+}
+
+/// Hands `each` every batch of `table` (the value of the setting `setting`), read with
+/// `columns`; nothing when the setting is unset.
+async fn each_batch(
+    session: &dyn Session,
+    setting: &str,
+    table: Option<&str>,
+    columns: &[(&str, Expect)],
+    mut each: impl FnMut(&RecordBatch) -> Result<()>,
+) -> Result<()> {
+    let Some(table) = table else {
+        return Ok(());
+    };
+    let (mut s, _) = input::read_resolving(session, setting, table, columns).await?;
+    while let Some(batch) = s.next().await {
+        each(&batch?)?;
+    }
+    Ok(())
 }
 
 /// Column `i` as `Utf8` (a view or large string column is cast).
