@@ -30,11 +30,15 @@
 use rustc_hash::FxHashMap;
 use statrs::function::gamma::{digamma, ln_gamma};
 
-use super::collapse::{Collapsed, Dictionary, Group, WeightedRows, collapse, lay_out};
+use super::collapse::{
+    Collapsed, Dictionary, Group, WeightedRows, collapse, lay_out, ranks_of_seen,
+};
 use super::error::LtvError;
 use super::expectation::NumeratorSeries;
 use super::optimize::{MIN_CUSTOMERS, fit_log_parameters};
+use super::summary::SummaryColumns;
 use super::vector_math;
+use super::whole::{WHOLE_BLOCK, WHOLE_LIMIT, WholeTallies, index_of, is_index};
 
 const MODEL: &str = "BG/NBD";
 
@@ -438,7 +442,29 @@ pub fn fit(frequency: &[f64], recency: &[f64], t: &[f64]) -> Result<BgNbdFit, Lt
         return Err(too_few(customers));
     }
     let started = std::time::Instant::now();
-    let prepared = prepare(frequency, recency, t, None, true)?;
+    fit_laid_out(started, prepare(frequency, recency, t, None, true)?)
+}
+
+/// [`fit`] of summaries: laid out from their [`WholeTallies`] when they have them (they
+/// are valid histories by construction, and counted already), as [`fit`] otherwise.
+///
+/// # Errors
+/// As [`fit`].
+pub fn fit_summaries(h: &SummaryColumns) -> Result<BgNbdFit, LtvError> {
+    match h.whole_tallies() {
+        Some(tallies) if h.len() > MERGE_UP_TO => {
+            let started = std::time::Instant::now();
+            fit_laid_out(
+                started,
+                prepare_tallied(&h.frequency, &h.recency, &h.t, tallies)?,
+            )
+        }
+        _ => fit(&h.frequency, &h.recency, &h.t),
+    }
+}
+
+/// Fits laid-out data, logging how long the layout since `started` took.
+fn fit_laid_out(started: std::time::Instant, prepared: Prepared) -> Result<BgNbdFit, LtvError> {
     tracing::debug!(
         model = MODEL,
         layout_ms = started.elapsed().as_secs_f64() * 1e3,
@@ -516,16 +542,27 @@ fn prepare(
     }
 }
 
-/// Largest whole value (plus one) [`prepare_whole`] indexes directly.
-const WHOLE_LIMIT: usize = 1 << 16;
-
-/// `v` as an index when it is a whole number in `0..WHOLE_LIMIT` (−0 read as 0).
-#[inline(always)]
-fn whole(v: f64) -> Option<usize> {
-    let v = v + 0.0;
-    // In range, a cast to i32 and back keeps exactly the whole numbers.
-    ((0.0..WHOLE_LIMIT as f64).contains(&v) && f64::from(v as i32) == v)
-        .then_some(v as i32 as usize)
+/// What [`prepare_whole`] answers for a block that failed its tests: read row by row,
+/// `None` at the first value that is not a whole number in range, the error of the
+/// first invalid history when `check`.
+#[cold]
+fn whole_block_refused(
+    x: &[f64],
+    t_x: &[f64],
+    t: &[f64],
+    check: bool,
+) -> Option<Result<Prepared, LtvError>> {
+    let whole = |v: f64| is_index(v + 0.0, index_of(v + 0.0));
+    for i in 0..x.len() {
+        if !(whole(x[i]) && whole(t[i]) && whole(t_x[i])) {
+            return None;
+        }
+        if check && let Err(e) = check_fit_history(x[i], t_x[i], t[i]) {
+            return Some(Err(e));
+        }
+    }
+    // Unreachable: the block failed a test one of the above repeats.
+    None
 }
 
 /// [`prepare_grouped`]'s layout when every x, t_x and T is a whole number below
@@ -541,34 +578,91 @@ fn prepare_whole(
 ) -> Option<Result<Prepared, LtvError>> {
     let weight = |row: usize| counts.map_or(1.0, |c| c[row] as f64);
     let mut time_seen = vec![false; WHOLE_LIMIT];
-    // Weights without repeat purchases per T; rows with repeat purchases per x.
+    // Weights without repeat purchases per T; rows per x (those with repeat purchases
+    // from 1 up; row 0's count is never used).
     let mut first_only_by_t = vec![0.0; WHOLE_LIMIT];
-    let mut per_x: Vec<usize> = Vec::new();
-    for i in 0..x.len() {
-        let (xi, ti, t_xi) = (whole(x[i])?, whole(t[i])?, whole(t_x[i])?);
-        if check && let Err(e) = check_fit_history(x[i], t_x[i], t[i]) {
-            return Some(Err(e));
-        }
-        time_seen[ti] = true;
-        time_seen[t_xi] = true;
-        if xi == 0 {
-            first_only_by_t[ti] += weight(i);
-        } else {
-            if per_x.len() <= xi {
-                per_x.resize(xi + 1, 0);
+    let mut per_x = vec![0usize; WHOLE_LIMIT];
+    let mut largest_x = 0;
+    // A block at a time, without a branch per row (a third of the customers have no
+    // repeat purchase, in no pattern a branch predictor could follow): every value is
+    // tested and the tests are combined, every row counted (in tables as large as any
+    // whole value can index), and only then is the block's verdict looked at. A block
+    // with a value that is not whole or a history that is not valid is read again row
+    // by row, to stop exactly where the general path would.
+    for start in (0..x.len()).step_by(WHOLE_BLOCK) {
+        let end = (start + WHOLE_BLOCK).min(x.len());
+        let mut valid = true;
+        for i in start..end {
+            let (xv, tv, t_xv) = (x[i] + 0.0, t[i] + 0.0, t_x[i] + 0.0);
+            let (xi, ti, t_xi) = (index_of(xv), index_of(tv), index_of(t_xv));
+            valid &= is_index(xv, xi) & is_index(tv, ti) & is_index(t_xv, t_xi);
+            if check {
+                // check_fit_history for whole values: recency within the age, and 0
+                // without repeat purchases.
+                valid &= (t_xv <= tv) & ((xi != 0) | (t_xi == 0));
             }
+            time_seen[ti] = true;
+            time_seen[t_xi] = true;
+            first_only_by_t[ti] += if xi == 0 { weight(i) } else { 0.0 };
             per_x[xi] += 1;
+            largest_x = largest_x.max(xi);
+        }
+        if !valid {
+            return whole_block_refused(&x[start..end], &t_x[start..end], &t[start..end], check);
         }
     }
-    let mut times = Vec::new();
-    let mut t_rank = vec![0u32; WHOLE_LIMIT];
-    for (v, _) in time_seen.iter().enumerate().filter(|(_, seen)| **seen) {
-        t_rank[v] = times.len() as u32;
-        times.push(v as f64);
-    }
+    per_x.truncate(largest_x + 1);
+    Some(lay_out_whole(
+        x,
+        t_x,
+        t,
+        counts,
+        &time_seen,
+        &first_only_by_t,
+        &per_x,
+    ))
+}
+
+/// [`prepare_whole`]'s layout from summaries' [`WholeTallies`]: the counting done.
+fn prepare_tallied(
+    x: &[f64],
+    t_x: &[f64],
+    t: &[f64],
+    tallies: &WholeTallies,
+) -> Result<Prepared, LtvError> {
+    let first_only_by_t: Vec<f64> = tallies
+        .first_only_by_t
+        .iter()
+        .map(|&count| count as f64)
+        .collect();
+    lay_out_whole(
+        x,
+        t_x,
+        t,
+        None,
+        &tallies.time_seen,
+        &first_only_by_t,
+        &tallies.repeat_by_x,
+    )
+}
+
+/// Lays out histories in whole numbers, counted: which times occur, the weights of
+/// those without repeat purchases per T, the rows with repeat purchases per x (x
+/// from 1; any count at 0 is not read).
+fn lay_out_whole(
+    x: &[f64],
+    t_x: &[f64],
+    t: &[f64],
+    counts: Option<&[u64]>,
+    time_seen: &[bool],
+    first_only_by_t: &[f64],
+    per_x: &[usize],
+) -> Result<Prepared, LtvError> {
+    let weight = |row: usize| counts.map_or(1.0, |c| c[row] as f64);
+    let (times, t_rank) = ranks_of_seen(time_seen);
     // The same layout as `prepare_grouped`: those without repeat purchases by T, then
     // the others by x ascending, each x in input order.
-    let mut tuples = Vec::with_capacity(x.len());
+    let mut tuples = Vec::with_capacity(x.len() + 1);
     let mut groups = Vec::new();
     for (v, &w) in first_only_by_t.iter().enumerate() {
         if w > 0.0 {
@@ -586,27 +680,35 @@ fn prepare_whole(
             end: tuples.len(),
         });
     }
+    // Room at x = 0 (see below) even when nobody is counted there.
+    let mut per_x = per_x.to_vec();
+    if per_x.is_empty() {
+        per_x.push(0);
+    }
+    per_x[0] = 0;
     let (mut next, laid_out) = lay_out(&per_x, |xi| xi as f64, tuples.len(), &mut groups);
+    // One place past the end takes every row without repeat purchases, so that the
+    // loop below does not branch on them either; it is cut off afterwards.
     tuples.resize(
-        laid_out,
+        laid_out + 1,
         Tuple {
             t: 0,
             t_x: 0,
             w: 0.0,
         },
     );
+    next[0] = laid_out;
     for i in 0..x.len() {
         let xi = x[i] as usize;
-        if xi != 0 {
-            tuples[next[xi]] = Tuple {
-                t: t_rank[t[i] as usize],
-                t_x: t_rank[t_x[i] as usize],
-                w: weight(i),
-            };
-            next[xi] += 1;
-        }
+        tuples[next[xi]] = Tuple {
+            t: t_rank[t[i] as usize],
+            t_x: t_rank[t_x[i] as usize],
+            w: weight(i),
+        };
+        next[xi] += usize::from(xi != 0);
     }
-    Some(Prepared::from_groups(times, groups, tuples))
+    tuples.truncate(laid_out);
+    Prepared::from_groups(times, groups, tuples)
 }
 
 /// The general layout of many rows: customers without a repeat purchase differ only
@@ -1465,6 +1567,32 @@ mod tests {
 
     /// Customers who all look alike leave the dropout process undetermined
     /// (a and b run off to infinity together): an error, not parameters.
+    /// Summaries laid out from their tallies are laid out as from their columns, and
+    /// fitted to the same parameters, bit for bit.
+    #[test]
+    fn tallied_summaries_fit_as_their_columns() {
+        let mut h = SummaryColumns::default();
+        for (x, recency, t) in simulated_weeks(150_000, 11) {
+            h.push(&crate::functions::ltv::summary::ClvSummary {
+                frequency: x as u64,
+                recency,
+                t,
+                monetary_value: 10.0,
+            });
+        }
+        let tallies = h.whole_tallies().expect("whole days");
+        assert_eq!(
+            prepare_tallied(&h.frequency, &h.recency, &h.t, tallies).unwrap(),
+            prepare_whole(&h.frequency, &h.recency, &h.t, None, true)
+                .unwrap()
+                .unwrap()
+        );
+        assert_eq!(
+            fit_summaries(&h).unwrap(),
+            fit(&h.frequency, &h.recency, &h.t).unwrap()
+        );
+    }
+
     #[test]
     fn whole_number_layout_is_the_general_one() {
         let mut rng = ChaCha8Rng::seed_from_u64(7);

@@ -23,13 +23,14 @@
 
 use rustc_hash::FxHashMap;
 
-use super::bgnbd::{BgNbdParams, BgNbdPredictor};
-use super::collapse::Dictionary;
+use super::bgnbd::{BgNbdParams, BgNbdPredictor, is_whole};
+use super::collapse::{Dictionary, ranks_of_seen};
 use super::error::LtvError;
 use super::expectation::NumeratorSeries;
 use super::gamma_gamma::{GammaGammaParams, conditional_expected_average_profit};
-use super::summary::TimeUnit;
+use super::summary::{SummaryColumns, TimeUnit};
 use super::vector_math;
+use super::whole::{WHOLE_BLOCK, WHOLE_LIMIT, index_of, is_index};
 
 /// The horizon, discounting and time unit of a CLV.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -298,6 +299,75 @@ pub fn score_customers(
     customers.score(bgnbd, gamma_gamma, settings)
 }
 
+/// The distinct (x rank, T rank) pairs of `n` customers, packed (x rank in the high
+/// half), in order of first appearance, and each customer's pair: through a dense table
+/// of every pair when that is not too large, a hash map otherwise.
+fn pair_indices(
+    n: usize,
+    x_len: usize,
+    t_len: usize,
+    mut ranks_of: impl FnMut(usize) -> (u32, u32),
+) -> (Vec<u64>, Vec<u32>) {
+    let pair_of = |(x, t): (u32, u32)| (u64::from(x) << 32) | u64::from(t);
+    let mut pairs: Vec<u64> = Vec::new();
+    let mut pair_index = vec![0u32; n];
+    if x_len.saturating_mul(t_len) <= DENSE_PAIRS {
+        let mut slot = vec![u32::MAX; x_len * t_len];
+        for (i, index) in pair_index.iter_mut().enumerate() {
+            let (x, t) = ranks_of(i);
+            let cell = &mut slot[x as usize * t_len + t as usize];
+            if *cell == u32::MAX {
+                *cell = pairs.len() as u32;
+                pairs.push(pair_of((x, t)));
+            }
+            *index = *cell;
+        }
+    } else {
+        let mut slot: FxHashMap<u64, u32> = FxHashMap::default();
+        for (i, index) in pair_index.iter_mut().enumerate() {
+            let pair = pair_of(ranks_of(i));
+            let next = pairs.len() as u32;
+            *index = *slot.entry(pair).or_insert(next);
+            if *index == next {
+                pairs.push(pair);
+            }
+        }
+    }
+    (pairs, pair_index)
+}
+
+/// Checks a block of customers as [`Customers::new`] must, all tests combined without
+/// a branch per customer; a block that fails is read again customer by customer for
+/// the first one's error.
+#[inline]
+fn check_block(x: &[f64], t_x: &[f64], t: &[f64], m: &[f64]) -> Result<(), LtvError> {
+    let mut valid = true;
+    for (((&x, &t_x), &t), &m) in x.iter().zip(t_x).zip(t).zip(m) {
+        valid &= is_whole(x)
+            & (t_x >= 0.0)
+            & (t_x < f64::INFINITY)
+            & (t >= 0.0)
+            & (t < f64::INFINITY)
+            & (t_x <= t)
+            & (m >= 0.0)
+            & (m < f64::INFINITY);
+    }
+    if valid {
+        return Ok(());
+    }
+    for (((&x, &t_x), &t), &m) in x.iter().zip(t_x).zip(t).zip(m) {
+        BgNbdPredictor::check(x, t_x, t)?;
+        if !(m.is_finite() && m >= 0.0) {
+            return Err(LtvError::InvalidInput {
+                what: "monetary_value",
+                value: m,
+                expected: "a finite number >= 0",
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Customers checked and laid out for [`score_customers`]: everything that does not
 /// depend on the parameters, so it can be done while they are fitted.
 pub struct Customers<'c> {
@@ -336,60 +406,124 @@ impl<'c> Customers<'c> {
                 expected: "one frequency, recency, t and monetary value per customer",
             });
         }
-        // One pass: check each customer, and give its x and T dense ids (looked up
-        // again below rather than kept: cheaper than writing and reading them back).
+        // Every customer checked, a block at a time (see `check_block`), and whether
+        // every x and T is a whole number below WHOLE_LIMIT, as summaries in days and
+        // weeks are: then values index the rank tables directly.
+        let mut x_seen = vec![false; WHOLE_LIMIT];
+        let mut t_seen = vec![false; WHOLE_LIMIT];
+        let mut whole = true;
+        for start in (0..n).step_by(WHOLE_BLOCK) {
+            let end = (start + WHOLE_BLOCK).min(n);
+            let block = start..end;
+            check_block(
+                &frequency[block.clone()],
+                &recency[block.clone()],
+                &t[block.clone()],
+                &monetary_value[block],
+            )?;
+            for i in start..end {
+                let (x, age) = (frequency[i] + 0.0, t[i] + 0.0);
+                let (xi, ti) = (index_of(x), index_of(age));
+                whole &= is_index(x, xi) & is_index(age, ti);
+                x_seen[xi] = true;
+                t_seen[ti] = true;
+            }
+        }
+        if whole {
+            return Ok(Customers::laid_out_whole(
+                frequency,
+                recency,
+                t,
+                monetary_value,
+                &x_seen,
+                &t_seen,
+            ));
+        }
+        // Dense ids from dictionaries, looked up twice rather than kept: cheaper than
+        // writing and reading them back.
         let mut xs = Dictionary::new();
         let mut ts = Dictionary::new();
         for i in 0..n {
-            BgNbdPredictor::check(frequency[i], recency[i], t[i])?;
-            let m = monetary_value[i];
-            if !(m.is_finite() && m >= 0.0) {
-                return Err(LtvError::InvalidInput {
-                    what: "monetary_value",
-                    value: m,
-                    expected: "a finite number >= 0",
-                });
-            }
             xs.id(frequency[i]);
             ts.id(t[i]);
         }
         let (x_values, x_rank) = xs.sorted();
         let (t_values, t_rank) = ts.sorted();
-        // The (x rank, T rank) of customer i.
-        let mut ranks_of = |i: usize| {
+        let (pairs, pair_index) = pair_indices(n, x_values.len(), t_values.len(), |i| {
             (
                 x_rank[xs.id(frequency[i]) as usize],
                 t_rank[ts.id(t[i]) as usize],
             )
+        });
+        Ok(Customers::assembled(
+            [frequency, recency, t, monetary_value],
+            x_values,
+            t_values,
+            pairs,
+            pair_index,
+        ))
+    }
+
+    /// [`Customers::new`] of summaries: laid out from their
+    /// [`WholeTallies`](super::whole::WholeTallies) when they have them (they are valid by
+    /// construction, and their values counted already).
+    ///
+    /// # Errors
+    /// As [`Customers::new`].
+    pub fn of_summaries(h: &'c SummaryColumns) -> Result<Self, LtvError> {
+        let Some(tallies) = h.whole_tallies() else {
+            return Customers::new(&h.frequency, &h.recency, &h.t, &h.monetary_value);
         };
-        let pair_of = |(x, t): (u32, u32)| (u64::from(x) << 32) | u64::from(t);
-        let mut pairs: Vec<u64> = Vec::new();
-        let mut pair_index = vec![0u32; n];
-        if x_values.len().saturating_mul(t_values.len()) <= DENSE_PAIRS {
-            let mut slot = vec![u32::MAX; x_values.len() * t_values.len()];
-            for (i, index) in pair_index.iter_mut().enumerate() {
-                let (x, t) = ranks_of(i);
-                let cell = &mut slot[x as usize * t_values.len() + t as usize];
-                if *cell == u32::MAX {
-                    *cell = pairs.len() as u32;
-                    pairs.push(pair_of((x, t)));
-                }
-                *index = *cell;
-            }
-        } else {
-            let mut slot: FxHashMap<u64, u32> = FxHashMap::default();
-            for (i, index) in pair_index.iter_mut().enumerate() {
-                let pair = pair_of(ranks_of(i));
-                let next = pairs.len() as u32;
-                *index = *slot.entry(pair).or_insert(next);
-                if *index == next {
-                    pairs.push(pair);
-                }
-            }
-        }
+        let x_seen: Vec<bool> = (0..tallies.repeat_by_x.len().max(1))
+            .map(|x| tallies.has_x(x))
+            .collect();
+        Ok(Customers::laid_out_whole(
+            &h.frequency,
+            &h.recency,
+            &h.t,
+            &h.monetary_value,
+            &x_seen,
+            &tallies.t_seen,
+        ))
+    }
+
+    /// Checked customers whose x and T are whole numbers below [`WHOLE_LIMIT`], the
+    /// values that occur marked in `x_seen` and `t_seen`: values index the rank tables.
+    fn laid_out_whole(
+        frequency: &'c [f64],
+        recency: &'c [f64],
+        t: &'c [f64],
+        monetary_value: &'c [f64],
+        x_seen: &[bool],
+        t_seen: &[bool],
+    ) -> Self {
+        let (x_values, x_rank) = ranks_of_seen(x_seen);
+        let (t_values, t_rank) = ranks_of_seen(t_seen);
+        let (pairs, pair_index) =
+            pair_indices(frequency.len(), x_values.len(), t_values.len(), |i| {
+                (x_rank[index_of(frequency[i])], t_rank[index_of(t[i])])
+            });
+        Customers::assembled(
+            [frequency, recency, t, monetary_value],
+            x_values,
+            t_values,
+            pairs,
+            pair_index,
+        )
+    }
+
+    /// The customers (frequency, recency, T, monetary value) with their distinct
+    /// values, pairs and each one's pair.
+    fn assembled(
+        [frequency, recency, t, monetary_value]: [&'c [f64]; 4],
+        x_values: Vec<f64>,
+        t_values: Vec<f64>,
+        pairs: Vec<u64>,
+        pair_index: Vec<u32>,
+    ) -> Self {
         let mut by_x: Vec<u32> = (0..pairs.len() as u32).collect();
         by_x.sort_unstable_by_key(|&p| pairs[p as usize]);
-        Ok(Customers {
+        Customers {
             frequency,
             recency,
             t,
@@ -399,7 +533,7 @@ impl<'c> Customers<'c> {
             pairs,
             pair_index,
             by_x,
-        })
+        }
     }
 
     /// Every customer's scores with these parameters.
@@ -814,5 +948,40 @@ mod tests {
             customer_lifetime_value(&daily_bg, &GG, x, t_x * days, t * days, m, &daily).unwrap();
         // A week-month is 4.345 weeks = 30.415 days, a day-month 30 days.
         assert!(daily_clv < weekly_clv && daily_clv > 0.95 * weekly_clv);
+    }
+
+    /// Customers laid out from summaries' tallies score as from their columns, and the
+    /// whole-number layout as the dictionaries' (a fractional age in the mix).
+    #[test]
+    fn tallied_and_whole_layouts_score_as_the_general_one() {
+        let settings = ClvSettings::default();
+        let h = crate::functions::ltv::whole::simulated_summaries(20_000, 13);
+        let scores = |c: Customers<'_>| c.score(&BG, &GG, &settings).unwrap();
+        let general =
+            scores(Customers::new(&h.frequency, &h.recency, &h.t, &h.monetary_value).unwrap());
+        assert_eq!(scores(Customers::of_summaries(&h).unwrap()), general);
+        // One fractional age sends them all through the dictionaries: every other
+        // customer scores the same.
+        let mut t = h.t.clone();
+        t[7] += 0.5;
+        let dictionaries =
+            scores(Customers::new(&h.frequency, &h.recency, &t, &h.monetary_value).unwrap());
+        for (i, (a, b)) in general.clv.iter().zip(&dictionaries.clv).enumerate() {
+            assert!(
+                i == 7 || a.to_bits() == b.to_bits(),
+                "customer {i}: {a} vs {b}"
+            );
+        }
+        assert_ne!(general.clv[7], dictionaries.clv[7]);
+        // The first invalid customer is the one named, whichever block it is in.
+        let mut bad = h.recency.clone();
+        bad[5000] = h.t[5000] + 1.0;
+        bad[9000] = -1.0;
+        let error = Customers::new(&h.frequency, &bad, &h.t, &h.monetary_value).err();
+        assert_eq!(
+            error,
+            BgNbdPredictor::check(h.frequency[5000], bad[5000], h.t[5000]).err()
+        );
+        assert!(error.is_some());
     }
 }

@@ -86,6 +86,17 @@ impl Default for Dictionary {
     }
 }
 
+/// The values marked in `seen` ascending, and each value's rank among them.
+pub fn ranks_of_seen(seen: &[bool]) -> (Vec<f64>, Vec<u32>) {
+    let mut values = Vec::new();
+    let mut rank = vec![0u32; seen.len()];
+    for (v, _) in seen.iter().enumerate().filter(|(_, seen)| **seen) {
+        rank[v] = values.len() as u32;
+        values.push(v as f64);
+    }
+    (values, rank)
+}
+
 /// The laid-out rows of one frequency x: `start..end`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Group {

@@ -28,7 +28,9 @@ use super::bgnbd::{SUM_BLOCK, ceil, is_whole, threads_for};
 use super::collapse::{Collapsed, Group, WeightedRows, collapse, group_by, lay_out};
 use super::error::LtvError;
 use super::optimize::{MIN_CUSTOMERS, fit_log_parameters};
+use super::summary::SummaryColumns;
 use super::vector_math;
+use super::whole::{WHOLE_BLOCK, WHOLE_LIMIT, index_of, is_index};
 
 const MODEL: &str = "Gamma-Gamma";
 
@@ -339,13 +341,7 @@ fn fit_customers(
     }
     let started = std::time::Instant::now();
     if let Some(prepared) = prepare_whole(frequency, monetary_value, skip_zero_spend) {
-        let prepared = prepared?;
-        tracing::debug!(
-            model = MODEL,
-            layout_ms = started.elapsed().as_secs_f64() * 1e3,
-            "fit layout"
-        );
-        return prepared.fit();
+        return fit_laid_out(started, prepared?);
     }
     // Room for every customer: never grown, and address space only where unused.
     let mut repeat_x = Vec::with_capacity(frequency.len());
@@ -362,7 +358,38 @@ fn fit_customers(
     if customers < MIN_CUSTOMERS {
         return Err(too_few(customers));
     }
-    let prepared = prepare(&repeat_x, &repeat_m, None);
+    fit_laid_out(started, prepare(&repeat_x, &repeat_m, None))
+}
+
+/// [`fit_positive_spend`] of summaries: laid out from their [`WholeTallies`] when they
+/// have them (frequencies whole, amounts valid and counted already), as
+/// [`fit_positive_spend`] otherwise.
+///
+/// # Errors
+/// As [`fit`].
+pub fn fit_summaries_positive_spend(h: &SummaryColumns) -> Result<GammaGammaFit, LtvError> {
+    if let Some(tallies) = h.whole_tallies() {
+        let customers: usize = tallies.positive_spend_by_x.iter().sum();
+        if customers > MERGE_UP_TO {
+            let started = std::time::Instant::now();
+            let prepared = lay_out_whole(
+                &h.frequency,
+                &h.monetary_value,
+                true,
+                &tallies.positive_spend_by_x,
+                customers,
+            );
+            return fit_laid_out(started, prepared);
+        }
+    }
+    fit_positive_spend(&h.frequency, &h.monetary_value)
+}
+
+/// Fits laid-out data, logging how long the layout since `started` took.
+fn fit_laid_out(
+    started: std::time::Instant,
+    prepared: Prepared,
+) -> Result<GammaGammaFit, LtvError> {
     tracing::debug!(
         model = MODEL,
         layout_ms = started.elapsed().as_secs_f64() * 1e3,
@@ -410,9 +437,6 @@ fn prepare(x: &[f64], m: &[f64], counts: Option<&[u64]>) -> Prepared {
     )
 }
 
-/// Largest frequency (plus one) [`prepare_whole`] indexes directly.
-const WHOLE_LIMIT: usize = 1 << 16;
-
 /// The layout [`prepare`] gives many customers (more than [`MERGE_UP_TO`] with a
 /// repeat purchase) when every frequency is a whole number below [`WHOLE_LIMIT`]
 /// (as summaries' always are), built straight from the summary columns: frequencies
@@ -425,43 +449,78 @@ fn prepare_whole(
     monetary_value: &[f64],
     skip_zero_spend: bool,
 ) -> Option<Result<Prepared, LtvError>> {
-    let kept = |x: f64, m: f64| x > 0.0 && !(skip_zero_spend && m == 0.0);
+    let kept = |x: f64, m: f64| is_kept(x, m, skip_zero_spend);
     let mut per_x = vec![0usize; WHOLE_LIMIT];
     let mut customers = 0;
-    for (&x, &m) in frequency.iter().zip(monetary_value) {
-        if !(is_whole(x) && x < WHOLE_LIMIT as f64) {
-            return None;
+    // A block at a time, without a branch per customer (as BG/NBD's `prepare_whole`):
+    // a block that fails a test is read again customer by customer.
+    for (x, m) in frequency
+        .chunks(WHOLE_BLOCK)
+        .zip(monetary_value.chunks(WHOLE_BLOCK))
+    {
+        let mut valid = true;
+        for (&x, &m) in x.iter().zip(m) {
+            let x = x + 0.0;
+            let xi = index_of(x);
+            let k = kept(x, m);
+            valid &= is_index(x, xi) & (!k | (m.is_finite() & (m > 0.0)));
+            per_x[xi] += usize::from(k);
+            customers += usize::from(k);
         }
-        if kept(x, m) {
-            if let Err(e) = check_monetary(m) {
-                return Some(Err(e));
-            }
-            per_x[x as usize] += 1;
-            customers += 1;
+        if !valid {
+            return whole_block_refused(x, m, kept);
         }
     }
     if customers <= MERGE_UP_TO {
         return None;
     }
+    Some(Ok(lay_out_whole(
+        frequency,
+        monetary_value,
+        skip_zero_spend,
+        &per_x,
+        customers,
+    )))
+}
+
+/// Whether a customer is fitted: with repeat purchases and, when `skip_zero_spend`,
+/// spend above 0. Without branches.
+#[inline(always)]
+fn is_kept(x: f64, m: f64, skip_zero_spend: bool) -> bool {
+    (x > 0.0) & !(skip_zero_spend & (m == 0.0))
+}
+
+/// Lays out the customers kept (`customers` of them, counted per x in `per_x`), whose
+/// frequencies are whole numbers below [`WHOLE_LIMIT`] and amounts valid.
+fn lay_out_whole(
+    frequency: &[f64],
+    monetary_value: &[f64],
+    skip_zero_spend: bool,
+    per_x: &[usize],
+    customers: usize,
+) -> Prepared {
+    let kept = |x: f64, m: f64| is_kept(x, m, skip_zero_spend);
     // Where each x's amounts go: x ascending, each x in input order (as `group_by`).
     let mut groups = Vec::new();
     let (mut next, _) = lay_out(&per_x, |x| x as f64, 0, &mut groups);
-    // The tuples hold the raw amounts at first.
+    // The tuples hold the raw amounts at first; one place past the end takes those left
+    // out (so that the loop does not branch on them), cut off afterwards.
     let mut tuples = vec![
         Tuple {
             xm: 0.0,
             ln_m: 0.0,
             w: 1.0
         };
-        customers
+        customers + 1
     ];
     for (&x, &m) in frequency.iter().zip(monetary_value) {
-        if kept(x, m) {
-            let slot = &mut next[x as usize];
-            tuples[*slot].xm = m;
-            *slot += 1;
-        }
+        let xi = x as usize;
+        let k = kept(x, m);
+        let slot = if k { next[xi] } else { customers };
+        tuples[slot].xm = m;
+        next[xi] += usize::from(k);
     }
+    tuples.truncate(customers);
     // As `Prepared::new` sums them: in the order of the layout.
     let spend: f64 = tuples.iter().map(|t| t.xm).sum();
     let total = customers as f64;
@@ -474,12 +533,35 @@ fn prepare_whole(
         }
     }
     take_logarithms(&mut tuples);
-    Some(Ok(Prepared {
+    Prepared {
         scale,
         groups,
         tuples,
         total,
-    }))
+    }
+}
+
+/// What [`prepare_whole`] answers for a block that failed its tests: read customer by
+/// customer, `None` at the first frequency that is not a whole number in range, the
+/// error of the first bad amount of a customer kept.
+#[cold]
+fn whole_block_refused(
+    frequency: &[f64],
+    monetary_value: &[f64],
+    kept: impl Fn(f64, f64) -> bool,
+) -> Option<Result<Prepared, LtvError>> {
+    for (&x, &m) in frequency.iter().zip(monetary_value) {
+        if !is_index(x + 0.0, index_of(x + 0.0)) {
+            return None;
+        }
+        if kept(x, m)
+            && let Err(e) = check_monetary(m)
+        {
+            return Some(Err(e));
+        }
+    }
+    // Unreachable: the block failed a test one of the above repeats.
+    None
 }
 
 /// Replaces each tuple's `ln_m`, which holds m, by ln m: a block at a time, vectorised.
@@ -959,6 +1041,25 @@ mod tests {
         ] {
             assert!((u - v).abs() < 1e-6 * v, "{large:?} vs {fitted:?}");
         }
+    }
+
+    /// Summaries laid out from their tallies are fitted as from their columns, bit
+    /// for bit.
+    #[test]
+    fn tallied_summaries_fit_as_their_columns() {
+        let h = crate::functions::ltv::whole::simulated_summaries(250_000, 12);
+        assert!(
+            h.whole_tallies()
+                .unwrap()
+                .positive_spend_by_x
+                .iter()
+                .sum::<usize>()
+                > MERGE_UP_TO
+        );
+        assert_eq!(
+            fit_summaries_positive_spend(&h).unwrap(),
+            fit_positive_spend(&h.frequency, &h.monetary_value).unwrap()
+        );
     }
 
     /// The layout built straight from the summary columns is the general one: the

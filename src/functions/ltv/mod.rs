@@ -1,7 +1,7 @@
 //! LTV — Buy-Till-You-Die models: `clv_summary`, BG/NBD (Fader, Hardie & Lee 2005) and
 //! Gamma-Gamma fits, predictions, CLV, and `ltv()` that does it all. The models are plain
 //! Rust (`summary`, `bgnbd`, `gamma_gamma`, `clv`, with `optimize`, `expectation` and
-//! `collapse`); `sql`, `table`, `udaf` and `udf` are the SQL faces. The SQL semantics are
+//! `collapse` and `whole`); `sql`, `table`, `udaf` and `udf` are the SQL faces. The SQL semantics are
 //! in `README.md` beside this file.
 
 pub mod bgnbd;
@@ -18,6 +18,7 @@ pub mod table;
 pub mod udaf;
 pub mod udf;
 pub mod vector_math;
+pub mod whole;
 
 #[cfg(test)]
 mod cdnow;

@@ -30,6 +30,7 @@
 //! other precisions and time zones before calling.
 
 use super::error::LtvError;
+use super::whole::WholeTallies;
 
 /// Microseconds in one day.
 pub const MICROS_PER_DAY: i64 = 86_400_000_000;
@@ -148,13 +149,21 @@ pub struct ClvSummary {
 }
 
 /// Summaries of many customers, column by column: what the fits and `clv_summary`'s
-/// output read (frequency as a double, as the models take it).
-#[derive(Debug, Clone, Default, PartialEq)]
+/// output read (frequency as a double, as the models take it), and, while every
+/// summary pushed is in whole numbers (days and weeks), their [`WholeTallies`].
+#[derive(Debug, Clone, PartialEq)]
 pub struct SummaryColumns {
     pub frequency: Vec<f64>,
     pub recency: Vec<f64>,
     pub t: Vec<f64>,
     pub monetary_value: Vec<f64>,
+    tallies: Option<WholeTallies>,
+}
+
+impl Default for SummaryColumns {
+    fn default() -> Self {
+        SummaryColumns::with_capacity(0)
+    }
 }
 
 impl SummaryColumns {
@@ -165,14 +174,21 @@ impl SummaryColumns {
             recency: Vec::with_capacity(customers),
             t: Vec::with_capacity(customers),
             monetary_value: Vec::with_capacity(customers),
+            tallies: Some(WholeTallies::default()),
         }
     }
 
+    #[inline]
     pub fn push(&mut self, s: &ClvSummary) {
         self.frequency.push(s.frequency as f64);
         self.recency.push(s.recency);
         self.t.push(s.t);
         self.monetary_value.push(s.monetary_value);
+        if let Some(tallies) = &mut self.tallies
+            && !tallies.add(s.frequency, s.recency, s.t, s.monetary_value)
+        {
+            self.tallies = None;
+        }
     }
 
     /// Moves every customer of `other` to the end of `self`.
@@ -181,6 +197,19 @@ impl SummaryColumns {
         self.recency.append(&mut other.recency);
         self.t.append(&mut other.t);
         self.monetary_value.append(&mut other.monetary_value);
+        match (&mut self.tallies, &other.tallies) {
+            (Some(mine), Some(theirs)) => mine.merge(theirs),
+            _ => self.tallies = None,
+        }
+        other.tallies = Some(WholeTallies::default());
+    }
+
+    /// The tallies of every customer, when all are in whole numbers (and the columns
+    /// were only ever filled by [`SummaryColumns::push`]).
+    pub fn whole_tallies(&self) -> Option<&WholeTallies> {
+        self.tallies
+            .as_ref()
+            .filter(|tallies| tallies.customers() == self.len())
     }
 
     pub fn len(&self) -> usize {
@@ -204,6 +233,7 @@ impl SummaryColumns {
 /// [`LtvError::NegativeAmount`] for an amount below zero and
 /// [`LtvError::InvalidInput`] for a NaN or infinite amount, among the orders
 /// at or before `as_of`.
+#[inline]
 pub fn clv_summary(
     orders: &mut [Order],
     as_of: i64,

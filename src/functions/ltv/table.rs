@@ -190,8 +190,8 @@ struct LtvTable {
 /// fill the cores while either lays out its data or fits its subsample.
 fn fit_both(h: &SummaryColumns) -> Result<(BgNbdFit, GammaGammaFit)> {
     let (bg, gg) = std::thread::scope(|scope| {
-        let gg = scope.spawn(|| gamma_gamma::fit_positive_spend(&h.frequency, &h.monetary_value));
-        let bg = bgnbd::fit(&h.frequency, &h.recency, &h.t);
+        let gg = scope.spawn(|| gamma_gamma::fit_summaries_positive_spend(h));
+        let bg = bgnbd::fit_summaries(h);
         let gg = gg
             .join()
             .map_err(|_| DataFusionError::Internal("the Gamma-Gamma fit panicked".into()))?;
@@ -272,8 +272,7 @@ impl TableProvider for LtvTable {
                         let fitting = std::time::Instant::now();
                         let fits_clock = crate::threads::CpuClock::start();
                         let customers = scope.spawn(move || {
-                            let customers =
-                                Customers::new(&h.frequency, &h.recency, &h.t, &h.monetary_value);
+                            let customers = Customers::of_summaries(h);
                             tracing::debug!(
                                 layout_ms = fitting.elapsed().as_secs_f64() * 1e3,
                                 "ltv scoring layout"
