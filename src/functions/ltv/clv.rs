@@ -343,14 +343,12 @@ fn pair_indices(
 fn check_block(x: &[f64], t_x: &[f64], t: &[f64], m: &[f64]) -> Result<(), LtvError> {
     let mut valid = true;
     for (((&x, &t_x), &t), &m) in x.iter().zip(t_x).zip(t).zip(m) {
+        let finite = 0.0..f64::INFINITY;
         valid &= is_whole(x)
-            & (t_x >= 0.0)
-            & (t_x < f64::INFINITY)
-            & (t >= 0.0)
-            & (t < f64::INFINITY)
+            & finite.contains(&t_x)
+            & finite.contains(&t)
             & (t_x <= t)
-            & (m >= 0.0)
-            & (m < f64::INFINITY);
+            & finite.contains(&m);
     }
     if valid {
         return Ok(());

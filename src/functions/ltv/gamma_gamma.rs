@@ -502,7 +502,7 @@ fn lay_out_whole(
     let kept = |x: f64, m: f64| is_kept(x, m, skip_zero_spend);
     // Where each x's amounts go: x ascending, each x in input order (as `group_by`).
     let mut groups = Vec::new();
-    let (mut next, _) = lay_out(&per_x, |x| x as f64, 0, &mut groups);
+    let (mut next, _) = lay_out(per_x, |x| x as f64, 0, &mut groups);
     // The tuples hold the raw amounts at first; one place past the end takes those left
     // out (so that the loop does not branch on them), cut off afterwards.
     let mut tuples = vec![
