@@ -38,7 +38,7 @@ use super::expectation::NumeratorSeries;
 use super::optimize::{MIN_CUSTOMERS, fit_log_parameters};
 use super::summary::SummaryColumns;
 use super::vector_math;
-use super::whole::{WHOLE_BLOCK, WHOLE_LIMIT, WholeTallies, index_of, is_index};
+use super::whole::{WHOLE_BLOCK, WHOLE_LIMIT, WholeTallies, index_of, is_index, whole_index};
 
 const MODEL: &str = "BG/NBD";
 
@@ -552,7 +552,7 @@ fn whole_block_refused(
     t: &[f64],
     check: bool,
 ) -> Option<Result<Prepared, LtvError>> {
-    let whole = |v: f64| is_index(v + 0.0, index_of(v + 0.0));
+    let whole = |v: f64| whole_index(v).is_some();
     for i in 0..x.len() {
         if !(whole(x[i]) && whole(t[i]) && whole(t_x[i])) {
             return None;

@@ -429,10 +429,7 @@ impl<'c> Customers<'c> {
         }
         if whole {
             return Ok(Customers::laid_out_whole(
-                frequency,
-                recency,
-                t,
-                monetary_value,
+                [frequency, recency, t, monetary_value],
                 &x_seen,
                 &t_seen,
             ));
@@ -476,10 +473,7 @@ impl<'c> Customers<'c> {
             .map(|x| tallies.has_x(x))
             .collect();
         Ok(Customers::laid_out_whole(
-            &h.frequency,
-            &h.recency,
-            &h.t,
-            &h.monetary_value,
+            [&h.frequency, &h.recency, &h.t, &h.monetary_value],
             &x_seen,
             &tallies.t_seen,
         ))
@@ -487,27 +481,15 @@ impl<'c> Customers<'c> {
 
     /// Checked customers whose x and T are whole numbers below [`WHOLE_LIMIT`], the
     /// values that occur marked in `x_seen` and `t_seen`: values index the rank tables.
-    fn laid_out_whole(
-        frequency: &'c [f64],
-        recency: &'c [f64],
-        t: &'c [f64],
-        monetary_value: &'c [f64],
-        x_seen: &[bool],
-        t_seen: &[bool],
-    ) -> Self {
+    fn laid_out_whole(columns: [&'c [f64]; 4], x_seen: &[bool], t_seen: &[bool]) -> Self {
+        let [frequency, _, t, _] = columns;
         let (x_values, x_rank) = ranks_of_seen(x_seen);
         let (t_values, t_rank) = ranks_of_seen(t_seen);
         let (pairs, pair_index) =
             pair_indices(frequency.len(), x_values.len(), t_values.len(), |i| {
                 (x_rank[index_of(frequency[i])], t_rank[index_of(t[i])])
             });
-        Customers::assembled(
-            [frequency, recency, t, monetary_value],
-            x_values,
-            t_values,
-            pairs,
-            pair_index,
-        )
+        Customers::assembled(columns, x_values, t_values, pairs, pair_index)
     }
 
     /// The customers (frequency, recency, T, monetary value) with their distinct

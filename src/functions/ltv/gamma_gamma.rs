@@ -30,7 +30,7 @@ use super::error::LtvError;
 use super::optimize::{MIN_CUSTOMERS, fit_log_parameters};
 use super::summary::SummaryColumns;
 use super::vector_math;
-use super::whole::{WHOLE_BLOCK, WHOLE_LIMIT, index_of, is_index};
+use super::whole::{WHOLE_BLOCK, WHOLE_LIMIT, index_of, is_index, whole_index};
 
 const MODEL: &str = "Gamma-Gamma";
 
@@ -551,9 +551,8 @@ fn whole_block_refused(
     kept: impl Fn(f64, f64) -> bool,
 ) -> Option<Result<Prepared, LtvError>> {
     for (&x, &m) in frequency.iter().zip(monetary_value) {
-        if !is_index(x + 0.0, index_of(x + 0.0)) {
-            return None;
-        }
+        // `None` at a frequency that is not a whole number in range.
+        whole_index(x)?;
         if kept(x, m)
             && let Err(e) = check_monetary(m)
         {

@@ -26,6 +26,15 @@ pub fn is_index(v: f64, index: usize) -> bool {
     (v >= 0.0) & (v < WHOLE_LIMIT as f64) & (index as f64 == v)
 }
 
+/// `v` as an index below [`WHOLE_LIMIT`] when it is a whole number in range (−0 read
+/// as 0), for the places that test one value at a time.
+#[inline(always)]
+pub fn whole_index(v: f64) -> Option<usize> {
+    let v = v + 0.0;
+    let index = index_of(v);
+    is_index(v, index).then_some(index)
+}
+
 /// Counts over summaries whose frequency, recency and T are whole numbers below
 /// [`WHOLE_LIMIT`] and whose mean spend is finite, kept beside their columns by
 /// [`super::summary::SummaryColumns`]. Tables grow to the largest value seen.
@@ -50,12 +59,10 @@ impl WholeTallies {
     /// then no longer describe the columns, and are dropped).
     #[inline]
     pub fn add(&mut self, x: u64, t_x: f64, t: f64, monetary_value: f64) -> bool {
-        let (ti, t_xi) = (index_of(t + 0.0), index_of(t_x + 0.0));
-        if !(x < WHOLE_LIMIT as u64
-            && is_index(t + 0.0, ti)
-            && is_index(t_x + 0.0, t_xi)
-            && monetary_value.is_finite())
-        {
+        let (Some(ti), Some(t_xi)) = (whole_index(t), whole_index(t_x)) else {
+            return false;
+        };
+        if !(x < WHOLE_LIMIT as u64 && monetary_value.is_finite()) {
             return false;
         }
         let x = x as usize;
